@@ -1,0 +1,472 @@
+"""Land-cover class sets: class names, colours, ignore labels, and how to read and write land-cover maps.
+
+Inside the project a land-cover map is an HxW uint8 *index map*: 0..K-1 are classes, 255 (`ClassSet.IGNORE`)
+is "ignore" (unlabeled / no data). On disk, maps are colour PNGs (one exact colour per class), or index PNGs
+whose raw values may be shifted (`index_offset`) and may hold dataset-specific ignore values (`ignore_indices`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from PIL import Image
+
+from .errors import ChangeAnywhereError, UnknownColorsError
+from .io import atomic_write_png, atomic_write_text
+
+RGB = tuple[int, int, int]
+_HEX = re.compile(r"#([0-9a-fA-F]{6})")
+_MAX_LISTED = 10
+
+
+def hex_to_rgb(text: str) -> RGB:
+    """'#RRGGBB' -> (r, g, b)."""
+    m = _HEX.fullmatch(text.strip()) if isinstance(text, str) else None
+    if m is None:
+        raise ChangeAnywhereError(f"bad colour {text!r}: expected '#RRGGBB'")
+    v = int(m.group(1), 16)
+    return (v >> 16, (v >> 8) & 255, v & 255)
+
+
+def rgb_to_hex(rgb: RGB) -> str:
+    """(r, g, b) -> '#RRGGBB'."""
+    return "#{:02X}{:02X}{:02X}".format(*rgb)
+
+
+def _pack(rgb: np.ndarray) -> np.ndarray:
+    """...x3 uint8 colours -> ... uint32 (0xRRGGBB), so colours compare and sort as single numbers."""
+    rgb = rgb.astype(np.uint32, copy=False)
+    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+
+
+@dataclass(frozen=True)
+class LandCoverClass:
+    name: str
+    color: RGB
+
+
+@dataclass(frozen=True)
+class ClassSet:
+    """An ordered set of land-cover classes; class index = position in `classes`.
+
+    `transitions` maps a class name to the class names it may turn into (used by 'transition' change events,
+    and, read backwards, by 'add' events to decide where an object may be placed). A mapping passed in is
+    stored as a tuple of (from, (to, ...)) pairs so the set stays hashable.
+    """
+
+    name: str
+    classes: tuple[LandCoverClass, ...]
+    ignore_colors: tuple[RGB, ...] = ()
+    ignore_name: str = "ignore"
+    ignore_indices: tuple[int, ...] = ()
+    index_offset: int = 0
+    transitions: tuple[tuple[str, tuple[str, ...]], ...] = field(default=())
+
+    IGNORE: ClassVar[int] = 255
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "classes", tuple(LandCoverClass(str(c.name), _rgb(c.color)) for c in self.classes))
+        set_(self, "ignore_colors", tuple(_rgb(c) for c in self.ignore_colors))
+        set_(self, "ignore_indices", tuple(int(i) for i in self.ignore_indices))
+        set_(self, "index_offset", int(self.index_offset))
+        pairs = self.transitions.items() if isinstance(self.transitions, Mapping) else self.transitions
+        set_(self, "transitions", tuple((str(a), tuple(str(b) for b in bs)) for a, bs in pairs))
+        self._validate()
+
+    def _validate(self) -> None:
+        where = f"class set {self.name!r}"
+        k = len(self.classes)
+        if not 1 <= k < self.IGNORE:
+            raise ChangeAnywhereError(f"{where}: needs 1 to {self.IGNORE - 1} classes, got {k}")
+        _no_duplicates(where, "class name", [c.name for c in self.classes])
+        _no_duplicates(where, "colour", [rgb_to_hex(c) for c in [*(c.color for c in self.classes), *self.ignore_colors]])
+        if self.index_offset < 0 or self.index_offset + k > 256:
+            raise ChangeAnywhereError(f"{where}: index_offset {self.index_offset} puts classes outside 0..255")
+        clash = [i for i in self.ignore_indices if self.index_offset <= i < self.index_offset + k]
+        if clash or any(not 0 <= i <= 65535 for i in self.ignore_indices):
+            raise ChangeAnywhereError(
+                f"{where}: ignore indices {clash or list(self.ignore_indices)} overlap the class indices "
+                f"{self.index_offset}..{self.index_offset + k - 1} or are out of range"
+            )
+        names = set(self.names)
+        _no_duplicates(where, "transition source", [a for a, _ in self.transitions])
+        for a, bs in self.transitions:
+            unknown = sorted({a, *bs} - names)
+            if unknown:
+                raise ChangeAnywhereError(f"{where}: transition table names unknown classes {unknown}")
+            if a in bs:
+                raise ChangeAnywhereError(f"{where}: transition {a!r} -> {a!r} is not a change")
+
+    # ---- properties --------------------------------------------------------------------------------------
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.classes)
+
+    @property
+    def palette(self) -> np.ndarray:
+        """K x 3 uint8 class colours."""
+        return np.array([c.color for c in self.classes], dtype=np.uint8).reshape(-1, 3)
+
+    @property
+    def transition_table(self) -> dict[int, tuple[int, ...]]:
+        """Class index -> class indices it may turn into (classes the table does not mention: absent)."""
+        index = {n: i for i, n in enumerate(self.names)}
+        return {index[a]: tuple(index[b] for b in bs) for a, bs in self.transitions if bs}
+
+    def index_of(self, name: str) -> int:
+        """Class index of a class name (case-insensitive)."""
+        for i, n in enumerate(self.names):
+            if n.lower() == name.strip().lower():
+                return i
+        raise ChangeAnywhereError(f"class {name!r} is not in class set {self.name!r} (classes: {', '.join(self.names)})")
+
+    # ---- construction and serialisation ------------------------------------------------------------------
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ClassSet:
+        """Build from the JSON schema: {name, classes: [{name, color}], ignore: {name, colors, indices},
+        index_offset, transitions: {from: [to, ...]}}. Unknown keys (e.g. "split") are ignored."""
+        try:
+            classes = tuple(LandCoverClass(str(c["name"]), hex_to_rgb(c["color"])) for c in d["classes"])
+            ignore = d.get("ignore") or {}
+            return cls(
+                name=str(d.get("name", "custom")),
+                classes=classes,
+                ignore_colors=tuple(hex_to_rgb(c) for c in ignore.get("colors", ())),
+                ignore_name=str(ignore.get("name", "ignore")),
+                ignore_indices=tuple(int(i) for i in ignore.get("indices", ())),
+                index_offset=int(d.get("index_offset", 0)),
+                transitions={str(a): tuple(bs) for a, bs in (d.get("transitions") or {}).items()},
+            )
+        except (KeyError, TypeError, AttributeError, ValueError) as err:
+            if isinstance(err, ChangeAnywhereError):
+                raise
+            raise ChangeAnywhereError(
+                f"bad class-set description ({type(err).__name__}: {err}); expected "
+                '{"name": ..., "classes": [{"name": ..., "color": "#RRGGBB"}, ...], '
+                '"ignore": {"name": ..., "colors": [...], "indices": [...]}}'
+            ) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "classes": [{"name": c.name, "color": rgb_to_hex(c.color)} for c in self.classes],
+            "ignore": {
+                "name": self.ignore_name,
+                "colors": [rgb_to_hex(c) for c in self.ignore_colors],
+                "indices": list(self.ignore_indices),
+            },
+            "index_offset": self.index_offset,
+            "transitions": {a: list(bs) for a, bs in self.transitions},
+        }
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike) -> ClassSet:
+        try:
+            d = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ChangeAnywhereError(f"cannot read class-set file {path}: {err}") from None
+        if not isinstance(d, dict):
+            raise ChangeAnywhereError(f"class-set file {path} must hold a JSON object")
+        try:
+            return cls.from_dict(d)
+        except ChangeAnywhereError as err:
+            raise ChangeAnywhereError(f"{path}: {err}") from None
+
+    def to_json(self, path: str | os.PathLike) -> Path:
+        return atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def builtin(cls, name: str) -> ClassSet:
+        key = name.strip().lower().replace("_", "-")
+        if key not in BUILTIN_CLASS_SETS:
+            raise ChangeAnywhereError(f"unknown class set {name!r}; built-in sets: {', '.join(BUILTIN_CLASS_SETS)}")
+        return BUILTIN_CLASS_SETS[key]
+
+    @classmethod
+    def load(cls, name_or_path: str | os.PathLike) -> ClassSet:
+        """A built-in set by name, or a JSON file by path."""
+        text = str(name_or_path)
+        if text.strip().lower().replace("_", "-") in BUILTIN_CLASS_SETS:
+            return cls.builtin(text)
+        if Path(text).is_file() or text.lower().endswith(".json"):
+            return cls.from_json(text)
+        raise ChangeAnywhereError(
+            f"class set {text!r} is neither a built-in set ({', '.join(BUILTIN_CLASS_SETS)}) nor an existing JSON file"
+        )
+
+    # ---- colour <-> index ---------------------------------------------------------------------------------
+
+    @cached_property
+    def _color_lookup(self) -> tuple[np.ndarray, np.ndarray]:
+        """Sorted packed colours of classes and ignore colours, and the index each maps to (ignore: 255)."""
+        colors = np.array([*(c.color for c in self.classes), *self.ignore_colors], dtype=np.uint8)
+        values = np.array([*range(self.num_classes)] + [self.IGNORE] * len(self.ignore_colors), dtype=np.uint8)
+        packed = _pack(colors)
+        order = np.argsort(packed)
+        return packed[order], values[order]
+
+    def _nearest(self, packed: np.ndarray) -> np.ndarray:
+        """Index (class or 255) of the nearest known colour, by RGB distance, for each packed colour."""
+        known, values = self._color_lookup
+        unpack = lambda p: np.stack([(p >> 16) & 255, (p >> 8) & 255, p & 255], -1).astype(np.int32)  # noqa: E731
+        d = ((unpack(packed)[:, None, :] - unpack(known)[None, :, :]) ** 2).sum(-1)
+        return values[d.argmin(1)]
+
+    def _label(self, index: int) -> str:
+        return f"{self.ignore_name} (ignore)" if index == self.IGNORE else self.classes[index].name
+
+    def colors_to_indices(self, rgb: np.ndarray, snap: bool = False) -> np.ndarray:
+        """HxWx3 (or x4, alpha dropped) uint8 colour map -> HxW uint8 index map (ignore colours -> 255).
+
+        Colours not in the set raise `UnknownColorsError`, unless `snap`: then every pixel takes the nearest
+        class or ignore colour.
+        """
+        rgb = np.asarray(rgb)
+        if rgb.ndim != 3 or rgb.shape[2] not in (3, 4) or rgb.dtype != np.uint8:
+            raise ChangeAnywhereError(f"expected an HxWx3 uint8 colour map, got {rgb.dtype} array {rgb.shape}")
+        packed = _pack(rgb[..., :3])
+        known, values = self._color_lookup
+        pos = np.minimum(np.searchsorted(known, packed), len(known) - 1)
+        out = values[pos]
+        unknown = known[pos] != packed
+        if unknown.any():
+            colors, inverse, counts = np.unique(packed[unknown], return_inverse=True, return_counts=True)
+            nearest = self._nearest(colors)
+            if not snap:
+                raise UnknownColorsError(self._unknown_message(colors, counts, nearest, unknown.size))
+            out[unknown] = nearest[inverse.ravel()]
+        return out
+
+    def _unknown_message(self, colors: np.ndarray, counts: np.ndarray, nearest: np.ndarray, total: int) -> str:
+        order = np.argsort(-counts, kind="stable")
+        listed = [
+            f"{rgb_to_hex(((int(c) >> 16) & 255, (int(c) >> 8) & 255, int(c) & 255))} "
+            f"({int(n):,} px, nearest: {self._label(int(i))})"
+            for c, n, i in zip(colors[order][:_MAX_LISTED], counts[order][:_MAX_LISTED], nearest[order][:_MAX_LISTED])
+        ]
+        more = f", and {len(colors) - _MAX_LISTED} more" if len(colors) > _MAX_LISTED else ""
+        return (
+            f"{len(colors)} colour(s) in {int(counts.sum()):,} of {total:,} pixels are not in class set "
+            f"{self.name!r}: {'; '.join(listed)}{more}. Use the matching class set, fix the map, or snap each "
+            "colour to its nearest class colour with snap=True (CLI: --snap-colors)."
+        )
+
+    def indices_to_colors(self, idx: np.ndarray) -> np.ndarray:
+        """HxW index map -> HxWx3 uint8 colours (255 -> first ignore colour, black if the set has none)."""
+        idx = np.asarray(idx)
+        self._check_indices(idx)
+        lut = np.zeros((256, 3), dtype=np.uint8)
+        lut[: self.num_classes] = self.palette
+        if self.ignore_colors:
+            lut[self.IGNORE] = self.ignore_colors[0]
+        return lut[idx.astype(np.uint8, copy=False)]
+
+    def _check_indices(self, idx: np.ndarray) -> None:
+        if idx.ndim != 2 or not np.issubdtype(idx.dtype, np.integer):
+            raise ChangeAnywhereError(f"expected an HxW integer index map, got {idx.dtype} array {idx.shape}")
+        bad = (idx >= self.num_classes) & (idx != self.IGNORE) | (idx < 0)
+        if bad.any():
+            vals = np.unique(idx[bad])[:_MAX_LISTED].tolist()
+            raise ChangeAnywhereError(
+                f"index map holds values {vals} outside 0..{self.num_classes - 1} and {self.IGNORE} (ignore)"
+            )
+
+    def raw_to_indices(self, raw: np.ndarray) -> np.ndarray:
+        """Raw values of an index PNG -> index map: `ignore_indices` and 255 -> 255, others minus `index_offset`."""
+        raw = np.asarray(raw).astype(np.int64, copy=False)
+        ignore = np.isin(raw, (*self.ignore_indices, self.IGNORE))
+        cls = raw - self.index_offset
+        bad = ~ignore & ((cls < 0) | (cls >= self.num_classes))
+        if bad.any():
+            vals = np.unique(raw[bad])
+            listed = vals[:_MAX_LISTED].tolist()
+            raise ChangeAnywhereError(
+                f"index map holds values {listed}{' ...' if len(vals) > _MAX_LISTED else ''} that are not classes of "
+                f"{self.name!r} (classes are {self.index_offset}..{self.index_offset + self.num_classes - 1}, ignore "
+                f"{sorted({*self.ignore_indices, self.IGNORE})}); is it the right class set?"
+            )
+        out = cls.astype(np.uint8)
+        out[ignore] = self.IGNORE
+        return out
+
+    # ---- files ----------------------------------------------------------------------------------------------
+
+    def read_map(self, src: str | os.PathLike | Image.Image | np.ndarray, snap: bool = False) -> np.ndarray:
+        """Read a land-cover map into an HxW uint8 index map.
+
+        Accepts a path, a PIL image or an array. Colour images (RGB, RGBA: alpha dropped) are matched to class
+        colours; single-channel images ('L', 'I;16', 'I', or a 2-D array) hold raw index values; palette
+        ('P') images are read by colour when their palette uses only class or ignore colours, else by index.
+        """
+        if isinstance(src, np.ndarray):
+            return self.raw_to_indices(src) if src.ndim == 2 else self.colors_to_indices(src, snap=snap)
+        where = "image"
+        if not isinstance(src, Image.Image):
+            where = str(src)
+            try:
+                with Image.open(src) as im:
+                    im.load()
+                    return self._read_image(im, snap)
+            except FileNotFoundError:
+                raise ChangeAnywhereError(f"land-cover map {where} not found") from None
+            except ChangeAnywhereError as err:
+                raise type(err)(f"{where}: {err}") from None
+            except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+                raise ChangeAnywhereError(f"cannot read land-cover map {where}: {err}") from None
+        return self._read_image(src, snap)
+
+    def _read_image(self, im: Image.Image, snap: bool) -> np.ndarray:
+        if im.mode in ("RGB", "RGBA", "RGBX"):
+            return self.colors_to_indices(np.asarray(im)[..., :3], snap=snap)
+        if im.mode == "P":
+            raw = np.asarray(im)
+            palette = np.asarray(im.getpalette("RGB") or [], dtype=np.uint8).reshape(-1, 3)
+            used = np.unique(raw)
+            if used.max() < len(palette):
+                known, _ = self._color_lookup
+                if np.isin(_pack(palette[used]), known).all():
+                    return self.colors_to_indices(palette[raw])
+            return self.raw_to_indices(raw)
+        if im.mode in ("L", "1", "I", "I;16", "I;16L", "I;16B", "LA"):
+            return self.raw_to_indices(np.asarray(im.getchannel(0) if im.mode == "LA" else im))
+        raise ChangeAnywhereError(f"unsupported image mode {im.mode!r} for a land-cover map (use RGB or L PNGs)")
+
+    def write_map(self, idx: np.ndarray, path: str | os.PathLike) -> Path:
+        """Write an index map as a colour PNG, atomically."""
+        return atomic_write_png(path, self.indices_to_colors(idx))
+
+
+def _rgb(color: Any) -> RGB:
+    if isinstance(color, str):
+        return hex_to_rgb(color)
+    try:
+        r, g, b = (int(v) for v in color)
+    except (TypeError, ValueError):
+        raise ChangeAnywhereError(f"bad colour {color!r}: expected (r, g, b) or '#RRGGBB'") from None
+    if not all(0 <= v <= 255 for v in (r, g, b)):
+        raise ChangeAnywhereError(f"bad colour {color!r}: components must be 0..255")
+    return (r, g, b)
+
+
+def _no_duplicates(where: str, what: str, items: list[str]) -> None:
+    dups = sorted({x for x in items if items.count(x) > 1})
+    if dups:
+        raise ChangeAnywhereError(f"{where}: duplicate {what}(s) {dups}")
+
+
+def _make(name: str, classes: dict[str, str], *, transitions: dict[str, tuple[str, ...]], **kw: Any) -> ClassSet:
+    return ClassSet(
+        name=name,
+        classes=tuple(LandCoverClass(n, hex_to_rgb(c)) for n, c in classes.items()),
+        transitions=transitions,
+        **kw,
+    )
+
+
+BUILTIN_CLASS_SETS: dict[str, ClassSet] = {
+    # OpenEarthMap, order and palette as in the original ChangeAnywhere generator; index maps: 0 unknown, 1..8.
+    "openearthmap": _make(
+        "openearthmap",
+        {
+            "bareland": "#800000",
+            "rangeland": "#00FF24",
+            "developed space": "#949494",
+            "road": "#FFFFFF",
+            "tree": "#226126",
+            "water": "#0045FF",
+            "agriculture land": "#4BB549",
+            "building": "#DE1F07",
+        },
+        ignore_colors=((0, 0, 0),),
+        ignore_name="unknown",
+        ignore_indices=(0,),
+        index_offset=1,
+        transitions={
+            "bareland": ("rangeland", "developed space", "road", "building", "agriculture land"),
+            "rangeland": ("bareland", "developed space", "road", "tree", "agriculture land", "building"),
+            "developed space": ("bareland", "road", "building"),
+            "road": ("bareland", "developed space"),
+            "tree": ("bareland", "rangeland", "developed space", "agriculture land", "building"),
+            "water": ("bareland", "rangeland"),
+            "agriculture land": ("bareland", "rangeland", "developed space", "road", "building"),
+            "building": ("bareland", "rangeland", "developed space"),
+        },
+    ),
+    # Dubai aerial land cover (../shared/data/dubai-landcover/classes.json), RGB colour masks.
+    "dubai-landcover": _make(
+        "dubai-landcover",
+        {"land": "#8429F6", "water": "#E2A929", "building": "#3C1098", "vegetation": "#FEDD3A", "road": "#6EC1E4"},
+        ignore_colors=((0x9B, 0x9B, 0x9B), (0, 0, 0)),
+        ignore_name="unlabeled",
+        transitions={
+            "land": ("building", "road", "vegetation", "water"),
+            "vegetation": ("land", "building"),
+            "building": ("land",),
+            "water": ("land",),
+            "road": ("land",),
+        },
+    ),
+    # LoveDA: index masks 0 no-data, 1..7 classes.
+    "loveda": _make(
+        "loveda",
+        {
+            "background": "#FFFFFF",
+            "building": "#FF0000",
+            "road": "#FFFF00",
+            "water": "#0000FF",
+            "barren": "#9F8157",
+            "forest": "#00FF00",
+            "agricultural": "#FFC380",
+        },
+        ignore_colors=((0, 0, 0),),
+        ignore_name="no-data",
+        ignore_indices=(0,),
+        index_offset=1,
+        transitions={
+            "background": ("building", "road", "barren"),
+            "building": ("background", "barren"),
+            "road": ("background", "barren"),
+            "water": ("background", "barren"),
+            "barren": ("background", "building", "road", "forest", "agricultural"),
+            "forest": ("background", "building", "barren", "agricultural"),
+            "agricultural": ("background", "building", "road", "barren"),
+        },
+    ),
+    # ISPRS Potsdam: index masks 0 ignore (clutter), 1..5 classes; ISPRS colours.
+    "potsdam": _make(
+        "potsdam",
+        {
+            "impervious": "#FFFFFF",
+            "building": "#0000FF",
+            "low vegetation": "#00FFFF",
+            "tree": "#00FF00",
+            "car": "#FFFF00",
+        },
+        ignore_colors=((255, 0, 0),),
+        ignore_name="clutter",
+        ignore_indices=(0,),
+        index_offset=1,
+        transitions={
+            "impervious": ("building", "low vegetation", "car"),
+            "building": ("impervious", "low vegetation"),
+            "low vegetation": ("impervious", "building", "tree"),
+            "tree": ("impervious", "building", "low vegetation"),
+            "car": ("impervious",),
+        },
+    ),
+}

@@ -1,0 +1,87 @@
+"""`changeanywhere simulate`: simulate change events on one land-cover map and write the after map and labels."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..classes import BUILTIN_CLASS_SETS, ClassSet
+from ..errors import ChangeAnywhereError
+from ..events import EVENT_TYPES, change_type_legend, simulate_changes
+from ..io import atomic_write_png, atomic_write_text
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "simulate",
+        help="simulate change events on a land-cover map (no model needed)",
+        description=(
+            "Simulate change events (remove / add / transition objects) on a land-cover map. Writes "
+            "label_after.png (colour map), change_mask.png (0/255), change_type.png (0 = no change, else "
+            "1 + from * K + to) and events.json (events, legend, seed) to --out."
+        ),
+    )
+    p.add_argument("--label", required=True, type=Path, help="before land-cover map (colour or index PNG)")
+    p.add_argument("--classes", required=True, help=f"built-in class set or a JSON file ({', '.join(BUILTIN_CLASS_SETS)})")
+    p.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
+    p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives identical files (default 0)")
+    p.add_argument("--num-events", default="1:6", help="N, or LO:HI inclusive range to draw from (default 1:6)")
+    p.add_argument(
+        "--events", default=",".join(EVENT_TYPES), help=f"comma-separated event types (default {','.join(EVENT_TYPES)})"
+    )
+    p.add_argument("--min-area", type=int, default=64, help="smallest object, in pixels, an event may pick (default 64)")
+    p.add_argument("--snap-colors", action="store_true", help="map colours not in the class set to the nearest class")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    # Everything that can fail on user input happens before the output folder is touched.
+    class_set = ClassSet.load(args.classes)
+    before = class_set.read_map(args.label, snap=args.snap_colors)
+    result = simulate_changes(
+        before,
+        class_set,
+        seed=args.seed,
+        num_events=parse_num_events(args.num_events),
+        event_types=[t.strip() for t in args.events.split(",") if t.strip()],
+        min_area=args.min_area,
+    )
+    out: Path = args.out
+    if out.exists() and not out.is_dir():
+        raise ChangeAnywhereError(f"--out {out} exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+
+    class_set.write_map(result.after, out / "label_after.png")
+    atomic_write_png(out / "change_mask.png", result.change_mask.astype(np.uint8) * 255)
+    atomic_write_png(out / "change_type.png", result.change_type)
+    report = {
+        "label": str(args.label),
+        "class_set": class_set.to_dict(),
+        "seed": args.seed,
+        "num_events": args.num_events,
+        "event_types": args.events,
+        "min_area": args.min_area,
+        "changed_pixels": int(result.change_mask.sum()),
+        "events": result.events,
+        "legend": {str(code): name for code, name in change_type_legend(class_set).items()},
+    }
+    atomic_write_text(out / "events.json", json.dumps(report, indent=2) + "\n")
+    share = result.change_mask.mean() if result.change_mask.size else 0.0
+    print(f"{len(result.events)} event(s), {report['changed_pixels']:,} changed pixels ({share:.1%}) -> {out}")
+    return 0
+
+
+def parse_num_events(text: str) -> int | tuple[int, int]:
+    """'3' -> 3, '1:6' -> (1, 6)."""
+    try:
+        if ":" in text:
+            lo, hi = text.split(":")
+            return int(lo), int(hi)
+        return int(text)
+    except ValueError:
+        raise ChangeAnywhereError(f"--num-events must be N or LO:HI (e.g. 3 or 1:6), got {text!r}") from None
+

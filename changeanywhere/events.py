@@ -1,0 +1,300 @@
+"""Change events: turn a "before" land-cover map into a plausible "after" map (method.md §2).
+
+Objects are connected regions (8-connectivity) of one class in the before map. Three object-level events
+(ChangeAnywhere's `remove`, plus Changen2's `add` and `transition`) are applied one after another to an
+evolving after map, then user-painted edits. Ignore pixels (255) never change. Each event only touches
+pixels no earlier event changed, so its recorded area and classes describe exactly what it did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+from .classes import ClassSet
+from .errors import ChangeAnywhereError, MapSizeError
+
+EVENT_TYPES = ("remove", "add", "transition")
+IGNORE = ClassSet.IGNORE
+MAX_CLASSES = 15  # change codes 1 + from*K + to must fit in uint8 below 255
+
+
+@dataclass(frozen=True)
+class UserEdit:
+    """Paint `mask` (HxW bool) with class index `target`."""
+
+    mask: np.ndarray
+    target: int
+
+
+@dataclass
+class ChangeResult:
+    before: np.ndarray  # HxW uint8 index map
+    after: np.ndarray  # HxW uint8 index map
+    change_mask: np.ndarray  # HxW bool: (before != after) & (before != 255)
+    change_type: np.ndarray  # HxW uint8: 0 unchanged or ignore, else 1 + from * K + to
+    events: list[dict[str, Any]]  # JSON-serialisable, in the order applied
+
+
+@dataclass(frozen=True)
+class _Object:
+    label: int  # id in the global label image
+    cls: int
+    x: int
+    y: int
+    w: int
+    h: int
+    area: int
+
+
+def change_type_legend(class_set: ClassSet) -> dict[int, str]:
+    """Change code -> "from->to" class names, for every pair of distinct classes."""
+    k = class_set.num_classes
+    names = class_set.names
+    return {1 + a * k + b: f"{names[a]}->{names[b]}" for a in range(k) for b in range(k) if a != b}
+
+
+def simulate_changes(
+    before: np.ndarray,
+    class_set: ClassSet,
+    *,
+    seed: int | None = 0,
+    num_events: int | tuple[int, int] = (1, 6),
+    event_types: Sequence[str] = EVENT_TYPES,
+    min_area: int = 64,
+    max_area_fraction: float = 0.25,
+    neighbourhood: int = 15,
+    max_tries: int = 50,
+    edits: Sequence[UserEdit] = (),
+) -> ChangeResult:
+    """Simulate change events on an index map (0..K-1 classes, 255 ignore); deterministic for a given seed.
+
+    num_events: exact count, or an inclusive (lo, hi) range to draw from. Objects smaller than `min_area`
+    pixels or larger than `max_area_fraction` of the labelled pixels are never picked (a whole background
+    class turning into another is not a plausible change). `neighbourhood`: width in pixels of the band
+    around an object whose dominant class fills it on `remove`. `max_tries`: objects tried per event, and
+    placements tried per object on `add`. An event slot where no event type applies ends the random events.
+    """
+    before = _check_map(before, class_set)
+    k = class_set.num_classes
+    lo, hi = _event_range(num_events)
+    types = tuple(event_types)
+    unknown = sorted(set(types) - set(EVENT_TYPES))
+    if unknown or not types:
+        raise ChangeAnywhereError(f"unknown event types {unknown}; choose from {', '.join(EVENT_TYPES)}")
+    for name, value in (("min_area", min_area), ("neighbourhood", neighbourhood), ("max_tries", max_tries)):
+        if int(value) < 1:
+            raise ChangeAnywhereError(f"{name} must be at least 1, got {value}")
+    if not 0 < max_area_fraction <= 1:
+        raise ChangeAnywhereError(f"max_area_fraction must be in (0, 1], got {max_area_fraction}")
+    edits = [_check_edit(e, before.shape, class_set) for e in edits]
+
+    rng = np.random.default_rng(seed)
+    sim = _Simulator(before, class_set, rng, min_area, max_area_fraction, neighbourhood, max_tries)
+    for _ in range(int(rng.integers(lo, hi + 1))):
+        for kind in rng.permutation(types):
+            if getattr(sim, f"_{kind}")():
+                break
+        else:
+            break
+    for mask, target in edits:
+        sim.edit(mask, target)
+
+    after = sim.after
+    change_mask = (before != after) & (before != IGNORE)
+    change_type = np.zeros_like(before)
+    change_type[change_mask] = (1 + before[change_mask].astype(np.int32) * k + after[change_mask]).astype(np.uint8)
+    return ChangeResult(before, after, change_mask, change_type, sim.events)
+
+
+class _Simulator:
+    """State shared by the events of one simulation: the evolving after map and the before map's objects."""
+
+    def __init__(self, before, class_set, rng, min_area, max_area_fraction, neighbourhood, max_tries):
+        self.before = before
+        self.after = before.copy()
+        self.cs = class_set
+        self.k = class_set.num_classes
+        self.rng = rng
+        self.neighbourhood = int(neighbourhood)
+        self.max_tries = int(max_tries)
+        self.unchanged = before != IGNORE  # pixels events may still change
+        self.events: list[dict[str, Any]] = []
+        self.labels, self.objects = _find_objects(
+            before, self.k, int(min_area), max_area_fraction * int(self.unchanged.sum())
+        )
+        self.used: set[int] = set()
+        table = class_set.transition_table
+        self.targets = {c: table.get(c, ()) for c in range(self.k)}
+
+    # ---- helpers -----------------------------------------------------------------------------------------
+
+    def _candidates(self, keep) -> list[_Object]:
+        objs = [o for o in self.objects if o.label not in self.used and keep(o)]
+        order = self.rng.permutation(len(objs))[: self.max_tries]
+        return [objs[i] for i in order]
+
+    def _footprint(self, o: _Object) -> np.ndarray:
+        """Object mask within its bbox (from the before map)."""
+        return self.labels[o.y : o.y + o.h, o.x : o.x + o.w] == o.label
+
+    def _live(self, o: _Object) -> tuple[np.ndarray, slice, slice]:
+        """Pixels of the object that no earlier event changed, within its bbox."""
+        ys, xs = slice(o.y, o.y + o.h), slice(o.x, o.x + o.w)
+        return self._footprint(o) & self.unchanged[ys, xs], ys, xs
+
+    def _apply(self, kind: str, pix: np.ndarray, ys: slice, xs: slice, to: int, **extra) -> bool:
+        """Set `pix` (a mask over the window ys, xs) to class `to` and record the event."""
+        window = self.after[ys, xs]
+        pix = pix & (window != to)
+        area = int(pix.sum())
+        if area == 0:
+            return False
+        replaced = np.bincount(window[pix], minlength=256)[: self.k]
+        window[pix] = to
+        self.unchanged[ys, xs] &= ~pix
+        rows, cols = np.nonzero(pix)
+        names = self.cs.names
+        self.events.append(
+            {
+                "type": kind,
+                "from": names[int(replaced.argmax())],
+                "to": names[to],
+                "bbox": [xs.start + int(cols.min()), ys.start + int(rows.min()), int(np.ptp(cols)) + 1, int(np.ptp(rows)) + 1],
+                "area": area,
+                "replaced": {names[c]: int(n) for c, n in enumerate(replaced) if n},
+                **extra,
+            }
+        )
+        return True
+
+    # ---- events ------------------------------------------------------------------------------------------
+
+    def _remove(self) -> bool:
+        """Fill an object with the dominant class of the band around it."""
+        r = self.neighbourhood
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+        height, width = self.after.shape
+        for o in self._candidates(lambda o: True):
+            self.used.add(o.label)
+            pix, ys, xs = self._live(o)
+            if not pix.any():
+                continue
+            y0, y1 = max(o.y - r, 0), min(o.y + o.h + r, height)
+            x0, x1 = max(o.x - r, 0), min(o.x + o.w + r, width)
+            obj = np.zeros((y1 - y0, x1 - x0), dtype=np.uint8)
+            obj[o.y - y0 : o.y - y0 + o.h, o.x - x0 : o.x - x0 + o.w] = self._footprint(o)
+            band = cv2.dilate(obj, kernel).astype(bool) & ~obj.astype(bool)
+            around = self.after[y0:y1, x0:x1][band]
+            hist = np.bincount(around[around != IGNORE], minlength=self.k)[: self.k]
+            hist[o.cls] = 0
+            if hist.sum() == 0:
+                continue
+            if self._apply("remove", pix, ys, xs, int(hist.argmax()), object_area=o.area):
+                return True
+        return False
+
+    def _transition(self) -> bool:
+        """Switch an object's class to one its class may turn into."""
+        for o in self._candidates(lambda o: bool(self.targets[o.cls])):
+            self.used.add(o.label)
+            pix, ys, xs = self._live(o)
+            to = int(self.rng.choice(self.targets[o.cls]))
+            if self._apply("transition", pix, ys, xs, to, object_area=o.area):
+                return True
+        return False
+
+    def _add(self) -> bool:
+        """Copy an object's footprint to a random place where every pixel may turn into its class."""
+        height, width = self.after.shape
+        for o in self._candidates(lambda o: o.w > 8 and o.h > 8 and o.w < width and o.h < height):
+            self.used.add(o.label)
+            sources = [a for a in range(self.k) if o.cls in self.targets[a]] or [
+                a for a in range(self.k) if a != o.cls
+            ]
+            compatible = np.zeros(256, dtype=bool)
+            compatible[sources] = True
+            fp = self._footprint(o)
+            for _ in range(self.max_tries):
+                y = int(self.rng.integers(0, height - o.h + 1))
+                x = int(self.rng.integers(0, width - o.w + 1))
+                ys, xs = slice(y, y + o.h), slice(x, x + o.w)
+                if compatible[self.after[ys, xs][fp]].all() and self.unchanged[ys, xs][fp].all():
+                    extra = {"source_bbox": [o.x, o.y, o.w, o.h], "offset": [x - o.x, y - o.y]}
+                    if self._apply("add", fp, ys, xs, o.cls, **extra):
+                        return True
+        return False
+
+    def edit(self, mask: np.ndarray, target: int) -> None:
+        """Paint a user edit (over earlier events too, but never on ignore pixels)."""
+        pix = mask & (self.before != IGNORE)
+        full = slice(0, self.after.shape[0]), slice(0, self.after.shape[1])
+        if not self._apply("edit", pix, *full, target):
+            name = self.cs.names[target]
+            self.events.append({"type": "edit", "from": None, "to": name, "bbox": None, "area": 0, "replaced": {}})
+
+
+def _find_objects(before: np.ndarray, k: int, min_area: int, max_area: float) -> tuple[np.ndarray, list[_Object]]:
+    """One int32 label image for all classes' components (ids are globally unique) and the usable objects."""
+    labels = np.zeros(before.shape, dtype=np.int32)
+    objects: list[_Object] = []
+    offset = 0
+    for c in range(k):
+        mask = (before == c).astype(np.uint8)
+        if not mask.any():
+            continue
+        n, lab, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8, ltype=cv2.CV_32S)
+        inside = lab > 0
+        labels[inside] = lab[inside] + offset
+        for i in range(1, n):
+            x, y, w, h, area = (int(v) for v in stats[i])
+            if min_area <= area <= max_area:
+                objects.append(_Object(offset + i, c, x, y, w, h, area))
+        offset += n - 1
+    return labels, objects
+
+
+def _check_map(before: np.ndarray, class_set: ClassSet) -> np.ndarray:
+    before = np.asarray(before)
+    if before.ndim != 2 or not np.issubdtype(before.dtype, np.integer):
+        raise ChangeAnywhereError(f"the before map must be an HxW index map, got {before.dtype} array {before.shape}")
+    k = class_set.num_classes
+    if k > MAX_CLASSES:
+        raise ChangeAnywhereError(f"change simulation supports at most {MAX_CLASSES} classes, {class_set.name!r} has {k}")
+    bad = (before != IGNORE) & ((before < 0) | (before >= k))
+    if bad.any():
+        vals = np.unique(before[bad])[:10].tolist()
+        raise ChangeAnywhereError(f"the before map holds values {vals} outside 0..{k - 1} and {IGNORE} (ignore)")
+    return before.astype(np.uint8)
+
+
+def _event_range(num_events: int | tuple[int, int]) -> tuple[int, int]:
+    if isinstance(num_events, int | np.integer):
+        lo = hi = int(num_events)
+    else:
+        try:
+            lo, hi = (int(v) for v in num_events)
+        except (TypeError, ValueError):
+            raise ChangeAnywhereError(f"num_events must be N or (lo, hi), got {num_events!r}") from None
+    if not 0 <= lo <= hi:
+        raise ChangeAnywhereError(f"num_events must satisfy 0 <= lo <= hi, got {num_events!r}")
+    return lo, hi
+
+
+def _check_edit(edit: UserEdit, shape: tuple[int, int], class_set: ClassSet) -> tuple[np.ndarray, int]:
+    mask = np.asarray(edit.mask)
+    if mask.shape != shape:
+        raise MapSizeError(f"edit mask is {mask.shape[::-1]} (W, H) but the land-cover map is {shape[::-1]}")
+    mask = mask.astype(bool)
+    if not mask.any():
+        raise ChangeAnywhereError("edit mask is empty: paint the region to change, or drop the edit")
+    target = edit.target
+    if isinstance(target, bool) or not isinstance(target, int | np.integer) or not 0 <= target < class_set.num_classes:
+        raise ChangeAnywhereError(
+            f"edit target {target!r} is not a class index of {class_set.name!r} (0..{class_set.num_classes - 1})"
+        )
+    return mask, int(target)

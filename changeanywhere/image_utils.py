@@ -1,0 +1,96 @@
+"""Conversions between user inputs (PIL, numpy, torch, paths) and the pipeline's tensors, with clear errors."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from .errors import ChangeAnywhereError, MapSizeError
+
+IGNORE_INDEX = 255
+
+
+def load_rgb(image: Any) -> np.ndarray:
+    """One image (path, PIL, HxWx3/4 uint8 array, or 3xHxW float tensor in [-1, 1]) -> HxWx3 uint8."""
+    if isinstance(image, str | Path):
+        try:
+            with Image.open(image) as im:
+                image = im.convert("RGB")
+        except (OSError, UnidentifiedImageError) as err:
+            raise ChangeAnywhereError(f"cannot read image {image}: {err}") from err
+    if isinstance(image, Image.Image):
+        return np.asarray(image.convert("RGB"))
+    if isinstance(image, torch.Tensor):
+        t = image.detach().float().cpu()
+        if t.ndim != 3 or t.shape[0] != 3:
+            raise ChangeAnywhereError(f"image tensor must be 3×H×W in [-1, 1], got shape {tuple(t.shape)}")
+        return ((t.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+    arr = np.asarray(image)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        raise ChangeAnywhereError(
+            f"image must be RGB (H×W×3), got an array of shape {arr.shape}; "
+            "convert grey or multispectral images to 3-band RGB first"
+        )
+    if arr.dtype != np.uint8:
+        if np.issubdtype(arr.dtype, np.floating) and arr.max() <= 1.0:
+            arr = (arr * 255).round()
+        arr = np.clip(arr, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(arr[..., :3])
+
+
+def images_to_tensor(images: Any) -> torch.Tensor:
+    """A single image or a list of images -> (B, 3, H, W) float tensor in [-1, 1]."""
+    if isinstance(images, torch.Tensor) and images.ndim == 4:
+        if images.shape[1] != 3:
+            raise ChangeAnywhereError(f"image batch must be B×3×H×W, got shape {tuple(images.shape)}")
+        return images.float()
+    items = list(images) if isinstance(images, list | tuple) else [images]
+    arrays = [load_rgb(x) for x in items]
+    _check_same_size([a.shape[:2] for a in arrays], "images")
+    batch = np.stack(arrays).astype(np.float32) / 127.5 - 1.0
+    return torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous()
+
+
+def maps_to_tensor(maps: Any, num_classes: int, class_set: Any = None) -> torch.Tensor:
+    """A single index map or a list of them (arrays, or paths/PIL read with `class_set`) -> (B, H, W) long."""
+    if isinstance(maps, torch.Tensor):
+        t = maps.long()
+        t = t[None] if t.ndim == 2 else t
+    else:
+        if isinstance(maps, np.ndarray) and maps.ndim == 3 and maps.shape[-1] not in (3, 4):
+            items = list(maps)
+        else:
+            items = list(maps) if isinstance(maps, list | tuple) else [maps]
+        arrays = []
+        for m in items:
+            if isinstance(m, str | Path | Image.Image) or (isinstance(m, np.ndarray) and m.ndim == 3):
+                if class_set is None:
+                    raise ChangeAnywhereError("colour maps need a class set to be converted to class indices")
+                m = class_set.read_map(m)
+            arrays.append(np.asarray(m))
+        _check_same_size([a.shape[:2] for a in arrays], "land-cover maps")
+        t = torch.from_numpy(np.stack(arrays).astype(np.int64))
+    if t.ndim != 3:
+        raise ChangeAnywhereError(f"land-cover map must be H×W class indices, got shape {tuple(t.shape)}")
+    bad = torch.unique(t[((t < 0) | (t >= num_classes)) & (t != IGNORE_INDEX)])
+    if bad.numel():
+        raise ChangeAnywhereError(
+            f"land-cover map holds values {bad.tolist()[:10]} outside the {num_classes} classes "
+            f"(0..{num_classes - 1}, {IGNORE_INDEX} = ignore); is it the right class set?"
+        )
+    return t
+
+
+def _check_same_size(shapes: Sequence[tuple[int, ...]], what: str) -> None:
+    if len(set(shapes)) > 1:
+        raise MapSizeError(f"all {what} in a batch must have one size, got {sorted(set(shapes))}")
+
+
+def tensor_to_uint8(images: torch.Tensor) -> np.ndarray:
+    """(B, 3, H, W) in [-1, 1] -> (B, H, W, 3) uint8."""
+    return ((images.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()

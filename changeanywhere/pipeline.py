@@ -1,0 +1,333 @@
+"""`ChangeAnywherePipeline`: semantic synthesis and change synthesis by latent mixing (method.md §1, §3).
+
+Two entry points share one denoising loop:
+
+- `synthesize(label_map)`: land-cover map -> image (pure noise, never mixed);
+- `change(before_image, before_map, after_map)`: the "after" image under the edited map, with the
+  unchanged region anchored to the forward-noised before-latent for the first `s·N` steps, then free.
+
+Every random draw of a sample (its content scale, start noise, the fresh q-sample noise and the DDIM noise
+of every step) comes from that sample's own generator, so a sample's result does not depend on its batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKL, DDIMScheduler, DiffusionPipeline, UNet2DModel, VQModel
+from diffusers.utils import BaseOutput
+from diffusers.utils.torch_utils import randn_tensor
+from PIL import Image
+
+from .errors import ChangeAnywhereError, MapSizeError
+from .image_utils import IGNORE_INDEX, images_to_tensor, maps_to_tensor, tensor_to_uint8
+from .semantic_encoder import SemanticEncoder
+
+ContentScale = float | tuple[float, float]
+
+
+@dataclass
+class SynthesisOutput(BaseOutput):
+    """Images synthesized from land-cover maps (PIL list, (B,H,W,3) float array in [0,1], or tensor)."""
+
+    images: list[Image.Image] | np.ndarray | torch.Tensor
+    seeds: list[int | None]
+
+
+@dataclass
+class ChangeOutput(BaseOutput):
+    """After images, full-resolution change masks (before ≠ after), after maps and the content scales used."""
+
+    images: list[Image.Image] | np.ndarray | torch.Tensor
+    change_masks: np.ndarray
+    after_maps: np.ndarray
+    content_scales: list[float]
+    seeds: list[int | None]
+
+
+def change_mask(before_map: np.ndarray | torch.Tensor, after_map: np.ndarray | torch.Tensor):
+    """Binary change label: where the maps differ, ignore pixels of either date excluded."""
+    return (before_map != after_map) & (before_map != IGNORE_INDEX) & (after_map != IGNORE_INDEX)
+
+
+def mix_known_region(
+    x: torch.Tensor, known_noisy: torch.Tensor, keep: torch.Tensor, active: torch.Tensor
+) -> torch.Tensor:
+    """Replace the unchanged region (`keep` = 1) of `x` by the noised before-latent, for samples still `active`."""
+    mixed = keep * known_noisy + (1 - keep) * x
+    return torch.where(active.view(-1, 1, 1, 1), mixed, x)
+
+
+class ChangeAnywherePipeline(DiffusionPipeline):
+    """Semantic latent diffusion for change-detection pairs.
+
+    Components: `vae` (`AutoencoderKL` or `VQModel`), `semantic_encoder` (`SemanticEncoder`), `unet`
+    (`UNet2DModel` with `in_channels = latent + condition channels`) and a `DDIMScheduler`.
+    """
+
+    model_cpu_offload_seq = "semantic_encoder->unet->vae"
+
+    def __init__(
+        self,
+        vae: AutoencoderKL | VQModel,
+        semantic_encoder: SemanticEncoder,
+        unet: UNet2DModel,
+        scheduler: DDIMScheduler,
+    ):
+        super().__init__()
+        latent = vae.config.latent_channels
+        cond = semantic_encoder.config.condition_channels
+        if unet.config.in_channels != latent + cond:
+            raise ValueError(
+                f"unet.in_channels ({unet.config.in_channels}) must equal latent channels ({latent}) + "
+                f"condition channels ({cond})"
+            )
+        self.register_modules(vae=vae, semantic_encoder=semantic_encoder, unet=unet, scheduler=scheduler)
+
+    # ----------------------------------------------------------------- properties
+    @property
+    def vae_scale_factor(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
+    def size_multiple(self) -> int:
+        """Image sides must be multiples of this (autoencoder factor × UNet downsampling)."""
+        return self.vae_scale_factor * 2 ** (len(self.unet.config.block_out_channels) - 1)
+
+    @property
+    def num_classes(self) -> int:
+        return self.semantic_encoder.config.num_classes
+
+    @property
+    def class_set(self):
+        """The `ClassSet` stored with the weights, or None for an anonymous model."""
+        from .classes import ClassSet
+
+        d = self.semantic_encoder.config.class_set
+        return ClassSet.from_dict(d) if d else None
+
+    # ----------------------------------------------------------------- latents
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        """(B,3,H,W) in [-1,1] -> scaled latents (posterior mean for KL; pre-quantisation latents for VQ)."""
+        images = images.to(self.vae.device, self.vae.dtype)
+        if isinstance(self.vae, VQModel):
+            z = self.vae.encode(images).latents
+        else:
+            z = self.vae.encode(images).latent_dist.mean
+        shift = getattr(self.vae.config, "shift_factor", None) or 0.0
+        return (z - shift) * self.vae.config.scaling_factor
+
+    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """Scaled latents -> (B,3,H,W) images in [-1,1]."""
+        shift = getattr(self.vae.config, "shift_factor", None) or 0.0
+        z = latents.to(self.vae.dtype) / self.vae.config.scaling_factor + shift
+        return self.vae.decode(z).sample.clamp(-1, 1)
+
+    # ----------------------------------------------------------------- inputs
+    def _check_size(self, height: int, width: int) -> None:
+        m = self.size_multiple
+        if height % m or width % m:
+            raise MapSizeError(
+                f"size {width}×{height} px is not a multiple of {m}; crop or pad the map "
+                f"(and image) to e.g. {width // m * m}×{height // m * m}"
+            )
+
+    @staticmethod
+    def _generators(
+        batch: int, seed: int | Sequence[int] | None, generator: Any
+    ) -> tuple[list[torch.Generator], list[int | None]]:
+        """One CPU generator per sample, from explicit generators, explicit seeds, or fresh random seeds."""
+        if generator is not None:
+            gens = list(generator) if isinstance(generator, list | tuple) else [generator]
+            if len(gens) != batch:
+                raise ChangeAnywhereError(f"got {len(gens)} generators for a batch of {batch}")
+            return gens, [None] * batch
+        if seed is None:
+            seeds = [int(s) for s in np.random.SeedSequence().generate_state(batch)]
+        elif isinstance(seed, int):
+            seeds = [seed + i for i in range(batch)]
+        else:
+            seeds = [int(s) for s in seed]
+            if len(seeds) != batch:
+                raise ChangeAnywhereError(f"got {len(seeds)} seeds for a batch of {batch}")
+        return [torch.Generator("cpu").manual_seed(s) for s in seeds], list(seeds)
+
+    def _per_sample_randn(self, shape: tuple[int, ...], generators: list[torch.Generator]) -> torch.Tensor:
+        return torch.cat([randn_tensor((1, *shape), generator=g, dtype=torch.float32) for g in generators]).to(
+            self.device
+        )
+
+    def _condition(self, label_map: torch.Tensor) -> torch.Tensor:
+        return self.semantic_encoder(label_map.to(self.device))
+
+    # ----------------------------------------------------------------- the loop
+    @torch.no_grad()
+    def _denoise(
+        self,
+        cond: torch.Tensor,
+        generators: list[torch.Generator],
+        num_inference_steps: int,
+        eta: float,
+        guidance_scale: float,
+        known_latents: torch.Tensor | None = None,
+        keep_mask: torch.Tensor | None = None,
+        mix_steps: torch.Tensor | None = None,
+        callback_on_step_end: Callable | None = None,
+    ) -> torch.Tensor:
+        """DDIM from pure noise under `cond`; if `known_latents` is given, mix while `step < mix_steps`."""
+        batch = cond.shape[0]
+        shape = (self.vae.config.latent_channels, *cond.shape[2:])
+        dtype = self.unet.dtype
+        self.scheduler.set_timesteps(num_inference_steps, device=self.device)
+        x = self._per_sample_randn(shape, generators) * self.scheduler.init_noise_sigma
+        cond = cond.to(dtype)
+        use_cfg = guidance_scale != 1.0
+        if use_cfg:
+            cond = torch.cat([cond, torch.zeros_like(cond)])
+        for i, t in enumerate(self.progress_bar(self.scheduler.timesteps)):
+            if known_latents is not None:
+                active = i < mix_steps
+                if bool(active.any()):
+                    noise = self._per_sample_randn(shape, generators)
+                    noisy = self.scheduler.add_noise(known_latents, noise, t.reshape(1))
+                    x = mix_known_region(x, noisy, keep_mask, active.to(self.device))
+            x_in = torch.cat([x, x]) if use_cfg else x
+            eps = self.unet(torch.cat([x_in.to(dtype), cond], dim=1), t).sample.float()
+            if use_cfg:
+                eps_cond, eps_uncond = eps.chunk(2)
+                eps = eps_uncond + guidance_scale * (eps_cond - eps_uncond)
+            variance_noise = self._per_sample_randn(shape, generators) if eta > 0 else None
+            x = self.scheduler.step(eps, t, x, eta=eta, variance_noise=variance_noise).prev_sample
+            if callback_on_step_end is not None:
+                callback_on_step_end(self, i, t, {"latents": x})
+        return x
+
+    def _format_images(self, images: torch.Tensor, output_type: str):
+        if output_type in ("pt", "latent"):
+            return images
+        arr = tensor_to_uint8(images)
+        if output_type == "np":
+            return arr.astype(np.float32) / 255.0
+        if output_type == "pil":
+            return [Image.fromarray(a) for a in arr]
+        raise ChangeAnywhereError(f"output_type must be 'pil', 'np', 'pt' or 'latent', got {output_type!r}")
+
+    # ----------------------------------------------------------------- entry points
+    @torch.no_grad()
+    def synthesize(
+        self,
+        label_map: Any,
+        *,
+        num_inference_steps: int = 50,
+        eta: float = 1.0,
+        guidance_scale: float = 1.0,
+        seed: int | Sequence[int] | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        output_type: str = "pil",
+        callback_on_step_end: Callable | None = None,
+    ) -> SynthesisOutput:
+        """Land-cover map(s) -> image(s): plain semantic synthesis from pure noise."""
+        maps = maps_to_tensor(label_map, self.num_classes, self.class_set)
+        self._check_size(*maps.shape[1:])
+        generators, seeds = self._generators(maps.shape[0], seed, generator)
+        latents = self._denoise(
+            self._condition(maps), generators, num_inference_steps, eta, guidance_scale,
+            callback_on_step_end=callback_on_step_end,
+        )
+        images = latents if output_type == "latent" else self.decode_latents(latents)
+        return SynthesisOutput(images=self._format_images(images, output_type), seeds=seeds)
+
+    @torch.no_grad()
+    def change(
+        self,
+        before_image: Any,
+        before_map: Any,
+        after_map: Any = None,
+        *,
+        edits: Sequence[Any] = (),
+        content_scale: ContentScale = (0.7, 1.0),
+        num_inference_steps: int = 50,
+        eta: float = 1.0,
+        guidance_scale: float = 1.0,
+        seed: int | Sequence[int] | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        output_type: str = "pil",
+        callback_on_step_end: Callable | None = None,
+    ) -> ChangeOutput:
+        """Before image + before map + after map (or `edits` applied to the before map) -> after image.
+
+        `content_scale` is `s` of method.md §3: a float, or a (low, high) range drawn per sample. The first
+        `int(s·N)` steps keep the unchanged region anchored to the before image; the rest are free.
+        """
+        before = maps_to_tensor(before_map, self.num_classes, self.class_set)
+        if after_map is None:
+            if not edits:
+                raise ChangeAnywhereError("give an after map or at least one edit")
+            from .events import simulate_changes
+
+            cs = self.class_set
+            if cs is None:
+                raise ChangeAnywhereError("edits need a model with a class set; pass after_map instead")
+            after = torch.stack(
+                [
+                    torch.from_numpy(
+                        simulate_changes(m.numpy().astype(np.uint8), cs, num_events=0, edits=edits).after
+                    ).long()
+                    for m in before
+                ]
+            )
+        else:
+            after = maps_to_tensor(after_map, self.num_classes, self.class_set)
+        images = images_to_tensor(before_image)
+        if before.shape != after.shape:
+            raise MapSizeError(
+                f"before map {tuple(before.shape[1:])} and after map {tuple(after.shape[1:])} differ in size"
+            )
+        if images.shape[0] != before.shape[0] or images.shape[2:] != before.shape[1:]:
+            raise MapSizeError(
+                f"before image batch {tuple(images.shape[:1])}×{tuple(images.shape[2:])} does not match the map "
+                f"batch {tuple(before.shape[:1])}×{tuple(before.shape[1:])}"
+            )
+        self._check_size(*before.shape[1:])
+        batch = before.shape[0]
+        generators, seeds = self._generators(batch, seed, generator)
+        scales = [self._draw_scale(content_scale, g) for g in generators]
+        mix_steps = torch.tensor([int(s * num_inference_steps) for s in scales])
+
+        known = self.encode_images(images).float()
+        unchanged = (~change_mask(before, after)).float()[:, None]
+        keep = torch.nn.functional.interpolate(unchanged, size=known.shape[2:], mode="nearest").to(self.device)
+        latents = self._denoise(
+            self._condition(after), generators, num_inference_steps, eta, guidance_scale,
+            known_latents=known, keep_mask=keep, mix_steps=mix_steps.to(self.device),
+            callback_on_step_end=callback_on_step_end,
+        )
+        out = latents if output_type == "latent" else self.decode_latents(latents)
+        return ChangeOutput(
+            images=self._format_images(out, output_type),
+            change_masks=change_mask(before, after).numpy(),
+            after_maps=after.numpy().astype(np.uint8),
+            content_scales=scales,
+            seeds=seeds,
+        )
+
+    @staticmethod
+    def _draw_scale(content_scale: ContentScale, generator: torch.Generator) -> float:
+        if isinstance(content_scale, int | float):
+            lo = hi = float(content_scale)
+        else:
+            lo, hi = (float(v) for v in content_scale)
+        if not 0.0 <= lo <= hi <= 1.0:
+            raise ChangeAnywhereError(f"content_scale must lie in [0, 1] (low ≤ high), got {content_scale}")
+        u = torch.rand(1, generator=generator).item()  # drawn even for a fixed scale: same stream either way
+        return lo + (hi - lo) * u
+
+    def __call__(self, label_map: Any, image: Any = None, after_map: Any = None, **kwargs):
+        """`pipe(map)` synthesizes; `pipe(before_map, image=before_image, after_map=...)` makes the after image."""
+        if image is None:
+            return self.synthesize(label_map, **kwargs)
+        return self.change(image, label_map, after_map, **kwargs)

@@ -1,0 +1,56 @@
+"""Test set-up: offline Hub, deterministic CPU torch, shared tiny fixtures."""
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # read once when huggingface_hub is imported: set it first
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The real data beside the project; skip (with the reason) when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data not found at {SHARED_DATA} (it lives beside the repository, never in it)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def dubai():
+    from changeanywhere import ClassSet
+
+    return ClassSet.builtin("dubai-landcover")
+
+
+@pytest.fixture(scope="session")
+def tiny_pipe(dubai):
+    """A tiny random pipeline (32×32 images, 8×8 latents) for the Dubai class set."""
+    from changeanywhere.presets import build_pipeline
+
+    torch.manual_seed(0)
+    pipe = build_pipeline(dubai, preset="tiny")
+    # untrained encoders give tiny latents: scale them to unit std like a trained model's scaling_factor
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        pipe.vae.register_to_config(scaling_factor=1.0 / pipe.encode_images(x).std().item())
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@pytest.fixture
+def before_pair():
+    """A 32×32 before map (land with a building block and water strip) and a matching random image."""
+    m = np.zeros((32, 32), np.uint8)
+    m[4:14, 4:14] = 2
+    m[20:32, :] = 1
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    return img, m

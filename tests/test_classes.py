@@ -1,0 +1,260 @@
+"""Class sets: built-ins, JSON round trip, colour <-> index, reading colour / index / palette maps."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from changeanywhere.classes import BUILTIN_CLASS_SETS, ClassSet, LandCoverClass
+from changeanywhere.errors import ChangeAnywhereError, UnknownColorsError
+
+DUBAI_JSON = {
+    "name": "dubai-landcover",
+    "classes": [
+        {"name": "land", "color": "#8429F6"},
+        {"name": "water", "color": "#E2A929"},
+        {"name": "building", "color": "#3C1098"},
+        {"name": "vegetation", "color": "#FEDD3A"},
+        {"name": "road", "color": "#6EC1E4"},
+    ],
+    "ignore": {"name": "unlabeled", "colors": ["#9B9B9B", "#000000"]},
+    "split": {"val": "every *_008 and *_009 pair", "train": "all other pairs"},
+}
+
+
+def index_map(k: int, h: int = 12, w: int = 16) -> np.ndarray:
+    """Every class in a stripe, plus an ignore corner."""
+    idx = (np.arange(w)[None, :] * k // w).repeat(h, 0).astype(np.uint8)
+    idx[:3, :3] = ClassSet.IGNORE
+    return idx
+
+
+@pytest.mark.parametrize(
+    ("name", "k", "first", "offset"),
+    [
+        ("openearthmap", 8, ("bareland", (0x80, 0, 0)), 1),
+        ("dubai-landcover", 5, ("land", (0x84, 0x29, 0xF6)), 0),
+        ("loveda", 7, ("background", (255, 255, 255)), 1),
+        ("potsdam", 5, ("impervious", (255, 255, 255)), 1),
+    ],
+)
+def test_builtin_sets(name, k, first, offset):
+    cs = ClassSet.builtin(name.upper())
+    assert cs.name == name and cs.num_classes == k and cs.index_offset == offset
+    assert (cs.classes[0].name, cs.classes[0].color) == first
+    assert cs.palette.shape == (k, 3) and cs.palette.dtype == np.uint8
+    assert ClassSet.load(name) is cs
+    for src, targets in cs.transition_table.items():
+        assert targets and src not in targets
+
+
+def test_builtin_orders_match_the_docs():
+    oem = ClassSet.builtin("openearthmap")
+    assert oem.names[7] == "building" and oem.classes[7].color == (0xDE, 0x1F, 0x07)
+    assert oem.ignore_indices == (0,)
+    dubai = ClassSet.builtin("dubai-landcover")
+    assert dubai.ignore_name == "unlabeled" and dubai.ignore_colors == ((0x9B, 0x9B, 0x9B), (0, 0, 0))
+    assert dubai.transition_table[dubai.index_of("land")] == (2, 4, 3, 1)
+    assert ClassSet.builtin("loveda").names == (
+        "background", "building", "road", "water", "barren", "forest", "agricultural"
+    )  # fmt: skip
+
+
+def test_unknown_builtin_lists_the_choices():
+    with pytest.raises(ChangeAnywhereError, match="openearthmap, dubai-landcover"):
+        ClassSet.builtin("nope")
+    with pytest.raises(ChangeAnywhereError, match="neither a built-in set"):
+        ClassSet.load("nope")
+
+
+@pytest.mark.parametrize("name", list(BUILTIN_CLASS_SETS))
+def test_json_round_trip(name, tmp_path):
+    cs = ClassSet.builtin(name)
+    assert ClassSet.from_dict(cs.to_dict()) == cs
+    cs.to_json(tmp_path / "set.json")
+    assert ClassSet.load(tmp_path / "set.json") == cs
+    assert hash(ClassSet.from_dict(cs.to_dict())) == hash(cs)
+
+
+def test_dataset_schema_with_unknown_keys(tmp_path):
+    path = tmp_path / "classes.json"
+    path.write_text(json.dumps(DUBAI_JSON))
+    cs = ClassSet.load(str(path))
+    builtin = ClassSet.builtin("dubai-landcover")
+    assert cs.classes == builtin.classes and cs.ignore_colors == builtin.ignore_colors
+    assert cs.ignore_name == "unlabeled" and cs.transitions == ()
+
+
+def test_transitions_accept_a_mapping():
+    cs = ClassSet("t", (LandCoverClass("a", (1, 1, 1)), LandCoverClass("b", (2, 2, 2))), transitions={"a": ["b"]})
+    assert cs.transitions == (("a", ("b",)),) and cs.transition_table == {0: (1,)}
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (lambda d: d["classes"].append({"name": "land", "color": "#010101"}), "duplicate class name"),
+        (lambda d: d["classes"].append({"name": "sand", "color": "#8429f6"}), "duplicate colour"),
+        (lambda d: d["ignore"]["colors"].append("#E2A929"), "duplicate colour"),
+        (lambda d: d["classes"][0].update(color="#12345"), "bad colour"),
+        (lambda d: d["classes"][0].update(color="red"), "bad colour"),
+        (lambda d: d.update(transitions={"land": ["lava"]}), "unknown classes"),
+        (lambda d: d.update(transitions={"land": ["land"]}), "not a change"),
+        (lambda d: d.update(index_offset=1, ignore={"indices": [3]}), "overlap"),
+        (lambda d: d.pop("classes"), "bad class-set description"),
+    ],
+)
+def test_invalid_descriptions(change, match):
+    d = json.loads(json.dumps(DUBAI_JSON))
+    change(d)
+    with pytest.raises(ChangeAnywhereError, match=match):
+        ClassSet.from_dict(d)
+
+
+def test_bad_json_file_names_the_path(tmp_path):
+    path = tmp_path / "broken.json"
+    path.write_text("{not json")
+    with pytest.raises(ChangeAnywhereError, match="broken.json"):
+        ClassSet.load(path)
+
+
+@pytest.mark.parametrize("name", list(BUILTIN_CLASS_SETS))
+def test_colour_index_round_trip(name):
+    cs = ClassSet.builtin(name)
+    idx = index_map(cs.num_classes)
+    rgb = cs.indices_to_colors(idx)
+    assert rgb.shape == (*idx.shape, 3) and rgb.dtype == np.uint8
+    assert tuple(rgb[0, 0]) == cs.ignore_colors[0]
+    np.testing.assert_array_equal(cs.colors_to_indices(rgb), idx)
+
+
+def test_every_ignore_colour_reads_as_ignore():
+    cs = ClassSet.builtin("dubai-landcover")
+    rgb = np.array([[[0x9B, 0x9B, 0x9B], [0, 0, 0], [0x3C, 0x10, 0x98]]], dtype=np.uint8)
+    assert cs.colors_to_indices(rgb).tolist() == [[255, 255, 2]]
+
+
+def test_ignore_without_colour_writes_black():
+    cs = ClassSet("t", (LandCoverClass("a", (9, 9, 9)),))
+    assert cs.indices_to_colors(np.array([[0, 255]], dtype=np.uint8)).tolist() == [[[9, 9, 9], [0, 0, 0]]]
+    with pytest.raises(ChangeAnywhereError, match=r"values \[3\]"):
+        cs.indices_to_colors(np.array([[3]], dtype=np.uint8))
+
+
+def test_unknown_colours_are_listed_with_count_and_nearest_class():
+    cs = ClassSet.builtin("dubai-landcover")
+    rgb = cs.indices_to_colors(np.full((10, 10), 0, dtype=np.uint8))
+    rgb[0, :7] = (0x3D, 0x11, 0x99)  # almost building
+    rgb[1, :3] = (250, 220, 60)  # almost vegetation
+    with pytest.raises(UnknownColorsError) as err:
+        cs.colors_to_indices(rgb)
+    msg = str(err.value)
+    assert "#3D1199 (7 px, nearest: building)" in msg
+    assert "#FADC3C (3 px, nearest: vegetation)" in msg
+    assert msg.index("#3D1199") < msg.index("#FADC3C")  # most frequent first
+    assert "--snap-colors" in msg and "snap=True" in msg
+
+
+def test_many_unknown_colours_are_capped():
+    cs = ClassSet.builtin("dubai-landcover")
+    rgb = np.zeros((1, 30, 3), dtype=np.uint8)
+    rgb[0, :, 0] = np.arange(1, 31)
+    with pytest.raises(UnknownColorsError, match="and 20 more"):
+        cs.colors_to_indices(rgb)
+
+
+def test_snap_maps_to_nearest_class_or_ignore_colour():
+    cs = ClassSet.builtin("dubai-landcover")
+    rgb = np.array([[[0x3D, 0x11, 0x99], [150, 150, 150], [5, 5, 5], [0x84, 0x29, 0xF6]]], dtype=np.uint8)
+    assert cs.colors_to_indices(rgb, snap=True).tolist() == [[2, 255, 255, 0]]
+
+
+def test_colour_lookup_is_fast_on_large_maps():
+    cs = ClassSet.builtin("openearthmap")
+    idx = np.random.default_rng(0).integers(0, 8, (2000, 2000), dtype=np.uint8)
+    rgb = cs.indices_to_colors(idx)
+    rgb[:50, :50] = (1, 2, 3)
+    out = cs.colors_to_indices(rgb, snap=True)  # a few hundred ms; a per-pixel loop would take minutes
+    assert out[0, 0] == 255 and np.array_equal(out[50:], idx[50:])
+
+
+def test_read_rgb_and_rgba_png(tmp_path):
+    cs = ClassSet.builtin("dubai-landcover")
+    idx = index_map(5)
+    rgb = cs.indices_to_colors(idx)
+    Image.fromarray(rgb).save(tmp_path / "rgb.png")
+    rgba = np.dstack([rgb, np.full(idx.shape, 7, np.uint8)])
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
+    for name in ("rgb.png", "rgba.png"):
+        np.testing.assert_array_equal(cs.read_map(tmp_path / name), idx)
+    np.testing.assert_array_equal(cs.read_map(Image.fromarray(rgb)), idx)
+    np.testing.assert_array_equal(cs.read_map(rgb), idx)
+
+
+def test_write_map_round_trips(tmp_path):
+    cs = ClassSet.builtin("potsdam")
+    idx = index_map(5)
+    cs.write_map(idx, tmp_path / "map.png")
+    assert Image.open(tmp_path / "map.png").mode == "RGB"
+    np.testing.assert_array_equal(cs.read_map(tmp_path / "map.png"), idx)
+    assert [p.name for p in tmp_path.iterdir()] == ["map.png"]  # no temp file left behind
+
+
+def test_read_loveda_style_index_png_with_offset(tmp_path):
+    cs = ClassSet.builtin("loveda")
+    raw = np.array([[0, 1, 2, 3], [4, 5, 6, 7]], dtype=np.uint8)  # 0 = no-data, 1..7 = classes
+    Image.fromarray(raw, "L").save(tmp_path / "l.png")
+    assert cs.read_map(tmp_path / "l.png").tolist() == [[255, 0, 1, 2], [3, 4, 5, 6]]
+
+
+def test_read_16_bit_index_png(tmp_path):
+    cs = ClassSet.builtin("openearthmap")
+    Image.fromarray(np.array([[0, 1, 8]], dtype=np.uint16)).save(tmp_path / "i16.png")
+    assert cs.read_map(tmp_path / "i16.png").tolist() == [[255, 0, 7]]
+
+
+def test_index_values_outside_the_set_are_named(tmp_path):
+    cs = ClassSet.builtin("loveda")
+    Image.fromarray(np.array([[1, 9, 12]], dtype=np.uint8), "L").save(tmp_path / "bad.png")
+    with pytest.raises(ChangeAnywhereError, match=r"bad\.png.*values \[9, 12\]"):
+        cs.read_map(tmp_path / "bad.png")
+
+
+def test_palette_png_with_class_colours_reads_by_colour(tmp_path):
+    cs = ClassSet.builtin("dubai-landcover")
+    im = Image.fromarray(np.array([[0, 1], [2, 2]], dtype=np.uint8), "P")
+    # palette order differs from class order: building, land, unlabeled
+    im.putpalette([0x3C, 0x10, 0x98, 0x84, 0x29, 0xF6, 0x9B, 0x9B, 0x9B])
+    im.save(tmp_path / "p.png")
+    assert cs.read_map(tmp_path / "p.png").tolist() == [[2, 0], [255, 255]]
+
+
+def test_palette_png_with_other_colours_reads_by_index(tmp_path):
+    cs = ClassSet.builtin("loveda")
+    im = Image.fromarray(np.array([[0, 1], [2, 7]], dtype=np.uint8), "P")
+    im.putpalette([10 * i for i in range(8 * 3)])
+    im.save(tmp_path / "p.png")
+    assert cs.read_map(tmp_path / "p.png").tolist() == [[255, 0], [1, 6]]
+
+
+def test_unknown_colours_in_a_file_keep_their_type_and_name_the_path(tmp_path):
+    cs = ClassSet.builtin("dubai-landcover")
+    Image.fromarray(np.full((4, 4, 3), 77, np.uint8)).save(tmp_path / "odd.png")
+    with pytest.raises(UnknownColorsError, match=r"odd\.png.*#4D4D4D \(16 px"):
+        cs.read_map(tmp_path / "odd.png")
+    assert (cs.read_map(tmp_path / "odd.png", snap=True) != 255).all()  # grey 77 is nearest to building
+
+
+def test_corrupt_and_missing_files(tmp_path):
+    cs = ClassSet.builtin("dubai-landcover")
+    (tmp_path / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    with pytest.raises(ChangeAnywhereError, match="corrupt.png"):
+        cs.read_map(tmp_path / "corrupt.png")
+    good = tmp_path / "good.png"
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(good)
+    (tmp_path / "truncated.png").write_bytes(good.read_bytes()[:60])
+    with pytest.raises(ChangeAnywhereError, match="truncated.png"):
+        cs.read_map(tmp_path / "truncated.png")
+    with pytest.raises(ChangeAnywhereError, match="missing.png"):
+        cs.read_map(tmp_path / "missing.png")

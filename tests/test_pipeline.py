@@ -1,0 +1,162 @@
+"""ChangeAnywherePipeline on tiny random components: determinism, latent mixing, labels, I/O, errors."""
+
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from changeanywhere import ChangeAnywhereError, ChangeAnywherePipeline, MapSizeError, UnknownColorsError
+from changeanywhere.errors import WeightsNotFoundError
+from changeanywhere.hub import load_pipeline
+from changeanywhere.presets import build_pipeline
+
+STEPS = 8
+
+
+def _after(before_map):
+    after = before_map.copy()
+    after[4:14, 4:14] = 0  # the building is removed
+    after[24:30, 20:30] = 2  # a building appears on the water strip
+    return after
+
+
+def test_synthesize_shapes_and_seed_determinism(tiny_pipe, before_pair):
+    _, m = before_pair
+    a = tiny_pipe.synthesize(m, num_inference_steps=STEPS, seed=3, output_type="np").images
+    b = tiny_pipe.synthesize(m, num_inference_steps=STEPS, seed=3, output_type="np").images
+    c = tiny_pipe.synthesize(m, num_inference_steps=STEPS, seed=4, output_type="np").images
+    assert a.shape == (1, 32, 32, 3) and a.dtype == np.float32
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a - c).mean() > 1e-3
+    pil = tiny_pipe.synthesize(m, num_inference_steps=2, seed=3).images
+    assert pil[0].size == (32, 32) and pil[0].mode == "RGB"
+
+
+def test_change_sample_independent_of_batch(tiny_pipe, before_pair):
+    img, m = before_pair
+    after = _after(m)
+    kw = dict(num_inference_steps=STEPS, output_type="np", guidance_scale=2.0)
+    alone = tiny_pipe.change(img, m, after, seed=[5], **kw)
+    batch = tiny_pipe.change([img] * 3, [m] * 3, [after] * 3, seed=[7, 5, 9], **kw)
+    np.testing.assert_allclose(alone.images[0], batch.images[1], atol=2e-5)
+    assert alone.content_scales[0] == batch.content_scales[1]
+    assert 0.7 <= alone.content_scales[0] <= 1.0
+    assert np.abs(batch.images[0] - batch.images[1]).mean() > 1e-3
+
+
+def test_label_is_full_resolution_xor(tiny_pipe, before_pair):
+    img, m = before_pair
+    after = _after(m)
+    after[0, 0] = 1  # a single-pixel change, smaller than one latent cell
+    m_ign = m.copy()
+    m_ign[31, 31] = 255
+    after[31, 31] = 255
+    out = tiny_pipe.change(img, m_ign, after, num_inference_steps=2, seed=0)
+    np.testing.assert_array_equal(out.change_masks[0], (m_ign != after) & (m_ign != 255))
+    assert out.change_masks[0][0, 0] and not out.change_masks[0][31, 31]
+    np.testing.assert_array_equal(out.after_maps[0], after)
+
+
+def _unchanged_latent_error(pipe, img, m, after, scale):
+    """RMS distance of the final latent to the before-latent, in latent cells far from any change."""
+    out = pipe.change(img, m, after, content_scale=scale, num_inference_steps=STEPS, seed=1, output_type="latent")
+    x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 127.5 - 1
+    with torch.no_grad():
+        known = pipe.encode_images(x)
+    changed = cv2.dilate((m != after).astype(np.uint8), np.ones((9, 9), np.uint8))
+    far = torch.from_numpy(changed[::4, ::4] == 0)  # latent cells (f = 4) at least 4 px from a change
+    return ((out.images - known)[0][:, far] ** 2).mean().sqrt().item() / known.std().item()
+
+
+def test_content_scale_anchors_unchanged_region(tiny_pipe, before_pair):
+    """s = 1: the unchanged region ends on the before-latent (up to the last step's noise); s = 0: free."""
+    img, m = before_pair
+    after = _after(m)
+    anchored = _unchanged_latent_error(tiny_pipe, img, m, after, 1.0)
+    free = _unchanged_latent_error(tiny_pipe, img, m, after, 0.0)
+    assert anchored < 0.1, anchored
+    assert free > 10 * anchored, (anchored, free)
+
+
+def test_change_from_edits(tiny_pipe, before_pair):
+    from changeanywhere import UserEdit
+
+    img, m = before_pair
+    mask = np.zeros_like(m, dtype=bool)
+    mask[0:4, 0:8] = True
+    out = tiny_pipe.change(img, m, edits=[UserEdit(mask=mask, target=4)], num_inference_steps=2, seed=0)
+    assert out.change_masks[0].sum() == 32 and (out.after_maps[0][mask] == 4).all()
+
+
+def test_save_load_round_trip_and_class_set(tmp_path, tiny_pipe, before_pair, dubai):
+    _, m = before_pair
+    tiny_pipe.save_pretrained(tmp_path / "pipe")
+    index = json.loads((tmp_path / "pipe" / "model_index.json").read_text())
+    assert index["semantic_encoder"] == ["changeanywhere.semantic_encoder", "SemanticEncoder"]
+    assert not list((tmp_path / "pipe").rglob("*.bin")), "weights must be safetensors"
+    loaded = ChangeAnywherePipeline.from_pretrained(tmp_path / "pipe")
+    loaded.set_progress_bar_config(disable=True)
+    assert loaded.class_set == dubai
+    a = tiny_pipe.synthesize(m, num_inference_steps=STEPS, seed=2, output_type="np").images
+    b = loaded.synthesize(m, num_inference_steps=STEPS, seed=2, output_type="np").images
+    np.testing.assert_array_equal(a, b)
+
+
+def test_load_by_repo_id_from_offline_hub_cache(tmp_path, tiny_pipe, before_pair):
+    """A repo id resolves through a Hub cache laid out like huggingface_hub's, with HF_HUB_OFFLINE=1."""
+    import os
+
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+    _, m = before_pair
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--changeanywhere--tiny-test"
+    tiny_pipe.save_pretrained(repo / "snapshots" / sha)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(sha)
+    pipe = load_pipeline("changeanywhere/tiny-test", cache_dir=tmp_path / "hub")
+    a = tiny_pipe.synthesize(m, num_inference_steps=2, seed=2, output_type="np").images
+    b = pipe.synthesize(m, num_inference_steps=2, seed=2, output_type="np").images
+    np.testing.assert_array_equal(a, b)
+    with pytest.raises(WeightsNotFoundError, match="offline"):
+        load_pipeline("changeanywhere/not-there", cache_dir=tmp_path / "hub")
+    shutil.rmtree(repo)
+
+
+def test_missing_local_folder_is_clear(tmp_path):
+    with pytest.raises(WeightsNotFoundError, match="model_index.json"):
+        load_pipeline(tmp_path / "nothing")
+
+
+def test_vq_autoencoder_variant(dubai, before_pair):
+    torch.manual_seed(0)
+    pipe = build_pipeline(dubai, preset="tiny", autoencoder="vq")
+    pipe.set_progress_bar_config(disable=True)
+    img, m = before_pair
+    out = pipe.change(img, m, _after(m), num_inference_steps=2, seed=0, output_type="np")
+    assert out.images.shape == (1, 32, 32, 3)
+
+
+def test_input_errors(tiny_pipe, before_pair, dubai):
+    img, m = before_pair
+    after = _after(m)
+    with pytest.raises(MapSizeError, match="differ in size"):
+        tiny_pipe.change(img, m, after[:16], num_inference_steps=2)
+    with pytest.raises(MapSizeError, match="does not match"):
+        tiny_pipe.change(img[:16], m, after, num_inference_steps=2)
+    with pytest.raises(MapSizeError, match="multiple of 8"):
+        tiny_pipe.synthesize(m[:30, :30], num_inference_steps=2)
+    with pytest.raises(ChangeAnywhereError, match="RGB"):
+        tiny_pipe.change(img[..., :2], m, after, num_inference_steps=2)
+    with pytest.raises(ChangeAnywhereError, match="outside the 5 classes"):
+        tiny_pipe.synthesize(np.full((32, 32), 7, np.uint8), num_inference_steps=2)
+    colour = dubai.indices_to_colors(m)
+    colour[0, 0] = (1, 2, 3)
+    with pytest.raises(UnknownColorsError, match="#010203"):
+        tiny_pipe.synthesize(colour, num_inference_steps=2)
+    with pytest.raises(ChangeAnywhereError, match="content_scale"):
+        tiny_pipe.change(img, m, after, content_scale=(0.9, 0.2), num_inference_steps=2)
+    with pytest.raises(ChangeAnywhereError, match="after map or at least one edit"):
+        tiny_pipe.change(img, m, num_inference_steps=2)
