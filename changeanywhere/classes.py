@@ -2,7 +2,8 @@
 
 Inside the project a land-cover map is an HxW uint8 *index map*: 0..K-1 are classes, 255 (`ClassSet.IGNORE`)
 is "ignore" (unlabeled / no data). On disk, maps are colour PNGs (one exact colour per class), or index PNGs
-whose raw values may be shifted (`index_offset`) and may hold dataset-specific ignore values (`ignore_indices`).
+whose raw values may be shifted (`index_offset`) and may hold dataset-specific ignore values
+(`ignore_indices`).
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ class ClassSet:
         set_(self, "ignore_indices", tuple(int(i) for i in self.ignore_indices))
         set_(self, "index_offset", int(self.index_offset))
         pairs = self.transitions.items() if isinstance(self.transitions, Mapping) else self.transitions
-        set_(self, "transitions", tuple((str(a), tuple(str(b) for b in bs)) for a, bs in pairs))
+        set_(self, "transitions", tuple(sorted((str(a), tuple(str(b) for b in bs)) for a, bs in pairs)))
         self._validate()
 
     def _validate(self) -> None:
@@ -88,9 +89,13 @@ class ClassSet:
         if not 1 <= k < self.IGNORE:
             raise ChangeAnywhereError(f"{where}: needs 1 to {self.IGNORE - 1} classes, got {k}")
         _no_duplicates(where, "class name", [c.name for c in self.classes])
-        _no_duplicates(where, "colour", [rgb_to_hex(c) for c in [*(c.color for c in self.classes), *self.ignore_colors]])
+        _no_duplicates(
+            where, "colour", [rgb_to_hex(c) for c in [*(c.color for c in self.classes), *self.ignore_colors]]
+        )
         if self.index_offset < 0 or self.index_offset + k > 256:
-            raise ChangeAnywhereError(f"{where}: index_offset {self.index_offset} puts classes outside 0..255")
+            raise ChangeAnywhereError(
+                f"{where}: index_offset {self.index_offset} puts classes outside 0..255"
+            )
         clash = [i for i in self.ignore_indices if self.index_offset <= i < self.index_offset + k]
         if clash or any(not 0 <= i <= 65535 for i in self.ignore_indices):
             raise ChangeAnywhereError(
@@ -132,7 +137,9 @@ class ClassSet:
         for i, n in enumerate(self.names):
             if n.lower() == name.strip().lower():
                 return i
-        raise ChangeAnywhereError(f"class {name!r} is not in class set {self.name!r} (classes: {', '.join(self.names)})")
+        raise ChangeAnywhereError(
+            f"class {name!r} is not in class set {self.name!r} (classes: {', '.join(self.names)})"
+        )
 
     # ---- construction and serialisation ------------------------------------------------------------------
 
@@ -194,7 +201,9 @@ class ClassSet:
     def builtin(cls, name: str) -> ClassSet:
         key = name.strip().lower().replace("_", "-")
         if key not in BUILTIN_CLASS_SETS:
-            raise ChangeAnywhereError(f"unknown class set {name!r}; built-in sets: {', '.join(BUILTIN_CLASS_SETS)}")
+            raise ChangeAnywhereError(
+                f"unknown class set {name!r}; built-in sets: {', '.join(BUILTIN_CLASS_SETS)}"
+            )
         return BUILTIN_CLASS_SETS[key]
 
     @classmethod
@@ -206,7 +215,8 @@ class ClassSet:
         if Path(text).is_file() or text.lower().endswith(".json"):
             return cls.from_json(text)
         raise ChangeAnywhereError(
-            f"class set {text!r} is neither a built-in set ({', '.join(BUILTIN_CLASS_SETS)}) nor an existing JSON file"
+            f"class set {text!r} is neither a built-in set ({', '.join(BUILTIN_CLASS_SETS)}) "
+            "nor an existing JSON file"
         )
 
     # ---- colour <-> index ---------------------------------------------------------------------------------
@@ -215,7 +225,9 @@ class ClassSet:
     def _color_lookup(self) -> tuple[np.ndarray, np.ndarray]:
         """Sorted packed colours of classes and ignore colours, and the index each maps to (ignore: 255)."""
         colors = np.array([*(c.color for c in self.classes), *self.ignore_colors], dtype=np.uint8)
-        values = np.array([*range(self.num_classes)] + [self.IGNORE] * len(self.ignore_colors), dtype=np.uint8)
+        values = np.array(
+            [*range(self.num_classes)] + [self.IGNORE] * len(self.ignore_colors), dtype=np.uint8
+        )
         packed = _pack(colors)
         order = np.argsort(packed)
         return packed[order], values[order]
@@ -238,7 +250,9 @@ class ClassSet:
         """
         rgb = np.asarray(rgb)
         if rgb.ndim != 3 or rgb.shape[2] not in (3, 4) or rgb.dtype != np.uint8:
-            raise ChangeAnywhereError(f"expected an HxWx3 uint8 colour map, got {rgb.dtype} array {rgb.shape}")
+            raise ChangeAnywhereError(
+                f"expected an HxWx3 uint8 colour map, got {rgb.dtype} array {rgb.shape}"
+            )
         packed = _pack(rgb[..., :3])
         known, values = self._color_lookup
         pos = np.minimum(np.searchsorted(known, packed), len(known) - 1)
@@ -252,18 +266,25 @@ class ClassSet:
             out[unknown] = nearest[inverse.ravel()]
         return out
 
-    def _unknown_message(self, colors: np.ndarray, counts: np.ndarray, nearest: np.ndarray, total: int) -> str:
+    def _unknown_message(
+        self, colors: np.ndarray, counts: np.ndarray, nearest: np.ndarray, total: int
+    ) -> str:
         order = np.argsort(-counts, kind="stable")
         listed = [
             f"{rgb_to_hex(((int(c) >> 16) & 255, (int(c) >> 8) & 255, int(c) & 255))} "
             f"({int(n):,} px, nearest: {self._label(int(i))})"
-            for c, n, i in zip(colors[order][:_MAX_LISTED], counts[order][:_MAX_LISTED], nearest[order][:_MAX_LISTED])
+            for c, n, i in zip(
+                colors[order][:_MAX_LISTED],
+                counts[order][:_MAX_LISTED],
+                nearest[order][:_MAX_LISTED],
+                strict=True,
+            )
         ]
         more = f", and {len(colors) - _MAX_LISTED} more" if len(colors) > _MAX_LISTED else ""
         return (
             f"{len(colors)} colour(s) in {int(counts.sum()):,} of {total:,} pixels are not in class set "
-            f"{self.name!r}: {'; '.join(listed)}{more}. Use the matching class set, fix the map, or snap each "
-            "colour to its nearest class colour with snap=True (CLI: --snap-colors)."
+            f"{self.name!r}: {'; '.join(listed)}{more}. Use the matching class set, fix the map, or snap "
+            "each colour to its nearest class colour with snap=True (CLI: --snap-colors)."
         )
 
     def indices_to_colors(self, idx: np.ndarray) -> np.ndarray:
@@ -287,7 +308,7 @@ class ClassSet:
             )
 
     def raw_to_indices(self, raw: np.ndarray) -> np.ndarray:
-        """Raw values of an index PNG -> index map: `ignore_indices` and 255 -> 255, others minus `index_offset`."""
+        """Raw index-PNG values -> index map: `ignore_indices` and 255 -> 255, others minus `index_offset`."""
         raw = np.asarray(raw).astype(np.int64, copy=False)
         ignore = np.isin(raw, (*self.ignore_indices, self.IGNORE))
         cls = raw - self.index_offset
@@ -295,16 +316,18 @@ class ClassSet:
         if bad.any():
             vals = np.unique(raw[bad])
             listed = vals[:_MAX_LISTED].tolist()
+            ignore_values = sorted({*self.ignore_indices, self.IGNORE})
             raise ChangeAnywhereError(
-                f"index map holds values {listed}{' ...' if len(vals) > _MAX_LISTED else ''} that are not classes of "
-                f"{self.name!r} (classes are {self.index_offset}..{self.index_offset + self.num_classes - 1}, ignore "
-                f"{sorted({*self.ignore_indices, self.IGNORE})}); is it the right class set?"
+                f"index map holds values {listed}{' ...' if len(vals) > _MAX_LISTED else ''} that are not "
+                f"classes of {self.name!r} (classes are {self.index_offset}.."
+                f"{self.index_offset + self.num_classes - 1}, ignore {ignore_values}); "
+                "is it the right class set?"
             )
         out = cls.astype(np.uint8)
         out[ignore] = self.IGNORE
         return out
 
-    # ---- files ----------------------------------------------------------------------------------------------
+    # ---- files --------------------------------------------------------------------------------------------
 
     def read_map(self, src: str | os.PathLike | Image.Image | np.ndarray, snap: bool = False) -> np.ndarray:
         """Read a land-cover map into an HxW uint8 index map.
@@ -344,7 +367,9 @@ class ClassSet:
             return self.raw_to_indices(raw)
         if im.mode in ("L", "1", "I", "I;16", "I;16L", "I;16B", "LA"):
             return self.raw_to_indices(np.asarray(im.getchannel(0) if im.mode == "LA" else im))
-        raise ChangeAnywhereError(f"unsupported image mode {im.mode!r} for a land-cover map (use RGB or L PNGs)")
+        raise ChangeAnywhereError(
+            f"unsupported image mode {im.mode!r} for a land-cover map (use RGB or L PNGs)"
+        )
 
     def write_map(self, idx: np.ndarray, path: str | os.PathLike) -> Path:
         """Write an index map as a colour PNG, atomically."""
@@ -369,7 +394,9 @@ def _no_duplicates(where: str, what: str, items: list[str]) -> None:
         raise ChangeAnywhereError(f"{where}: duplicate {what}(s) {dups}")
 
 
-def _make(name: str, classes: dict[str, str], *, transitions: dict[str, tuple[str, ...]], **kw: Any) -> ClassSet:
+def _make(
+    name: str, classes: dict[str, str], *, transitions: dict[str, tuple[str, ...]], **kw: Any
+) -> ClassSet:
     return ClassSet(
         name=name,
         classes=tuple(LandCoverClass(n, hex_to_rgb(c)) for n, c in classes.items()),
@@ -379,7 +406,7 @@ def _make(name: str, classes: dict[str, str], *, transitions: dict[str, tuple[st
 
 
 BUILTIN_CLASS_SETS: dict[str, ClassSet] = {
-    # OpenEarthMap, order and palette as in the original ChangeAnywhere generator; index maps: 0 unknown, 1..8.
+    # OpenEarthMap, order and palette of the original ChangeAnywhere generator; index maps: 0 unknown, 1..8.
     "openearthmap": _make(
         "openearthmap",
         {
@@ -410,7 +437,13 @@ BUILTIN_CLASS_SETS: dict[str, ClassSet] = {
     # Dubai aerial land cover (../shared/data/dubai-landcover/classes.json), RGB colour masks.
     "dubai-landcover": _make(
         "dubai-landcover",
-        {"land": "#8429F6", "water": "#E2A929", "building": "#3C1098", "vegetation": "#FEDD3A", "road": "#6EC1E4"},
+        {
+            "land": "#8429F6",
+            "water": "#E2A929",
+            "building": "#3C1098",
+            "vegetation": "#FEDD3A",
+            "road": "#6EC1E4",
+        },
         ignore_colors=((0x9B, 0x9B, 0x9B), (0, 0, 0)),
         ignore_name="unlabeled",
         transitions={

@@ -23,9 +23,9 @@ IGNORE = ClassSet.IGNORE
 MAX_CLASSES = 15  # change codes 1 + from*K + to must fit in uint8 below 255
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class UserEdit:
-    """Paint `mask` (HxW bool) with class index `target`."""
+    """Paint `mask` (HxW bool) with class index `target`. Compared by identity (it holds an array)."""
 
     mask: np.ndarray
     target: int
@@ -107,7 +107,9 @@ def simulate_changes(
     after = sim.after
     change_mask = (before != after) & (before != IGNORE)
     change_type = np.zeros_like(before)
-    change_type[change_mask] = (1 + before[change_mask].astype(np.int32) * k + after[change_mask]).astype(np.uint8)
+    change_type[change_mask] = (1 + before[change_mask].astype(np.int32) * k + after[change_mask]).astype(
+        np.uint8
+    )
     return ChangeResult(before, after, change_mask, change_type, sim.events)
 
 
@@ -164,7 +166,12 @@ class _Simulator:
                 "type": kind,
                 "from": names[int(replaced.argmax())],
                 "to": names[to],
-                "bbox": [xs.start + int(cols.min()), ys.start + int(rows.min()), int(np.ptp(cols)) + 1, int(np.ptp(rows)) + 1],
+                "bbox": [
+                    xs.start + int(cols.min()),
+                    ys.start + int(rows.min()),
+                    int(np.ptp(cols)) + 1,
+                    int(np.ptp(rows)) + 1,
+                ],
                 "area": area,
                 "replaced": {names[c]: int(n) for c, n in enumerate(replaced) if n},
                 **extra,
@@ -235,10 +242,14 @@ class _Simulator:
         full = slice(0, self.after.shape[0]), slice(0, self.after.shape[1])
         if not self._apply("edit", pix, *full, target):
             name = self.cs.names[target]
-            self.events.append({"type": "edit", "from": None, "to": name, "bbox": None, "area": 0, "replaced": {}})
+            self.events.append(
+                {"type": "edit", "from": None, "to": name, "bbox": None, "area": 0, "replaced": {}}
+            )
 
 
-def _find_objects(before: np.ndarray, k: int, min_area: int, max_area: float) -> tuple[np.ndarray, list[_Object]]:
+def _find_objects(
+    before: np.ndarray, k: int, min_area: int, max_area: float
+) -> tuple[np.ndarray, list[_Object]]:
     """One int32 label image for all classes' components (ids are globally unique) and the usable objects."""
     labels = np.zeros(before.shape, dtype=np.int32)
     objects: list[_Object] = []
@@ -261,14 +272,20 @@ def _find_objects(before: np.ndarray, k: int, min_area: int, max_area: float) ->
 def _check_map(before: np.ndarray, class_set: ClassSet) -> np.ndarray:
     before = np.asarray(before)
     if before.ndim != 2 or not np.issubdtype(before.dtype, np.integer):
-        raise ChangeAnywhereError(f"the before map must be an HxW index map, got {before.dtype} array {before.shape}")
+        raise ChangeAnywhereError(
+            f"the before map must be an HxW index map, got {before.dtype} array {before.shape}"
+        )
     k = class_set.num_classes
     if k > MAX_CLASSES:
-        raise ChangeAnywhereError(f"change simulation supports at most {MAX_CLASSES} classes, {class_set.name!r} has {k}")
+        raise ChangeAnywhereError(
+            f"change simulation supports at most {MAX_CLASSES} classes, {class_set.name!r} has {k}"
+        )
     bad = (before != IGNORE) & ((before < 0) | (before >= k))
     if bad.any():
         vals = np.unique(before[bad])[:10].tolist()
-        raise ChangeAnywhereError(f"the before map holds values {vals} outside 0..{k - 1} and {IGNORE} (ignore)")
+        raise ChangeAnywhereError(
+            f"the before map holds values {vals} outside 0..{k - 1} and {IGNORE} (ignore)"
+        )
     return before.astype(np.uint8)
 
 
@@ -293,8 +310,13 @@ def _check_edit(edit: UserEdit, shape: tuple[int, int], class_set: ClassSet) -> 
     if not mask.any():
         raise ChangeAnywhereError("edit mask is empty: paint the region to change, or drop the edit")
     target = edit.target
-    if isinstance(target, bool) or not isinstance(target, int | np.integer) or not 0 <= target < class_set.num_classes:
+    if (
+        isinstance(target, bool)
+        or not isinstance(target, int | np.integer)
+        or not 0 <= target < class_set.num_classes
+    ):
         raise ChangeAnywhereError(
-            f"edit target {target!r} is not a class index of {class_set.name!r} (0..{class_set.num_classes - 1})"
+            f"edit target {target!r} is not a class index of {class_set.name!r} "
+            f"(0..{class_set.num_classes - 1})"
         )
     return mask, int(target)

@@ -27,8 +27,14 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: str) -> torch.dtype:
         return dtype
     if dtype in (None, "auto"):
         return torch.float16 if device.startswith("cuda") else torch.float32
-    table = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16, "float16": torch.float16,
-             "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
+    table = {
+        "fp32": torch.float32,
+        "float32": torch.float32,
+        "fp16": torch.float16,
+        "float16": torch.float16,
+        "bf16": torch.bfloat16,
+        "bfloat16": torch.bfloat16,
+    }
     if dtype not in table:
         raise WeightsNotFoundError(f"unknown dtype {dtype!r}; use one of {sorted(table)}")
     return table[dtype]
@@ -56,13 +62,15 @@ def load_pipeline(
         )
     try:
         pipe = ChangeAnywherePipeline.from_pretrained(source, dtype=resolve_dtype(dtype, device), **kwargs)
-    except (LocalEntryNotFoundError, RepositoryNotFoundError, HFValidationError, OSError, EnvironmentError) as err:
+    except (LocalEntryNotFoundError, RepositoryNotFoundError, HFValidationError, OSError) as err:
         offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
         hint = (
             "you are offline (HF_HUB_OFFLINE=1) and it is not in the local cache"
             if offline
             else "check the repo id, your network, and `huggingface-cli login` for private repos"
         )
-        raise WeightsNotFoundError(f"could not load weights {source!r}: {hint}. ({type(err).__name__})") from err
+        raise WeightsNotFoundError(
+            f"could not load weights {source!r}: {hint}. ({type(err).__name__})"
+        ) from err
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)

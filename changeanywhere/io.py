@@ -1,4 +1,4 @@
-"""Atomic file writes: a temp file in the target's folder, then `os.replace`, so readers never see half a file."""
+"""Atomic file writes: a temp file in the target's folder, then `os.replace`: no half-written files."""
 
 from __future__ import annotations
 
@@ -39,7 +39,11 @@ def _atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -
 def atomic_write_png(path: str | os.PathLike, image: np.ndarray | Image.Image) -> Path:
     """Save a PIL image, or a uint8 array (HxW -> 'L', HxWx3 -> 'RGB', HxWx4 -> 'RGBA'), as PNG."""
     if isinstance(image, np.ndarray):
-        if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
+        if (
+            image.dtype != np.uint8
+            or image.ndim not in (2, 3)
+            or (image.ndim == 3 and image.shape[2] not in (3, 4))
+        ):
             raise TypeError(f"expected a uint8 HxW, HxWx3 or HxWx4 array, got {image.dtype} {image.shape}")
         image = Image.fromarray(np.ascontiguousarray(image))
     return _atomic_write(path, lambda f: image.save(f, format="PNG"))

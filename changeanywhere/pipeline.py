@@ -77,6 +77,7 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         semantic_encoder: SemanticEncoder,
         unet: UNet2DModel,
         scheduler: DDIMScheduler,
+        default_guidance_scale: float = 1.0,
     ):
         super().__init__()
         latent = vae.config.latent_channels
@@ -87,6 +88,8 @@ class ChangeAnywherePipeline(DiffusionPipeline):
                 f"condition channels ({cond})"
             )
         self.register_modules(vae=vae, semantic_encoder=semantic_encoder, unet=unet, scheduler=scheduler)
+        # the guidance a trained model was measured best at; calls with guidance_scale=None use it
+        self.register_to_config(default_guidance_scale=float(default_guidance_scale))
 
     # ----------------------------------------------------------------- properties
     @property
@@ -157,9 +160,9 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         return [torch.Generator("cpu").manual_seed(s) for s in seeds], list(seeds)
 
     def _per_sample_randn(self, shape: tuple[int, ...], generators: list[torch.Generator]) -> torch.Tensor:
-        return torch.cat([randn_tensor((1, *shape), generator=g, dtype=torch.float32) for g in generators]).to(
-            self.device
-        )
+        return torch.cat(
+            [randn_tensor((1, *shape), generator=g, dtype=torch.float32) for g in generators]
+        ).to(self.device)
 
     def _condition(self, label_map: torch.Tensor) -> torch.Tensor:
         return self.semantic_encoder(label_map.to(self.device))
@@ -172,19 +175,20 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         generators: list[torch.Generator],
         num_inference_steps: int,
         eta: float,
-        guidance_scale: float,
+        guidance_scale: float | None,
         known_latents: torch.Tensor | None = None,
         keep_mask: torch.Tensor | None = None,
         mix_steps: torch.Tensor | None = None,
         callback_on_step_end: Callable | None = None,
     ) -> torch.Tensor:
         """DDIM from pure noise under `cond`; if `known_latents` is given, mix while `step < mix_steps`."""
-        batch = cond.shape[0]
         shape = (self.vae.config.latent_channels, *cond.shape[2:])
         dtype = self.unet.dtype
         self.scheduler.set_timesteps(num_inference_steps, device=self.device)
         x = self._per_sample_randn(shape, generators) * self.scheduler.init_noise_sigma
         cond = cond.to(dtype)
+        if guidance_scale is None:
+            guidance_scale = self.config.default_guidance_scale
         use_cfg = guidance_scale != 1.0
         if use_cfg:
             cond = torch.cat([cond, torch.zeros_like(cond)])
@@ -224,7 +228,7 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         *,
         num_inference_steps: int = 50,
         eta: float = 1.0,
-        guidance_scale: float = 1.0,
+        guidance_scale: float | None = None,
         seed: int | Sequence[int] | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
         output_type: str = "pil",
@@ -235,7 +239,11 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         self._check_size(*maps.shape[1:])
         generators, seeds = self._generators(maps.shape[0], seed, generator)
         latents = self._denoise(
-            self._condition(maps), generators, num_inference_steps, eta, guidance_scale,
+            self._condition(maps),
+            generators,
+            num_inference_steps,
+            eta,
+            guidance_scale,
             callback_on_step_end=callback_on_step_end,
         )
         images = latents if output_type == "latent" else self.decode_latents(latents)
@@ -252,7 +260,7 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         content_scale: ContentScale = (0.7, 1.0),
         num_inference_steps: int = 50,
         eta: float = 1.0,
-        guidance_scale: float = 1.0,
+        guidance_scale: float | None = None,
         seed: int | Sequence[int] | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
         output_type: str = "pil",
@@ -300,10 +308,18 @@ class ChangeAnywherePipeline(DiffusionPipeline):
 
         known = self.encode_images(images).float()
         unchanged = (~change_mask(before, after)).float()[:, None]
-        keep = torch.nn.functional.interpolate(unchanged, size=known.shape[2:], mode="nearest").to(self.device)
+        keep = torch.nn.functional.interpolate(unchanged, size=known.shape[2:], mode="nearest").to(
+            self.device
+        )
         latents = self._denoise(
-            self._condition(after), generators, num_inference_steps, eta, guidance_scale,
-            known_latents=known, keep_mask=keep, mix_steps=mix_steps.to(self.device),
+            self._condition(after),
+            generators,
+            num_inference_steps,
+            eta,
+            guidance_scale,
+            known_latents=known,
+            keep_mask=keep,
+            mix_steps=mix_steps.to(self.device),
             callback_on_step_end=callback_on_step_end,
         )
         out = latents if output_type == "latent" else self.decode_latents(latents)

@@ -18,27 +18,49 @@ from .semantic_encoder import SemanticEncoder
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {
         "autoencoder": "vq",
-        "vae": dict(block_out_channels=(128, 256, 512), layers_per_block=2, latent_channels=3,
-                    num_vq_embeddings=8192, norm_num_groups=32),
-        "unet": dict(block_out_channels=(128, 256, 512), layers_per_block=2, attention_head_dim=None,
-                     down_block_types=("AttnDownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"),
-                     up_block_types=("AttnUpBlock2D", "AttnUpBlock2D", "AttnUpBlock2D"), norm_num_groups=32),
+        "vae": dict(
+            block_out_channels=(128, 256, 512),
+            layers_per_block=2,
+            latent_channels=3,
+            num_vq_embeddings=8192,
+            norm_num_groups=32,
+        ),
+        "unet": dict(
+            block_out_channels=(128, 256, 512),
+            layers_per_block=2,
+            attention_head_dim=None,
+            down_block_types=("AttnDownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"),
+            up_block_types=("AttnUpBlock2D", "AttnUpBlock2D", "AttnUpBlock2D"),
+            norm_num_groups=32,
+        ),
         "condition_channels": 3,
     },
     "cpu": {
         "autoencoder": "kl",
-        "vae": dict(block_out_channels=(32, 64, 64), layers_per_block=1, latent_channels=4, norm_num_groups=8),
-        "unet": dict(block_out_channels=(32, 64, 128), layers_per_block=2, attention_head_dim=8,
-                     down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
-                     up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"), norm_num_groups=8),
+        "vae": dict(
+            block_out_channels=(32, 64, 64), layers_per_block=1, latent_channels=4, norm_num_groups=8
+        ),
+        "unet": dict(
+            block_out_channels=(32, 64, 128),
+            layers_per_block=2,
+            attention_head_dim=8,
+            down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
+            up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
+            norm_num_groups=8,
+        ),
         "condition_channels": 4,
     },
     "tiny": {
         "autoencoder": "kl",
         "vae": dict(block_out_channels=(8, 8, 8), layers_per_block=1, latent_channels=3, norm_num_groups=4),
-        "unet": dict(block_out_channels=(8, 16), layers_per_block=1, attention_head_dim=None,
-                     down_block_types=("DownBlock2D", "DownBlock2D"),
-                     up_block_types=("UpBlock2D", "UpBlock2D"), norm_num_groups=4),
+        "unet": dict(
+            block_out_channels=(8, 16),
+            layers_per_block=1,
+            attention_head_dim=None,
+            down_block_types=("DownBlock2D", "DownBlock2D"),
+            up_block_types=("UpBlock2D", "UpBlock2D"),
+            norm_num_groups=4,
+        ),
         "condition_channels": 3,
     },
 }
@@ -51,7 +73,9 @@ def build_autoencoder(preset: str = "cpu", autoencoder: str | None = None) -> Au
     cfg = dict(spec["vae"])
     n = len(cfg["block_out_channels"])
     common = dict(
-        in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * n,
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * n,
         up_block_types=("UpDecoderBlock2D",) * n,
     )
     if kind == "vq":
@@ -66,16 +90,20 @@ def build_autoencoder(preset: str = "cpu", autoencoder: str | None = None) -> Au
 def build_unet(preset: str, latent_channels: int, condition_channels: int) -> UNet2DModel:
     """A fresh UNet taking the noisy latent concatenated with the condition."""
     cfg = dict(_spec(preset)["unet"])
-    return UNet2DModel(
-        in_channels=latent_channels + condition_channels, out_channels=latent_channels, **cfg
-    )
+    return UNet2DModel(in_channels=latent_channels + condition_channels, out_channels=latent_channels, **cfg)
 
 
 def build_scheduler() -> DDIMScheduler:
     """The paper's schedule: 1000 steps, linear betas 0.0015 → 0.0205, ε-prediction."""
     return DDIMScheduler(
-        num_train_timesteps=1000, beta_start=0.0015, beta_end=0.0205, beta_schedule="linear",
-        prediction_type="epsilon", clip_sample=False, set_alpha_to_one=False, steps_offset=1,
+        num_train_timesteps=1000,
+        beta_start=0.0015,
+        beta_end=0.0205,
+        beta_schedule="linear",
+        prediction_type="epsilon",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
     )
 
 
@@ -87,8 +115,10 @@ def build_pipeline(
     vae = vae if vae is not None else build_autoencoder(preset, autoencoder)
     factor = 2 ** (len(vae.config.block_out_channels) - 1)
     encoder = SemanticEncoder(
-        num_classes=class_set.num_classes, condition_channels=spec["condition_channels"],
-        downsample_factor=factor, class_set=class_set.to_dict(),
+        num_classes=class_set.num_classes,
+        condition_channels=spec["condition_channels"],
+        downsample_factor=factor,
+        class_set=class_set.to_dict(),
     )
     unet = build_unet(preset, vae.config.latent_channels, spec["condition_channels"])
     return ChangeAnywherePipeline(vae=vae, semantic_encoder=encoder, unet=unet, scheduler=build_scheduler())

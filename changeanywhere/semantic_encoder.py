@@ -57,7 +57,9 @@ class SemanticEncoder(ModelMixin, ConfigMixin):
         label_map = label_map.long()
         valid = label_map != IGNORE_INDEX
         if bool(((label_map >= k) & valid).any()) or bool((label_map < 0).any()):
-            raise ValueError(f"label map holds class indices outside 0..{k - 1} (and {IGNORE_INDEX} = ignore)")
+            raise ValueError(
+                f"label map holds class indices outside 0..{k - 1} (and {IGNORE_INDEX} = ignore)"
+            )
         onehot = F.one_hot(label_map.clamp(0, k - 1) * valid, k).permute(0, 3, 1, 2)
         return (onehot * valid[:, None]).to(self.dtype)
 

@@ -87,7 +87,9 @@ def test_dataset_schema_with_unknown_keys(tmp_path):
 
 
 def test_transitions_accept_a_mapping():
-    cs = ClassSet("t", (LandCoverClass("a", (1, 1, 1)), LandCoverClass("b", (2, 2, 2))), transitions={"a": ["b"]})
+    cs = ClassSet(
+        "t", (LandCoverClass("a", (1, 1, 1)), LandCoverClass("b", (2, 2, 2))), transitions={"a": ["b"]}
+    )
     assert cs.transitions == (("a", ("b",)),) and cs.transition_table == {0: (1,)}
 
 

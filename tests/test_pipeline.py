@@ -62,7 +62,9 @@ def test_label_is_full_resolution_xor(tiny_pipe, before_pair):
 
 def _unchanged_latent_error(pipe, img, m, after, scale):
     """RMS distance of the final latent to the before-latent, in latent cells far from any change."""
-    out = pipe.change(img, m, after, content_scale=scale, num_inference_steps=STEPS, seed=1, output_type="latent")
+    out = pipe.change(
+        img, m, after, content_scale=scale, num_inference_steps=STEPS, seed=1, output_type="latent"
+    )
     x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 127.5 - 1
     with torch.no_grad():
         known = pipe.encode_images(x)

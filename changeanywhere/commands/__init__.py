@@ -1,5 +1,5 @@
 """Sub-commands of the CLI. Each module exposes `add_parser(subparsers)` that sets `func`."""
 
-from . import simulate
+from . import eval_generator, simulate, train_autoencoder, train_diffusion, train_segmenter
 
-COMMANDS = [simulate]
+COMMANDS = [simulate, train_autoencoder, train_diffusion, train_segmenter, eval_generator]

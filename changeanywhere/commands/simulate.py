@@ -1,4 +1,4 @@
-"""`changeanywhere simulate`: simulate change events on one land-cover map and write the after map and labels."""
+"""`changeanywhere simulate`: simulate change events on one land-cover map; write the after map and labels."""
 
 from __future__ import annotations
 
@@ -25,15 +25,29 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         ),
     )
     p.add_argument("--label", required=True, type=Path, help="before land-cover map (colour or index PNG)")
-    p.add_argument("--classes", required=True, help=f"built-in class set or a JSON file ({', '.join(BUILTIN_CLASS_SETS)})")
-    p.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
-    p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives identical files (default 0)")
-    p.add_argument("--num-events", default="1:6", help="N, or LO:HI inclusive range to draw from (default 1:6)")
     p.add_argument(
-        "--events", default=",".join(EVENT_TYPES), help=f"comma-separated event types (default {','.join(EVENT_TYPES)})"
+        "--classes",
+        required=True,
+        help=f"built-in class set or a JSON file ({', '.join(BUILTIN_CLASS_SETS)})",
     )
-    p.add_argument("--min-area", type=int, default=64, help="smallest object, in pixels, an event may pick (default 64)")
-    p.add_argument("--snap-colors", action="store_true", help="map colours not in the class set to the nearest class")
+    p.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
+    p.add_argument(
+        "--seed", type=int, default=0, help="random seed; the same seed gives identical files (default 0)"
+    )
+    p.add_argument(
+        "--num-events", default="1:6", help="N, or LO:HI inclusive range to draw from (default 1:6)"
+    )
+    p.add_argument(
+        "--events",
+        default=",".join(EVENT_TYPES),
+        help=f"comma-separated event types (default {','.join(EVENT_TYPES)})",
+    )
+    p.add_argument(
+        "--min-area", type=int, default=64, help="smallest object, in pixels, an event may pick (default 64)"
+    )
+    p.add_argument(
+        "--snap-colors", action="store_true", help="map colours not in the class set to the nearest class"
+    )
     p.set_defaults(func=run)
     return p
 
@@ -71,7 +85,9 @@ def run(args: argparse.Namespace) -> int:
     }
     atomic_write_text(out / "events.json", json.dumps(report, indent=2) + "\n")
     share = result.change_mask.mean() if result.change_mask.size else 0.0
-    print(f"{len(result.events)} event(s), {report['changed_pixels']:,} changed pixels ({share:.1%}) -> {out}")
+    print(
+        f"{len(result.events)} event(s), {report['changed_pixels']:,} changed pixels ({share:.1%}) -> {out}"
+    )
     return 0
 
 
@@ -84,4 +100,3 @@ def parse_num_events(text: str) -> int | tuple[int, int]:
         return int(text)
     except ValueError:
         raise ChangeAnywhereError(f"--num-events must be N or LO:HI (e.g. 3 or 1:6), got {text!r}") from None
-

@@ -1,0 +1,27 @@
+"""`changeanywhere train-autoencoder`: train the f=4 autoencoder on image / land-cover pairs."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..training.args import add_autoencoder_args, add_common_args
+
+HELP = "train the autoencoder (KL or VQ, f=4) on random crops of a data folder"
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "train-autoencoder", help=HELP, description=HELP + ". Runs on CPU, one GPU, or data parallel under "
+        "`torchrun` / `accelerate launch`; resumes from the latest checkpoint in --output-dir.",
+    )
+    add_common_args(p, crop_help="random crop side in pixels (cpu preset: 64)")
+    add_autoencoder_args(p)
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..training.autoencoder import train_autoencoder
+
+    train_autoencoder(args)
+    return 0

@@ -1,0 +1,283 @@
+"""Train the semantic latent diffusion model: UNet + semantic encoder jointly, autoencoder frozen.
+
+Loss: L1 between the predicted and the true noise (the paper's loss), timesteps uniform over the
+scheduler's 1000. Condition dropout zeroes the semantic encoder's output for ~10 % of samples: exactly the
+pipeline's unconditional branch (`torch.zeros_like(cond)`), so classifier-free guidance works. EMA over
+the UNet and the semantic encoder; the final `OUT/pipeline` holds the EMA weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import AutoencoderKL, VQModel
+from diffusers.training_utils import EMAModel
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from ..classes import ClassSet
+from ..data import LandCoverCrops, collate_tiles, tiles
+from ..errors import ChangeAnywhereError
+from ..pipeline import ChangeAnywherePipeline
+from ..presets import PRESETS, build_pipeline
+from .checkpoint import load_training_state
+from .common import (
+    RunLog,
+    args_record,
+    checkpoint_saver,
+    crop_batch,
+    fill_defaults,
+    load_split,
+    make_accelerator,
+    rank_seed,
+    resolve_resume,
+    run_steps,
+    save_grid,
+    torch_generator,
+    write_json,
+)
+
+# Per-preset defaults of `train-diffusion`. paper: method.md §1 (AdamW 1.6e-5 at batch 16, 256² crops).
+# cpu: the measured 2-core recipe of stack-notes.md (128² crops = 32² latents, batch 16, 1e-3 → cosine).
+DIFFUSION_DEFAULTS: dict[str, dict[str, Any]] = {
+    "paper": dict(crop_size=256, batch_size=16, max_steps=500_000, lr=1.6e-5, lr_schedule="constant",
+                  warmup_steps=0, ema_decay=0.9999, cache_latents=0, sample_steps=5000, log_steps=50,
+                  sample_inference_steps=50),
+    "cpu": dict(crop_size=128, batch_size=16, max_steps=5000, lr=1e-3, lr_schedule="cosine", warmup_steps=100,
+                ema_decay=0.999, cache_latents=2000, sample_steps=1000, log_steps=50, sample_inference_steps=25),
+    "tiny": dict(crop_size=32, batch_size=2, max_steps=2, lr=1e-3, lr_schedule="constant", warmup_steps=0,
+                 ema_decay=0.9, cache_latents=0, sample_steps=1, log_steps=1, sample_inference_steps=2),
+}
+assert set(DIFFUSION_DEFAULTS) == set(PRESETS)
+
+
+class Denoiser(nn.Module):
+    """UNet + semantic encoder as one module (what DDP wraps); `keep` = 0 drops a sample's condition."""
+
+    def __init__(self, unet: nn.Module, semantic_encoder: nn.Module):
+        super().__init__()
+        self.unet = unet
+        self.semantic_encoder = semantic_encoder
+
+    def forward(self, noisy: torch.Tensor, timesteps: torch.Tensor, labels: torch.Tensor, keep: torch.Tensor):
+        cond = self.semantic_encoder(labels) * keep.view(-1, 1, 1, 1).to(noisy.dtype)
+        return self.unet(torch.cat([noisy, cond.to(noisy.dtype)], dim=1), timesteps).sample
+
+
+def load_autoencoder(path: str | Path) -> AutoencoderKL | VQModel:
+    """A trained autoencoder folder (`AutoencoderKL` or `VQModel`, by its config's class name)."""
+    path = Path(path)
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise ChangeAnywhereError(
+            f"--autoencoder {path}: not an autoencoder folder ({err}); train one with train-autoencoder"
+        ) from None
+    cls = {"AutoencoderKL": AutoencoderKL, "VQModel": VQModel}.get(config.get("_class_name"))
+    if cls is None:
+        raise ChangeAnywhereError(f"--autoencoder {path}: unsupported class {config.get('_class_name')!r}")
+    return cls.from_pretrained(path)
+
+
+@torch.no_grad()
+def cache_latents(
+    pipe: ChangeAnywherePipeline, dataset: LandCoverCrops, n: int, path: Path, meta: dict[str, str], log: RunLog
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Latents + pixel labels of `n` augmented random crops; reused from `path` when its metadata matches."""
+    if path.is_file():
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as f:
+            stored = f.metadata() or {}
+        if stored == meta:
+            t = load_file(str(path))
+            log(f"reusing cached latents {path} ({t['latents'].shape[0]} crops)")
+            return t["latents"], t["labels"]
+    lat, lab = [], []
+    batch = 32
+    for start in range(0, n, batch):
+        items = [dataset[i] for i in range(start, min(n, start + batch))]
+        imgs = torch.stack([it["image"] for it in items])
+        lat.append(pipe.encode_images(imgs).float().cpu())
+        lab.append(torch.stack([it["label"] for it in items]).to(torch.uint8))
+    latents, labels = torch.cat(lat), torch.cat(lab)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file({"latents": latents.contiguous(), "labels": labels.contiguous()}, str(tmp), metadata=meta)
+    tmp.replace(path)
+    return latents, labels
+
+
+def _spread(items: list, n: int) -> list:
+    if len(items) <= n:
+        return items
+    return [items[i] for i in np.linspace(0, len(items) - 1, n).round().astype(int)]
+
+
+def push_to_hub(folder: Path, repo_id: str, private: bool, step: int) -> str:
+    """Create the repo (if needed) and upload the pipeline folder; returns the commit URL."""
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+        info = api.upload_folder(
+            repo_id=repo_id, folder_path=str(folder), repo_type="model",
+            commit_message=f"ChangeAnywhere pipeline after {step} training steps",
+        )
+    except Exception as err:  # network, auth, offline mode: one actionable message
+        raise ChangeAnywhereError(
+            f"--push-to-hub {repo_id}: upload failed ({type(err).__name__}: {err}). The pipeline is saved in "
+            f"{folder}; log in with `hf auth login` and upload it with `hf upload {repo_id} {folder}`"
+        ) from None
+    return str(getattr(info, "commit_url", info))
+
+
+def _model_card(class_set: ClassSet, args: argparse.Namespace, step: int, num_processes: int) -> str:
+    return (
+        "---\nlibrary_name: diffusers\ntags: [changeanywhere, remote-sensing, change-detection]\n---\n\n"
+        f"# ChangeAnywhere semantic latent diffusion model ({class_set.name})\n\n"
+        f"Trained with `changeanywhere train-diffusion` (preset `{args.preset}`, {step} steps, "
+        f"{args.crop_size}² crops, batch {args.batch_size} × {num_processes} process(es), condition dropout "
+        f"{args.cond_dropout}).\n\nClasses: {', '.join(class_set.names)}.\n\n"
+        "```python\nfrom changeanywhere import ChangeAnywherePipeline\n"
+        "pipe = ChangeAnywherePipeline.from_pretrained(PATH_OR_REPO)\n"
+        "image = pipe.synthesize(label_map, guidance_scale=2.0).images[0]\n```\n"
+    )
+
+
+def train_diffusion(args: argparse.Namespace) -> dict[str, Any]:
+    """Run `train-diffusion`; returns the final state (step, loss, pipeline folder)."""
+    args = fill_defaults(args, DIFFUSION_DEFAULTS)
+    if not 0.0 <= args.cond_dropout < 1.0:
+        raise ChangeAnywhereError("--cond-dropout must lie in [0, 1)")
+    out = Path(args.output_dir)
+    class_set = ClassSet.load(args.classes)
+    vae = load_autoencoder(args.autoencoder)
+    accelerator = make_accelerator(args.mixed_precision, args.gradient_accumulation_steps)
+    main, rank, device = accelerator.is_main_process, accelerator.process_index, accelerator.device
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+    accelerator.wait_for_everyone()
+    log = RunLog(out, main)
+
+    torch.manual_seed(args.seed)
+    pipe = build_pipeline(class_set, args.preset, vae=vae)
+    if args.crop_size % pipe.size_multiple:
+        raise ChangeAnywhereError(f"--crop-size must be a multiple of {pipe.size_multiple} for this preset")
+    pipe.set_progress_bar_config(disable=True)
+    pipe.vae.requires_grad_(False).eval()
+    pipe.to(device)
+    denoiser = Denoiser(pipe.unet, pipe.semantic_encoder)
+    params = [p for p in denoiser.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
+    ema = EMAModel(params, decay=args.ema_decay)
+    models = {"unet": pipe.unet, "semantic_encoder": pipe.semantic_encoder}
+
+    start_step = 0
+    ckpt = resolve_resume(args.resume, out)
+    if ckpt is not None:
+        start_step, _ = load_training_state(ckpt, models, optimizer, ema=ema)
+        ema.to(device)
+        log(f"resumed from {ckpt} at step {start_step}", event="resume", step=start_step, path=str(ckpt))
+    else:
+        log(event="start", step=0)
+
+    train = load_split(args, class_set, "train")
+    val = load_split(args, class_set, "val", required=False)
+    dataset = LandCoverCrops(train, args.crop_size, length=args.batch_size, seed=rank_seed(args.seed, rank))
+    grid_items = _spread(tiles(val if val is not None else train, args.crop_size), 4)
+
+    cached: tuple[torch.Tensor, torch.Tensor] | None = None
+    if args.cache_latents:
+        cache_set = LandCoverCrops(train, args.crop_size, length=args.cache_latents,
+                                   seed=rank_seed(args.seed, rank) + 777)
+        ae_file = next(Path(args.autoencoder).glob("*.safetensors"), None)
+        meta = {"n": str(args.cache_latents), "crop": str(args.crop_size), "seed": str(args.seed),
+                "rank": str(rank), "data": str(Path(args.data).resolve()),
+                "autoencoder": str(Path(args.autoencoder).resolve()),
+                "autoencoder_mtime": str(ae_file.stat().st_mtime_ns if ae_file else 0),
+                "val_pattern": " ".join(args.val_pattern), "split_file": str(args.split_file)}
+        import time
+
+        t0 = time.time()
+        cached = cache_latents(pipe, cache_set, args.cache_latents, out / "latent-cache" / f"rank{rank}.safetensors",
+                               meta, log)
+        log(f"latents of {args.cache_latents} crops ready in {time.time() - t0:.0f} s "
+            f"(shape {tuple(cached[0].shape[1:])})")
+
+    denoiser, optimizer = accelerator.prepare(denoiser, optimizer)
+    n_params = sum(p.numel() for p in params)
+    log(f"train-diffusion: {n_params / 1e6:.2f} M trainable params (UNet + semantic encoder), "
+        f"{len(train)} train pairs, crops {args.crop_size}² × batch {args.batch_size} × "
+        f"{accelerator.num_processes} process(es) × {args.gradient_accumulation_steps} accumulation, "
+        f"steps {start_step} → {args.max_steps}, lr {args.lr}, cond dropout {args.cond_dropout}")
+    scheduler = pipe.scheduler
+    num_t = scheduler.config.num_train_timesteps
+
+    def loss_fn(micro: int) -> torch.Tensor:
+        g = torch_generator(args.seed, rank, micro)
+        if cached is not None:
+            idx = torch.randint(0, cached[0].shape[0], (args.batch_size,), generator=g)
+            latents, labels = cached[0][idx].to(device), cached[1][idx].long().to(device)
+        else:
+            batch = crop_batch(dataset, micro, args.batch_size)
+            with torch.no_grad():
+                latents = pipe.encode_images(batch["image"]).float()
+            labels = batch["label"].to(device)
+        noise = torch.randn(latents.shape, generator=g).to(device)
+        t = torch.randint(0, num_t, (latents.shape[0],), generator=g).to(device)
+        keep = (torch.rand(latents.shape[0], generator=g) >= args.cond_dropout).to(device)
+        noisy = scheduler.add_noise(latents, noise, t)
+        with accelerator.autocast():
+            pred = denoiser(noisy, t, labels, keep)
+        return F.l1_loss(pred.float(), noise)
+
+    def sample(step: int) -> None:
+        batch = collate_tiles(grid_items)
+        maps = [m.numpy().astype(np.uint8) for m in batch["label"]]
+        ema.store(params)
+        ema.copy_to(params)
+        try:
+            kw = dict(num_inference_steps=args.sample_inference_steps, seed=list(range(len(maps))),
+                      output_type="np")
+            g1 = pipe.synthesize(maps, guidance_scale=1.0, **kw).images
+            g2 = pipe.synthesize(maps, guidance_scale=2.0, **kw).images
+        finally:
+            ema.restore(params)
+        real = [np.asarray(im) for im, _ in grid_items]
+        rows = [[class_set.indices_to_colors(m), r, (a * 255).round().astype(np.uint8),
+                 (b * 255).round().astype(np.uint8)] for m, r, a, b in zip(maps, real, g1, g2, strict=True)]
+        path = save_grid(rows, out / "samples" / f"step-{step:07d}.png")
+        log(f"wrote {path} (map | real | guidance 1 | guidance 2, EMA weights)", event="sample", step=step,
+            path=str(path))
+
+    base_extra = {"command": "train-diffusion", "args": args_record(args)}
+    save = checkpoint_saver(models, optimizer, ema, base_extra)
+    result = run_steps(accelerator=accelerator, model=denoiser, optimizer=optimizer, params=params,
+                       loss_fn=loss_fn, start_step=start_step, args=args, log=log, save=save, sample=sample,
+                       ema=ema, desc="diffusion")
+    pipe_dir = out / "pipeline"
+    final: dict[str, Any] = {"step": result["step"], "loss": result.get("loss"), "pipeline": str(pipe_dir),
+                             "num_processes": accelerator.num_processes}
+    if main:
+        ema.copy_to(params)
+        dtype = torch.float16 if args.save_dtype == "fp16" else torch.float32
+        pipe.to("cpu", dtype)
+        pipe.save_pretrained(pipe_dir, safe_serialization=True)
+        (pipe_dir / "README.md").write_text(
+            _model_card(class_set, args, result["step"], accelerator.num_processes), encoding="utf-8")
+        write_json(out / "diffusion_result.json", final)
+        log(f"saved {pipe_dir} ({args.save_dtype}, EMA weights)", event="end", **final)
+        if args.push_to_hub:
+            url = push_to_hub(pipe_dir, args.push_to_hub, args.hub_private, result["step"])
+            log(f"pushed {pipe_dir} to {args.push_to_hub}: {url}", event="push", repo=args.push_to_hub)
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return final
