@@ -21,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .classes import ClassSet
-from .data import find_pairs, load_pairs, tiles
+from .data import DEFAULT_VAL_PATTERN, find_pairs, load_pairs, tiles
 from .events import simulate_changes
 from .image_metrics import psnr, ssim
 from .image_utils import tensor_to_uint8
@@ -38,10 +38,15 @@ class EvalTiles:
 
 
 def select_tiles(
-    data_root: str, class_set: ClassSet, split: str = "val", size: int = 256, max_tiles: int = 32
+    data_root: str,
+    class_set: ClassSet,
+    split: str | None = "val",
+    size: int = 256,
+    max_tiles: int = 32,
+    val_pattern: Sequence[str] = DEFAULT_VAL_PATTERN,
 ) -> EvalTiles:
     """Deterministic, evenly spread non-overlapping tiles of a split (the same tiles on every run)."""
-    loaded = load_pairs(find_pairs(data_root, split=split), class_set)
+    loaded = load_pairs(find_pairs(data_root, split=split, val_pattern=tuple(val_pattern)), class_set)
     all_tiles = tiles(loaded, size)
     idx = np.unique(np.linspace(0, len(all_tiles) - 1, min(max_tiles, len(all_tiles))).round().astype(int))
     picked = [all_tiles[i] for i in idx]
@@ -94,9 +99,7 @@ def evaluate_generator(
             x = _to_tensor(real[b]).to(pipe.device)
             recon.append(tensor_to_uint8(pipe.decode_latents(pipe.encode_images(x))))
         if include_change:
-            afters = [
-                simulate_changes(m, class_set, seed=s).after for m, s in zip(maps[b], seeds, strict=True)
-            ]
+            afters = [simulate_changes(m, class_set, seed=s).after for m, s in zip(maps[b], seeds, strict=True)]
             out = pipe.change(
                 list(real[b]),
                 list(maps[b]),
@@ -125,9 +128,7 @@ def evaluate_generator(
         "num_tiles": n,
         "tile_size": int(maps.shape[1]),
         "num_inference_steps": num_inference_steps,
-        "guidance_scale": guidance_scale
-        if guidance_scale is not None
-        else pipe.config.default_guidance_scale,
+        "guidance_scale": guidance_scale if guidance_scale is not None else pipe.config.default_guidance_scale,
         "seed": seed,
     }
     if include_change:

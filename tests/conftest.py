@@ -54,3 +54,24 @@ def before_pair():
     rng = np.random.default_rng(0)
     img = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
     return img, m
+
+
+def make_fake_dataset(root: Path, class_set, n: int = 3, shape: tuple[int, int] = (48, 64)) -> Path:
+    """A tiny `images/` + `labels/` folder: blocky colour maps and images whose colour follows the class."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    for i in range(n):
+        m = rng.integers(0, class_set.num_classes, (shape[0] // 8, shape[1] // 8)).repeat(8, 0).repeat(8, 1)
+        m = m.astype(np.uint8)
+        img = class_set.palette[m].astype(np.int16) + rng.integers(-20, 21, (*shape, 3))
+        Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(root / "images" / f"tile_{i:03d}.png")
+        class_set.write_map(m, root / "labels" / f"tile_{i:03d}.png")
+    return root
+
+
+@pytest.fixture
+def fake_dataset(tmp_path, dubai) -> Path:
+    return make_fake_dataset(tmp_path / "data", dubai)

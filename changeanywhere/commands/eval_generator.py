@@ -17,12 +17,8 @@ DEFAULT_SEGMENTER = REPO_ROOT / "checkpoints" / "segmenter-dubai"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        "eval-generator", help="measure a generator's semantic fidelity and change realism"
-    )
-    p.add_argument(
-        "--model", default=None, help="pipeline folder or Hub repo id (default: the embedded model)"
-    )
+    p = subparsers.add_parser("eval-generator", help="measure a generator's semantic fidelity and change realism")
+    p.add_argument("--model", default=None, help="pipeline folder or Hub repo id (default: the embedded model)")
     p.add_argument("--data", required=True, type=Path, help="folder with images/ and labels/")
     p.add_argument("--split", default="val", choices=["train", "val"])
     p.add_argument("--val-pattern", nargs="+", default=list(DEFAULT_VAL_PATTERN))
@@ -51,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         raise ChangeAnywhereError(
             f"segmenter has {segmenter.num_classes} classes but the class set has {class_set.num_classes}"
         )
-    tiles = select_tiles(str(args.data), class_set, args.split, args.tile_size, args.max_tiles)
+    tiles = select_tiles(str(args.data), class_set, args.split, args.tile_size, args.max_tiles, args.val_pattern)
     report = evaluate_generator(
         pipe,
         segmenter,
@@ -63,9 +59,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         include_change=not args.no_change,
     )
-    report.update(
-        {"model": str(args.model or "embedded default"), "data": str(args.data), "split": args.split}
-    )
+    report.update({"model": str(args.model or "embedded default"), "data": str(args.data), "split": args.split})
     print(format_report(report))
     if args.json:
         atomic_write_text(args.json, dumps(report))

@@ -268,8 +268,9 @@ def train_diffusion(args: argparse.Namespace) -> dict[str, Any]:
                              "num_processes": accelerator.num_processes}
     if main:
         ema.copy_to(params)
-        dtype = torch.float16 if args.save_dtype == "fp16" else torch.float32
-        pipe.to("cpu", dtype)
+        pipe.to("cpu")
+        if args.save_dtype == "fp16":
+            pipe.to(dtype=torch.float16)
         pipe.save_pretrained(pipe_dir, safe_serialization=True)
         (pipe_dir / "README.md").write_text(
             _model_card(class_set, args, result["step"], accelerator.num_processes), encoding="utf-8")
