@@ -12,7 +12,8 @@ def add_common_args(p: argparse.ArgumentParser, crop_help: str) -> None:
     p.add_argument("--data", required=True, help="folder with images/ and labels/ (pairs match by file stem)")
     p.add_argument("--classes", required=True, help="class set: a built-in name or a JSON file")
     p.add_argument("--output-dir", required=True, help="where checkpoints, samples, logs and results go")
-    p.add_argument("--preset", default="cpu", choices=("tiny", "cpu", "paper"), help="model size and defaults")
+    p.add_argument("--preset", default="paper", choices=("tiny", "cpu", "paper"),
+                   help="model size and defaults: paper (method.md §1), cpu (2-core recipe), tiny (tests)")
     p.add_argument("--val-pattern", nargs="+", default=list(DEFAULT_VAL_PATTERN),
                    help="file-name globs of validation pairs (default: the Dubai convention *_008, *_009)")
     p.add_argument("--split-file", default=None, help="text file of validation stems (replaces --val-pattern)")
@@ -32,6 +33,8 @@ def add_common_args(p: argparse.ArgumentParser, crop_help: str) -> None:
     p.add_argument("--sample-steps", type=int, default=None, help="write a sample grid every N steps")
     p.add_argument("--log-steps", type=int, default=None, help="print a log line every N steps")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num-threads", type=int, default=0,
+                   help="torch CPU threads per process (0: torch's default; 1 is fastest on a busy CPU)")
 
 
 

@@ -120,7 +120,7 @@ def train_autoencoder(args: argparse.Namespace) -> dict[str, Any]:
     args = fill_defaults(args, AUTOENCODER_DEFAULTS)
     out = Path(args.output_dir)
     class_set = ClassSet.load(args.classes)
-    accelerator = make_accelerator(args.mixed_precision, args.gradient_accumulation_steps)
+    accelerator = make_accelerator(args.mixed_precision, args.gradient_accumulation_steps, args.num_threads)
     main, rank = accelerator.is_main_process, accelerator.process_index
     if main:
         out.mkdir(parents=True, exist_ok=True)
@@ -188,7 +188,7 @@ def train_autoencoder(args: argparse.Namespace) -> dict[str, Any]:
         vae.save_pretrained(out / "autoencoder", safe_serialization=True)
         write_json(out / "autoencoder_metrics.json", metrics)
         log(f"saved {out / 'autoencoder'}: scaling_factor {config['scaling_factor']:.4f}"
-            f"{' shift_factor %.4f' % mean if 'shift_factor' in config else ''}; PSNR on {len(eval_items)} "
+            f"{f' shift_factor {mean:.4f}' if 'shift_factor' in config else ''}; PSNR on {len(eval_items)} "
             f"{metrics['split']} tiles of {args.eval_size}²: {metrics['val_psnr']:.2f} dB",
             event="end", **{k: v for k, v in metrics.items() if isinstance(v, int | float | str)})
     accelerator.wait_for_everyone()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -37,9 +38,15 @@ def fill_defaults(args: argparse.Namespace, table: dict[str, dict[str, Any]]) ->
 # ----------------------------------------------------------------------------------------------- set-up
 
 
-def make_accelerator(mixed_precision: str, gradient_accumulation_steps: int):
+def make_accelerator(mixed_precision: str, gradient_accumulation_steps: int, num_threads: int = 0):
     """An Accelerator on CUDA when there is one, else CPU (gloo DDP under torchrun)."""
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    if num_threads:
+        torch.set_num_threads(num_threads)
+    if AcceleratorState._shared_state and int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        AcceleratorState._reset_state(reset_partial_state=True)  # a second run in the same process
 
     cuda = torch.cuda.is_available()
     if mixed_precision == "fp16" and not cuda:

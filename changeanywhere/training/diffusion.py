@@ -120,6 +120,17 @@ def _spread(items: list, n: int) -> list:
     return [items[i] for i in np.linspace(0, len(items) - 1, n).round().astype(int)]
 
 
+def diverse_tiles(items: list, n: int) -> list:
+    """`n` tiles for the sample grid: those showing the most classes (>= 2 % of pixels each), spread evenly."""
+    def score(label: np.ndarray) -> int:
+        counts = np.bincount(label.ravel(), minlength=256)[:255]
+        return int((counts >= 0.02 * label.size).sum())
+
+    scores = np.array([score(lab) for _, lab in items])
+    best = [items[i] for i in np.flatnonzero(scores >= np.sort(scores)[::-1][min(n * 4, len(items)) - 1])]
+    return _spread(best, n)
+
+
 def push_to_hub(folder: Path, repo_id: str, private: bool, step: int) -> str:
     """Create the repo (if needed) and upload the pipeline folder; returns the commit URL."""
     from huggingface_hub import HfApi
@@ -160,7 +171,7 @@ def train_diffusion(args: argparse.Namespace) -> dict[str, Any]:
     out = Path(args.output_dir)
     class_set = ClassSet.load(args.classes)
     vae = load_autoencoder(args.autoencoder)
-    accelerator = make_accelerator(args.mixed_precision, args.gradient_accumulation_steps)
+    accelerator = make_accelerator(args.mixed_precision, args.gradient_accumulation_steps, args.num_threads)
     main, rank, device = accelerator.is_main_process, accelerator.process_index, accelerator.device
     if main:
         out.mkdir(parents=True, exist_ok=True)
@@ -192,7 +203,7 @@ def train_diffusion(args: argparse.Namespace) -> dict[str, Any]:
     train = load_split(args, class_set, "train")
     val = load_split(args, class_set, "val", required=False)
     dataset = LandCoverCrops(train, args.crop_size, length=args.batch_size, seed=rank_seed(args.seed, rank))
-    grid_items = _spread(tiles(val if val is not None else train, args.crop_size), 4)
+    grid_items = diverse_tiles(tiles(val if val is not None else train, args.crop_size), 4)
 
     cached: tuple[torch.Tensor, torch.Tensor] | None = None
     if args.cache_latents:

@@ -1,0 +1,316 @@
+"""ChangeAnywhere demo: paint a change on a land-cover map, generate the before/after pair, see a CD model's
+zero-shot prediction. UI only: the logic lives in `changeanywhere.demo`.
+
+    python app.py [--model REPO_OR_DIR] [--cd-model REPO_OR_DIR] [--host 0.0.0.0] [--port 7860] [--share]
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import functools
+import logging
+import os
+import random
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr  # noqa: E402
+
+from changeanywhere import demo  # noqa: E402
+from changeanywhere.classes import BUILTIN_CLASS_SETS, rgb_to_hex  # noqa: E402
+from changeanywhere.errors import ChangeAnywhereError  # noqa: E402
+from changeanywhere.events import EVENT_TYPES  # noqa: E402
+
+try:  # ZeroGPU Spaces: run generation on a borrowed GPU (a no-op elsewhere)
+    import spaces
+except ImportError:
+    spaces = None
+
+log = logging.getLogger("changeanywhere.app")
+MAX_FILE_SIZE = "20mb"
+MAX_VARIANTS = 4
+GPU_QUEUE = "gpu"
+IMAGE_HEIGHT = 300
+# small maps are shown enlarged; maps and masks with hard pixel edges (no smoothing)
+CSS = """
+.grow-image .image-frame img { object-fit: contain !important; }
+.pixel-map img { image-rendering: pixelated; }
+"""
+
+
+def user_errors(fn: Callable) -> Callable:
+    """Show library errors as they are, and anything unexpected as a short message (traceback to the log)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except ChangeAnywhereError as err:
+            raise gr.Error(str(err), print_exception=False) from None
+        except Exception as err:  # noqa: BLE001 - the UI must never show a traceback
+            log.exception("unexpected error in %s", fn.__name__)
+            hint = " Try fewer variants or a smaller map." if "out of memory" in str(err).lower() else ""
+            raise gr.Error(
+                f"Something went wrong ({type(err).__name__}).{hint} The details are in the server log.",
+                print_exception=False,
+            ) from None
+
+    return wrapper
+
+
+def on_gpu(fn: Callable) -> Callable:
+    return spaces.GPU(duration=120)(fn) if spaces is not None else fn
+
+
+def build_demo(models: demo.Models, *, example_size: int = 256, max_side: int = demo.MAX_SIDE) -> gr.Blocks:
+    """The Blocks app around `models` (`example_size`: side of the procedural example maps)."""
+    cs = models.class_set
+    colours = [rgb_to_hex(c.color) for c in cs.classes]
+    zip_dir = tempfile.mkdtemp(prefix="changeanywhere-app-")
+    atexit.register(shutil.rmtree, zip_dir, ignore_errors=True)
+
+    # ------------------------------------------------------------------------------------- handlers
+    def start_session(before_map, image, source: str, notices: Sequence[str]):
+        before_map, image, fit_notices = demo.fit_to_model(before_map, image, models.size_multiple, max_side)
+        notices = [*notices, *fit_notices]
+        for n in fit_notices:
+            gr.Warning(n)
+        session = {"before_map": before_map, "before_image": image, "source": source}
+        h, w = before_map.shape
+        what = "real image" if image is not None else "no image: the before image is synthesized"
+        summary = f"Loaded **{source}** ({w}×{h} px, {what})." + "".join(f"  \n{n}" for n in notices)
+        no_change = demo.describe_change(demo.make_after_map(before_map, cs))
+        return (session, demo.editor_value(before_map, cs), image, summary,
+                cs.indices_to_colors(before_map), no_change)
+
+    @user_errors
+    def load_example(name: str):
+        return start_session(demo.load_example(name, cs, example_size), None, f"example {name}", [])
+
+    @user_errors
+    def load_upload(map_file: str | None, choice: str, snap: bool, image_file: str | None):
+        if not map_file:
+            raise gr.Error("Upload a land-cover map first (a colour or index PNG).", print_exception=False)
+        before_map, notices = demo.read_uploaded_map(map_file, cs, choice, bool(snap))
+        image = demo.read_before_image(image_file) if image_file else None
+        return start_session(before_map, image, f"upload {os.path.basename(map_file)}", notices)
+
+    def after_map_of(session, editor, n_events, types, ev_seed):
+        if not session:
+            raise gr.Error("Load an example or upload a map first.", print_exception=False)
+        before = session["before_map"]
+        edits = demo.painted_edits(editor, cs, before.shape)
+        return demo.make_after_map(before, cs, edits, int(n_events or 0), types or [], int(ev_seed or 0))
+
+    @user_errors
+    def preview(session, editor, n_events, types, ev_seed):
+        change = after_map_of(session, editor, n_events, types, ev_seed)
+        return cs.indices_to_colors(change.after), demo.describe_change(change)
+
+    def details(gen: demo.Generation | None, index: int):
+        if gen is None:
+            raise gr.Error("Generate a pair first.", print_exception=False)
+        if not 0 <= index < len(gen.samples):
+            raise gr.Error(f"There are {len(gen.samples)} variant(s); pick 1..{len(gen.samples)}.",
+                           print_exception=False)
+        s = gen.samples[index]
+        return (
+            s.before_image,
+            s.after_image,
+            demo.mask_image(s.change_mask),
+            demo.prediction_overlay(s),
+            demo.metrics_markdown(s, gen.settings["cd_method"]),
+            cs.indices_to_colors(s.before_map),
+            cs.indices_to_colors(s.after_map),
+            (s.before_image, s.after_image),
+        )
+
+    @on_gpu
+    @user_errors
+    def generate(session, editor, n_events, types, ev_seed, seed, randomize, steps, content_scale, variants,
+                 guidance, progress=gr.Progress()):  # noqa: B008 - Gradio's progress idiom
+        models.require_pipe()
+        change = after_map_of(session, editor, n_events, types, ev_seed)
+        demo.require_change(change)
+        seed = random.randrange(2**31) if randomize else int(seed or 0)
+        variants = int(variants or 1)
+        if not 1 <= variants <= MAX_VARIANTS:
+            raise gr.Error(f"Variants must be 1..{MAX_VARIANTS}.", print_exception=False)
+        gen = demo.generate(
+            models,
+            session["before_map"],
+            change,
+            session["before_image"],
+            seed=seed,
+            num_inference_steps=int(steps),
+            content_scale=float(content_scale),
+            variants=variants,
+            guidance_scale=float(guidance) if guidance is not None else None,
+            progress=lambda f, desc: progress(f, desc=desc),
+        )
+        path = demo.write_sample_zip(gen, cs, zip_dir, source=session["source"])
+        choices = [f"{i + 1} (seed {s.seed})" for i, s in enumerate(gen.samples)]
+        picker = gr.Radio(choices=choices, value=choices[0], visible=len(choices) > 1)
+        return (gen, seed, picker, *details(gen, 0), path)
+
+    @user_errors
+    def show_variant(gen, choice: str):
+        try:
+            index = int(str(choice).split()[0]) - 1
+        except ValueError:
+            raise gr.Error(f"Unknown variant {choice!r}.", print_exception=False) from None
+        return details(gen, index)
+
+    # ------------------------------------------------------------------------------------------ layout
+    output = dict(format="png", interactive=False, height=IMAGE_HEIGHT)
+    image_view = dict(elem_classes=["grow-image"], **output)
+    map_view = ["grow-image", "pixel-map"]
+    with gr.Blocks(title="ChangeAnywhere", delete_cache=(1800, 3600)) as blocks:
+        gr.Markdown(
+            "# ChangeAnywhere\nSynthetic change-detection pairs from one land-cover map: pick or upload a map, "
+            "paint a change (or add random events), generate the before/after images, and see how a "
+            "change-detection model trained only on synthetic pairs does on them, zero-shot."
+        )
+        gr.Markdown(demo.status_markdown(models), elem_id="status")
+        session = gr.State()
+        result = gr.State()
+
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=1, min_width=280):
+                gr.Markdown("### 1. Before map")
+                with gr.Tab("Example"):
+                    example = gr.Dropdown(demo.example_names(), value=demo.example_names()[0],
+                                          label="Procedural example map")
+                with gr.Tab("Upload"):
+                    map_file = gr.File(label="Land-cover map (colour or index PNG)", file_types=["image"],
+                                       elem_id="map-file")
+                    class_choice = gr.Dropdown([demo.AUTO, *BUILTIN_CLASS_SETS], value=demo.AUTO,
+                                               label="Class set", info=f"the generator draws {cs.name}")
+                    snap = gr.Checkbox(False, label="Snap unknown colours to the nearest class")
+                    image_file = gr.File(label="Real before image (optional, same size)", file_types=["image"])
+                    load_button = gr.Button("Use this map", elem_id="load-map")
+                load_notice = gr.Markdown(label="Loaded map", elem_id="load-notice")
+            with gr.Column(scale=2, min_width=360):
+                gr.Markdown("### 2. Paint the change")
+                gr.HTML(demo.legend_html(cs), padding=False)
+                editor = gr.ImageEditor(
+                    type="numpy",
+                    image_mode="RGBA",
+                    format="png",
+                    sources=(),
+                    transforms=(),
+                    layers=False,
+                    brush=gr.Brush(colors=colours, default_color=colours[0], color_mode="fixed",
+                                   default_size=max(2, example_size // 24)),
+                    eraser=gr.Eraser(default_size=max(2, example_size // 24)),
+                    label="Before map: paint with a class colour (brush), erase or undo strokes",
+                    height=460,
+                    elem_id="editor",
+                )
+                with gr.Accordion("Random change events", open=True):
+                    with gr.Row():
+                        n_events = gr.Slider(0, 10, 0, step=1, label="Events")
+                        ev_seed = gr.Number(0, precision=0, label="Events seed")
+                    types = gr.CheckboxGroup(list(EVENT_TYPES), value=list(EVENT_TYPES), label="Event types")
+            with gr.Column(scale=1, min_width=280):
+                gr.Markdown("### After map")
+                after_preview = gr.Image(label="After map (live)", format="png", interactive=False,
+                                         height=IMAGE_HEIGHT, elem_id="after-preview", elem_classes=map_view)
+                change_md = gr.Markdown(label="Change summary", elem_id="change-summary")
+
+        gr.Markdown("### 3. Generate")
+        with gr.Row():
+            seed = gr.Number(0, precision=0, label="Seed", minimum=0)
+            randomize = gr.Checkbox(True, label="Randomize seed")
+            variants = gr.Slider(1, MAX_VARIANTS, 1, step=1, label="Variants (after images)")
+        with gr.Row():
+            steps = gr.Slider(1, 200, demo.DEFAULT_STEPS, step=1, label="Denoising steps")
+            content_scale = gr.Slider(0, 1, demo.DEFAULT_CONTENT_SCALE, step=0.01, label="Content scale s",
+                                      info="share of steps anchored to the before image")
+            guidance = gr.Slider(1, 5, models.default_guidance, step=0.1, label="Guidance scale")
+        generate_button = gr.Button("Generate", variant="primary", elem_id="generate",
+                                    interactive=models.pipe is not None)
+
+        gr.Markdown("### 4. Result")
+        variant = gr.Radio(["1"], value="1", label="Variant", visible=False)
+        with gr.Row():
+            before_img = gr.Image(label="Before image (A)", elem_id="out-before", **image_view)
+            after_img = gr.Image(label="After image (B)", elem_id="out-after", **image_view)
+            truth_img = gr.Image(label="Ground-truth change", elem_id="out-label", elem_classes=map_view,
+                                 **output)
+            pred_img = gr.Image(label="Zero-shot prediction (TP/FP/FN)", elem_id="out-pred", elem_classes=map_view,
+                                **output)
+        metrics_md = gr.Markdown(label="Metrics", elem_id="metrics")
+        with gr.Row():
+            before_map_img = gr.Image(label="Before map", elem_classes=map_view, **output)
+            after_map_img = gr.Image(label="After map", elem_classes=map_view, **output)
+            slider = gr.ImageSlider(label="Before / after", format="png", type="numpy", max_height=IMAGE_HEIGHT)
+        download = gr.DownloadButton("Download sample (.zip)", elem_id="download")
+
+        # --------------------------------------------------------------------------------------- events
+        loaded = [session, editor, before_img, load_notice, after_preview, change_md]
+        event_inputs = [session, editor, n_events, types, ev_seed]
+        detail_outputs = [before_img, after_img, truth_img, pred_img, metrics_md, before_map_img, after_map_img,
+                          slider]
+        blocks.load(load_example, example, loaded, api_name="startup")
+        example.input(load_example, example, loaded, api_name="load_example")
+        load_button.click(load_upload, [map_file, class_choice, snap, image_file], loaded, api_name="load_map")
+        gr.on(
+            [editor.change, n_events.release, types.input, ev_seed.submit],
+            preview,
+            event_inputs,
+            [after_preview, change_md],
+            api_name="preview",
+            show_progress="hidden",
+            trigger_mode="always_last",
+        )
+        generate_button.click(
+            generate,
+            [*event_inputs, seed, randomize, steps, content_scale, variants, guidance],
+            [result, seed, variant, *detail_outputs, download],
+            api_name="generate",
+            concurrency_limit=1,
+            concurrency_id=GPU_QUEUE,
+        )
+        variant.input(show_variant, [result, variant], detail_outputs, api_name="show_variant")
+    return blocks
+
+
+def launch(blocks: gr.Blocks, *, host: str | None = None, port: int | None = None, share: bool = False,
+           prevent_thread_lock: bool = False):
+    """Queue and serve (host/port default to GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, else 127.0.0.1:7860)."""
+    blocks.queue(max_size=32, default_concurrency_limit=4)
+    return blocks.launch(server_name=host, server_port=port, share=share, max_file_size=MAX_FILE_SIZE,
+                         prevent_thread_lock=prevent_thread_lock, footer_links=["api", "gradio"], css=CSS)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--model", help=f"generator: Hub repo id or folder (default: ${demo.MODEL_ENV}, else the "
+                   "embedded checkpoints/changeanywhere-dubai-256)")
+    p.add_argument("--cd-model", help=f"change-detection model: Hub repo id or folder (default: "
+                   f"${demo.CD_MODEL_ENV}, else the embedded checkpoints/cd-changeanywhere-dubai)")
+    p.add_argument("--device", default="auto", help="auto (CUDA with fp16 when available, else CPU), cpu, cuda")
+    p.add_argument("--host", help="address to listen on (default $GRADIO_SERVER_NAME or 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default $GRADIO_SERVER_PORT or 7860)")
+    p.add_argument("--share", action="store_true", help="also serve through a public Gradio link (needs internet)")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    models = demo.load_models(args.model, args.cd_model, device=args.device)
+    for notice in models.notices:
+        log.warning(notice)
+    launch(build_demo(models), host=args.host, port=args.port, share=args.share)
+
+
+if __name__ == "__main__":
+    main()

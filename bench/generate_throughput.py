@@ -1,0 +1,196 @@
+"""Throughput of `changeanywhere generate`: pairs/s per batch size, and the sampler's overhead over the UNet.
+
+For each batch size B the script runs the generate loop itself (`generation.run_batches`: tiles, change events,
+the latent-mixing sampler, the PNG/JSON writes, with its input-prefetch and writer threads) on `--batches`
+batches after one warm-up batch, into a temporary folder, with the sources already decoded in memory (as in a
+long run). It then times the same number of UNet forward passes alone, on random inputs of the same shape
+(doubled when the model's guidance needs classifier-free guidance), and prints:
+
+    overhead (end to end) = generate-loop time / UNet-only time   (target ≤ 1.15 at batch ≥ 8)
+    overhead (sampler)    = pipe.change time / UNet-only time     (sampler + VAE, no events, no writes)
+
+Usage:
+    python bench/generate_throughput.py                                   # embedded model, Dubai data
+    python bench/generate_throughput.py --device cuda --dtype fp32 fp16   # on a GPU
+    python bench/generate_throughput.py --model DIR --size 32 --steps 5   # a tiny pipeline (smoke test)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DUBAI = ROOT.parent / "shared" / "data" / "dubai-landcover"
+sys.path.insert(0, str(ROOT))
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default=None, help="pipeline folder or Hub repo id (default: the embedded model)")
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32])
+    p.add_argument("--batches", type=int, default=3, help="timed batches per batch size (after 1 warm-up)")
+    p.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50, generate's default)")
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--guidance-scale", type=float, default=None, help="default: the model's own")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--dtype", nargs="+", default=["auto"], help="one or more of auto, fp32, fp16, bf16")
+    p.add_argument("--images", type=Path, default=DUBAI / "images", help="default: the shared Dubai images")
+    p.add_argument("--labels", type=Path, default=DUBAI / "labels")
+    p.add_argument("--classes", default=None, help="class set (default: the model's)")
+    p.add_argument("--seed", type=int, default=0)
+    return p.parse_args(argv)
+
+
+def synthetic_sources(folder: Path, class_set, n: int = 4, side: int = 512) -> tuple[Path, Path]:
+    """Blocky random maps and images coloured by class, for when no real data is at hand."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    (folder / "images").mkdir(parents=True)
+    (folder / "labels").mkdir()
+    for i in range(n):
+        m = rng.integers(0, class_set.num_classes, (side // 16, side // 16)).repeat(16, 0).repeat(16, 1)
+        img = class_set.palette[m].astype(np.int16) + rng.integers(-20, 21, (side, side, 3))
+        Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(folder / "images" / f"s{i}.png")
+        class_set.write_map(m.astype(np.uint8), folder / "labels" / f"s{i}.png")
+    return folder / "images", folder / "labels"
+
+
+def sync(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def unet_only(pipe, batch: int, steps: int, guidance: float, size: int, device: str, repeats: int) -> float:
+    """Seconds for `repeats` × `steps` UNet forward passes on random inputs shaped like the sampler's."""
+    import torch
+
+    f = pipe.vae_scale_factor
+    cfg = 2 if guidance != 1.0 else 1
+    x = torch.randn(batch * cfg, pipe.unet.config.in_channels, size // f, size // f, device=device)
+    x = x.to(pipe.unet.dtype)
+    pipe.scheduler.set_timesteps(steps, device=device)
+    ts = pipe.scheduler.timesteps
+    with torch.no_grad():
+        pipe.unet(x, ts[0])  # warm-up
+        sync(device)
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            for t in ts:
+                pipe.unet(x, t)
+        sync(device)
+    return time.perf_counter() - t0
+
+
+def bench_dtype(args: argparse.Namespace, dtype: str, work: Path) -> list[dict]:
+    from changeanywhere.classes import ClassSet
+    from changeanywhere.generation import (
+        GenerateConfig,
+        PairSettings,
+        SourceCache,
+        find_sources,
+        make_plan,
+        run_batches,
+    )
+    from changeanywhere.hub import load_pipeline, resolve_device
+
+    device = resolve_device(args.device)
+    pipe = load_pipeline(args.model, device=device, dtype=dtype)
+    class_set = ClassSet.load(args.classes) if args.classes else pipe.class_set
+    images, labels = args.images, args.labels
+    if not (images.is_dir() and labels.is_dir()):
+        print(f"(no data at {images}: using synthetic maps)")
+        images, labels = synthetic_sources(work / "synthetic", class_set)
+    sources = find_sources(images, labels)
+    pair = PairSettings(steps=args.steps, guidance_scale=args.guidance_scale).resolved(pipe)
+    cache = SourceCache(sources, class_set, args.size)
+    for k in range(len(sources)):  # decoded once, as in a long run
+        cache.get(k)
+    rows = []
+    for b in args.batch_sizes:
+        cfg = GenerateConfig(
+            images,
+            labels,
+            class_set,
+            work / f"{dtype}-b{b}",
+            b * (1 + args.batches),
+            size=args.size,
+            pair=pair,
+            batch_size=b,
+            seed=args.seed,
+            device=device,
+            dtype=dtype,
+        )
+        for d in ("A", "B", "label", "label_A", "label_B", "change_type", "meta"):
+            (cfg.out / d).mkdir(parents=True, exist_ok=True)
+        plan = make_plan(cfg.num, b, [], 1)
+        run_batches(pipe, cfg, class_set, sources, plan, [0], cfg.out, cache=cache)  # warm-up
+        timings: dict[str, float] = {}
+        sync(device)
+        t0 = time.perf_counter()
+        run_batches(
+            pipe, cfg, class_set, sources, plan, list(range(1, 1 + args.batches)), cfg.out, cache=cache, timings=timings
+        )
+        sync(device)
+        total = time.perf_counter() - t0
+        unet = unet_only(pipe, b, args.steps, pair.guidance_scale, args.size, device, args.batches)
+        rows.append(
+            {
+                "dtype": str(pipe.unet.dtype).removeprefix("torch."),
+                "batch": b,
+                "pairs_s": b * args.batches / total,
+                "s_batch": total / args.batches,
+                "sampler_s_batch": timings["render_s"] / args.batches,
+                "unet_s_batch": unet / args.batches,
+                "overhead": total / unet,
+                "sampler_overhead": timings["render_s"] / unet,
+            }
+        )
+        print(f"  batch {b}: {rows[-1]['pairs_s']:.2f} pairs/s", flush=True)
+    return rows, pipe, device, pair
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+
+    args = parse_args(argv)
+    all_rows = []
+    with tempfile.TemporaryDirectory(prefix="ca-bench-") as tmp:
+        for dtype in args.dtype:
+            rows, pipe, device, pair = bench_dtype(args, dtype, Path(tmp))
+            all_rows += rows
+    name = torch.cuda.get_device_name() if device.startswith("cuda") else f"CPU ({torch.get_num_threads()} threads)"
+    print()
+    print(
+        f"model {args.model or 'embedded default'}, {args.size}² px, {args.steps} DDIM steps, guidance "
+        f"{pair.guidance_scale:g}{' (CFG: 2 UNet passes per pair)' if pair.guidance_scale != 1 else ''}, "
+        f"{args.batches} timed batches per size, on {name}"
+    )
+    head = ("dtype", "batch", "pairs/s", "s/batch", "sampler s/batch", "UNet-only s/batch", "overhead", "sampler ovh")
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for r in all_rows:
+        print(
+            f"| {r['dtype']} | {r['batch']} | {r['pairs_s']:.2f} | {r['s_batch']:.3f} | {r['sampler_s_batch']:.3f} "
+            f"| {r['unet_s_batch']:.3f} | {r['overhead']:.3f} | {r['sampler_overhead']:.3f} |"
+        )
+    best = max(all_rows, key=lambda r: r["pairs_s"])
+    hours = 100_000 / best["pairs_s"] / 3600
+    print(
+        f"\nbest: {best['pairs_s']:.2f} pairs/s ({best['dtype']}, batch {best['batch']}): 100,000 pairs in "
+        f"{hours:.2f} h on this device (target: < 1 h on one H100, i.e. ≥ 28 pairs/s)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""Change-detection folders: `A/` (before), `B/` (after), `label/` (change mask), paired by file stem.
+
+This is the layout of `changeanywhere generate` output and of LEVIR-CD style datasets. Images may have any
+size (A, B and label of one pair must match); labels are 0/255 or 0/1 (any other non-zero value counts as
+change: > 127 for 0/255 masks), read from the first channel when stored as RGB. Training batches are random
+crops (padded with the ignore label when an image is smaller than the crop) with dihedral augmentation
+(flips, 90° rotations), a random before/after swap and an independent colour jitter per date; every batch is
+a pure function of (seed, rank, micro-step), so a resumed run replays the same data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import ChangeAnywhereError, MapSizeError
+from .metrics import IGNORE
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+LABEL_DIRS = ("label", "labels")
+_MAX_LISTED = 8
+
+
+@dataclass(frozen=True)
+class CDItem:
+    """One pair of a CD folder: its stem and the three files."""
+
+    stem: str
+    a: Path
+    b: Path
+    label: Path
+
+
+def _by_stem(folder: Path) -> dict[str, Path]:
+    out: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES:
+            if p.stem in out:
+                raise ChangeAnywhereError(f"{folder}: several files share the stem {p.stem!r}")
+            out[p.stem] = p
+    return out
+
+
+def _listing(names: Sequence[str]) -> str:
+    more = f" and {len(names) - _MAX_LISTED} more" if len(names) > _MAX_LISTED else ""
+    return ", ".join(sorted(names)[:_MAX_LISTED]) + more
+
+
+def find_cd_pairs(root: str | Path, require_labels: bool = True) -> list[CDItem]:
+    """The pairs of a CD folder, sorted by stem; clear errors for missing folders and unpaired files."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ChangeAnywhereError(f"CD data folder {root} not found")
+    a_dir, b_dir = root / "A", root / "B"
+    label_dir = next((root / d for d in LABEL_DIRS if (root / d).is_dir()), root / "label")
+    missing = [d.name for d in (a_dir, b_dir) if not d.is_dir()]
+    if require_labels and not label_dir.is_dir():
+        missing.append("label")
+    if missing:
+        raise ChangeAnywhereError(
+            f"{root} is not a change-detection folder: missing {', '.join(m + '/' for m in missing)} "
+            "(expected A/ (before), B/ (after) and label/ (0/255 change masks), files paired by stem)"
+        )
+    a, b = _by_stem(a_dir), _by_stem(b_dir)
+    labels = _by_stem(label_dir) if label_dir.is_dir() else {}
+    problems = []
+    for name, files in (("B/", b), ("label/", labels)):
+        if name == "label/" and not require_labels and not labels:
+            continue
+        lacking = set(a) - set(files)
+        if lacking:
+            problems.append(f"{len(lacking)} stem(s) of A/ have no file in {name}: {_listing(list(lacking))}")
+    extra = (set(b) | set(labels)) - set(a)
+    if extra:
+        problems.append(f"{len(extra)} stem(s) in B/ or label/ have no file in A/: {_listing(list(extra))}")
+    if problems:
+        raise ChangeAnywhereError(f"{root}: unpaired files: " + "; ".join(problems))
+    if not a:
+        raise ChangeAnywhereError(f"{root}: A/ holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    return [CDItem(s, a[s], b[s], labels.get(s, Path())) for s in sorted(a)]
+
+
+def read_image(path: Path) -> np.ndarray:
+    """HxWx3 uint8."""
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except (OSError, UnidentifiedImageError) as err:
+        raise ChangeAnywhereError(f"cannot read image {path}: {err}") from None
+
+
+def read_label(path: Path) -> np.ndarray:
+    """HxW uint8 change mask 0/1: 0/255 masks are thresholded at 127; in 0/1 masks a value 255 means ignore."""
+    try:
+        with Image.open(path) as im:
+            arr = np.asarray(im.convert("L") if im.mode in ("RGB", "RGBA", "P", "LA") else im)
+    except (OSError, UnidentifiedImageError) as err:
+        raise ChangeAnywhereError(f"cannot read label {path}: {err}") from None
+    if arr.ndim == 3:
+        arr = arr[..., 0]
+    values = set(np.unique(arr).tolist())
+    if values <= {0, 1} or (1 in values and values <= {0, 1, IGNORE}):  # 0/1, maybe with 255 = ignore
+        return arr.astype(np.uint8)
+    return (arr > 127).astype(np.uint8)  # 0/255 (or anti-aliased) masks
+
+
+def read_cd_item(item: CDItem) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(A, B, label) arrays of one pair; label None when the folder has none; sizes checked."""
+    a, b = read_image(item.a), read_image(item.b)
+    if a.shape != b.shape:
+        raise MapSizeError(f"{item.stem}: A is {a.shape[1]}×{a.shape[0]} but B is {b.shape[1]}×{b.shape[0]}")
+    label = None
+    if item.label != Path():
+        label = read_label(item.label)
+        if label.shape != a.shape[:2]:
+            raise MapSizeError(
+                f"{item.stem}: label is {label.shape[1]}×{label.shape[0]} but the images are "
+                f"{a.shape[1]}×{a.shape[0]}"
+            )
+    return a, b, label
+
+
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """HxWx3 uint8 -> 3xHxW float in [-1, 1]."""
+    return torch.from_numpy(np.array(image, dtype=np.float32)).permute(2, 0, 1).div(127.5).sub(1.0)
+
+
+# ----------------------------------------------------------------------------------------------- training
+
+
+def color_jitter(images: torch.Tensor, strength: float, gen: torch.Generator) -> torch.Tensor:
+    """Per-image brightness, contrast, saturation and per-channel gain jitter of (B,3,H,W) in [-1, 1]."""
+    if strength <= 0:
+        return images
+    n = images.shape[0]
+
+    def u(*shape: int) -> torch.Tensor:
+        return torch.rand(*shape, generator=gen) * 2 - 1
+
+    x = (images + 1) / 2
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = (x - mean) * (1 + strength * u(n, 1, 1, 1)) + mean  # contrast
+    grey = x.mean(dim=1, keepdim=True)
+    x = (x - grey) * (1 + strength * u(n, 1, 1, 1)) + grey  # saturation
+    x = x * (1 + 0.5 * strength * u(n, 3, 1, 1)) + 0.5 * strength * u(n, 1, 1, 1)  # colour gain, brightness
+    return (x.clamp(0, 1) * 2 - 1).to(images.dtype)
+
+
+def _dihedral(x: np.ndarray, k: int) -> np.ndarray:
+    """One of the 8 flips/rotations (k in 0..7) of an HxW(xC) array."""
+    if k >= 4:
+        x = x[:, ::-1]
+    return np.rot90(x, k % 4)
+
+
+class CDTrainData:
+    """Deterministic random training batches from one or more CD folders (files read on demand)."""
+
+    def __init__(self, roots: Sequence[str | Path], crop_size: int = 256, augment: bool = True,
+                 swap_prob: float = 0.5, jitter: float = 0.2, seed: int = 0, cache: bool | None = None,
+                 cache_limit_bytes: float = 1.5e9):
+        self.items = [it for r in roots for it in find_cd_pairs(r)]
+        self.crop_size = crop_size
+        self.augment = augment
+        self.swap_prob = swap_prob
+        self.jitter = jitter
+        self.seed = seed
+        # None: keep decoded pairs in memory when the whole set (estimated from the first pair) fits the limit
+        # (2,000 pairs of 256² take about 0.9 GB); else every batch reads its files
+        self.cache = cache
+        self.cache_limit_bytes = cache_limit_bytes
+        self._cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if index in self._cache:
+            return self._cache[index]
+        a, b, label = read_cd_item(self.items[index])
+        assert label is not None
+        if self.cache is None:
+            self.cache = (2 * a.nbytes + label.nbytes) * len(self.items) <= self.cache_limit_bytes
+        if self.cache:
+            self._cache[index] = (a, b, label)
+        return a, b, label
+
+    def _crop(self, rng: np.random.Generator, a: np.ndarray, b: np.ndarray, label: np.ndarray):
+        s = self.crop_size
+        h, w = label.shape
+        if h < s or w < s:
+            ph, pw = max(0, s - h), max(0, s - w)
+            a = np.pad(a, ((0, ph), (0, pw), (0, 0)), mode="reflect" if ph < h and pw < w else "edge")
+            b = np.pad(b, ((0, ph), (0, pw), (0, 0)), mode="reflect" if ph < h and pw < w else "edge")
+            label = np.pad(label, ((0, ph), (0, pw)), constant_values=IGNORE)
+            h, w = label.shape
+        y, x = int(rng.integers(0, h - s + 1)), int(rng.integers(0, w - s + 1))
+        return a[y : y + s, x : x + s], b[y : y + s, x : x + s], label[y : y + s, x : x + s]
+
+    def batch(self, micro_step: int, batch_size: int, rank: int = 0) -> dict[str, torch.Tensor]:
+        """Micro-batch number `micro_step` of process `rank`: {'a', 'b': (B,3,S,S) in [-1,1], 'label': (B,S,S)}."""
+        rng = np.random.default_rng([self.seed, rank, micro_step])
+        gen = torch.Generator().manual_seed(int(rng.integers(0, 2**62)))
+        a_list, b_list, l_list = [], [], []
+        for _ in range(batch_size):
+            a, b, label = self._crop(rng, *self.load(int(rng.integers(0, len(self.items)))))
+            if self.augment:
+                k = int(rng.integers(0, 8))
+                a, b, label = _dihedral(a, k), _dihedral(b, k), _dihedral(label, k)
+                if rng.random() < self.swap_prob:
+                    a, b = b, a
+            a_list.append(to_tensor(a))
+            b_list.append(to_tensor(b))
+            l_list.append(torch.from_numpy(label.astype(np.int64)))
+        ta, tb = torch.stack(a_list), torch.stack(b_list)
+        if self.augment and self.jitter > 0:
+            ta, tb = color_jitter(ta, self.jitter, gen), color_jitter(tb, self.jitter, gen)
+        return {"a": ta, "b": tb, "label": torch.stack(l_list)}

@@ -1,0 +1,215 @@
+"""`train-cd`: train a `CDModel` on any `A/ B/ label/` folder(s) under accelerate.
+
+Random crops with flips/rotations, a before/after swap and an independent colour jitter per date;
+cross-entropy with OHEM (the hardest `ohem_ratio` of the valid pixels of a batch, at least `ohem_min_kept`);
+AdamW with warm-up + cosine decay; pickle-free checkpoints `OUT/checkpoint-<step>/` (the team's
+`training.checkpoint` format) with resume from the latest; with `--val`, tiled evaluation every
+`--val-steps` and `OUT/best/` kept by change-class F1 (pooled over the val folders); `OUT/final/` at the end.
+Both model folders are `save_pretrained` folders (config.json + model.safetensors + README.md model card).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ChangeAnywhereError
+from ..io import atomic_write_text
+from ..training.checkpoint import load_training_state, save_training_state
+from ..training.common import RunLog, args_record, make_accelerator, resolve_resume, run_steps, write_json
+from .data import CDTrainData
+from .inference import evaluate_folder, model_predictor
+from .metrics import IGNORE, BinaryConfusion
+from .models import CDModel, load_cd_model
+
+TRAIN_DEFAULTS: dict[str, Any] = dict(
+    arch="changerex-r18", crop_size=256, batch_size=8, max_steps=4000, lr=1e-3, weight_decay=0.01,
+    warmup_steps=100, lr_schedule="cosine", ohem_ratio=0.25, ohem_min_kept=10_000, jitter=0.2, swap_prob=0.5,
+    val_steps=500, checkpointing_steps=500, checkpoints_total_limit=2, log_steps=20, max_grad_norm=1.0,
+    gradient_accumulation_steps=1, mixed_precision="no", tile_size=256, overlap=32, seed=0, resume="auto",
+)
+
+
+def ohem_cross_entropy(logits: torch.Tensor, target: torch.Tensor, keep_ratio: float = 0.25,
+                       min_kept: int = 10_000, ignore_index: int = IGNORE) -> torch.Tensor:
+    """Mean cross-entropy of the hardest `keep_ratio` of valid pixels (at least `min_kept`, at most all)."""
+    loss = F.cross_entropy(logits.float(), target, ignore_index=ignore_index, reduction="none").flatten()
+    loss = loss[target.flatten() != ignore_index]
+    if loss.numel() == 0:
+        return logits.sum() * 0.0
+    if keep_ratio >= 1:
+        return loss.mean()
+    k = min(loss.numel(), max(int(keep_ratio * loss.numel()), min_kept))
+    return loss.topk(k, sorted=False).values.mean()
+
+
+class CDLoss(nn.Module):
+    """Wraps the model so that one `forward` (what DDP synchronises) returns the training loss."""
+
+    def __init__(self, model: CDModel, ohem_ratio: float, ohem_min_kept: int):
+        super().__init__()
+        self.model = model
+        self.ohem_ratio = ohem_ratio
+        self.ohem_min_kept = ohem_min_kept
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        return ohem_cross_entropy(self.model(a, b), label, self.ohem_ratio, self.ohem_min_kept)
+
+
+def fill_train_defaults(args: argparse.Namespace) -> argparse.Namespace:
+    """None / missing arguments -> `TRAIN_DEFAULTS`; sanity checks."""
+    for key, value in TRAIN_DEFAULTS.items():
+        if getattr(args, key, None) is None:
+            setattr(args, key, value)
+    for key in ("crop_size", "batch_size", "max_steps", "val_steps", "checkpointing_steps", "log_steps",
+                "gradient_accumulation_steps", "tile_size"):
+        if getattr(args, key) < 1:
+            raise ChangeAnywhereError(f"--{key.replace('_', '-')} must be at least 1")
+    if not 0 < args.ohem_ratio <= 1:
+        raise ChangeAnywhereError("--ohem-ratio must be in (0, 1] (1 = plain cross-entropy)")
+    args.sample_steps = args.val_steps if getattr(args, "val", None) else None
+    return args
+
+
+def model_card(info: dict[str, Any]) -> str:
+    """A short model card for a trained CD folder."""
+    lines = [
+        "---", "library_name: changeanywhere", "tags:", "- change-detection", "- remote-sensing", "---", "",
+        f"# Change-detection model ({info.get('arch')})", "",
+        "Binary change detection (class 1 = change) trained with `changeanywhere train-cd`.",
+        "Load with `changeanywhere.cd.load_cd_model(path)`; predict with `changeanywhere.cd.predict`.", "",
+        "| | |", "|---|---|",
+    ]
+    for key in ("arch", "parameters", "data", "train_pairs", "val", "step", "crop_size", "batch_size", "lr",
+                "ohem_ratio", "val_f1", "best_val_f1"):
+        if info.get(key) is not None:
+            lines.append(f"| {key} | {info[key]} |")
+    return "\n".join(lines) + "\n"
+
+
+def save_model_folder(model: CDModel, folder: Path, info: dict[str, Any]) -> Path:
+    """`save_pretrained` with `train_info` in config.json and our model card as README.md."""
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(folder / "README.md", model_card(info))
+    config = {**(model._hub_mixin_config or {}), "train_info": info}
+    model.save_pretrained(folder, config=config)
+    return folder
+
+
+def _validate(model: CDModel, roots: list[str], args: argparse.Namespace) -> BinaryConfusion:
+    predictor = model_predictor(model, args.tile_size, args.overlap, batch_size=args.batch_size)
+    total = BinaryConfusion()
+    for root in roots:
+        total = total + evaluate_folder(predictor, root, progress=False).confusion
+    return total
+
+
+def train_cd(args: argparse.Namespace) -> dict[str, Any]:
+    """Run `train-cd`; returns the final metrics (step, loss, and the best val F1 when --val is given)."""
+    args = fill_train_defaults(args)
+    out = Path(args.output_dir)
+    accelerator = make_accelerator(args.mixed_precision, args.gradient_accumulation_steps)
+    main, rank = accelerator.is_main_process, accelerator.process_index
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+    accelerator.wait_for_everyone()
+    log = RunLog(out, main)
+    data_roots = [str(d) for d in args.data]
+    val_roots = [str(d) for d in (args.val or [])]
+    data = CDTrainData(data_roots, crop_size=args.crop_size, swap_prob=args.swap_prob, jitter=args.jitter,
+                       seed=args.seed)
+
+    torch.manual_seed(args.seed)
+    if getattr(args, "init", None):
+        model = load_cd_model(args.init, device="cpu").train()
+        log(f"initialised from {args.init} ({model.arch})")
+    else:
+        widths = list(args.widths) if getattr(args, "widths", None) else None
+        kwargs: dict[str, Any] = {"widths": widths}
+        if getattr(args, "head_channels", None):
+            kwargs["head_channels"] = args.head_channels
+        model = CDModel(arch=args.arch, **kwargs)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    start_step = 0
+    ckpt = resolve_resume(args.resume, out)
+    if ckpt is not None:
+        start_step, _ = load_training_state(ckpt, {"model": model}, optimizer)
+        log(f"resumed from {ckpt} at step {start_step}", event="resume", step=start_step, path=str(ckpt))
+    else:
+        log(event="start", step=0)
+    best_file = out / "best" / "val_metrics.json"
+    best: dict[str, Any] = json.loads(best_file.read_text()) if best_file.is_file() and start_step else {}
+
+    wrapper = CDLoss(model, args.ohem_ratio, args.ohem_min_kept)
+    wrapper, optimizer = accelerator.prepare(wrapper, optimizer)
+    model = accelerator.unwrap_model(wrapper).model
+    params = [p for p in model.parameters() if p.requires_grad]
+    log(f"train-cd: {model.arch} {model.num_parameters / 1e6:.2f} M params, {len(data)} train pairs from "
+        f"{', '.join(data_roots)}, crops {args.crop_size}² × batch {args.batch_size} × "
+        f"{accelerator.num_processes} process(es), steps {start_step} → {args.max_steps}, lr {args.lr}, "
+        f"OHEM {args.ohem_ratio:g}")
+
+    def info(step: int, **extra: Any) -> dict[str, Any]:
+        return {"arch": model.arch, "parameters": model.num_parameters, "data": data_roots,
+                "train_pairs": len(data), "val": val_roots or None, "step": step, "crop_size": args.crop_size,
+                "batch_size": args.batch_size * accelerator.num_processes * args.gradient_accumulation_steps,
+                "lr": args.lr, "ohem_ratio": args.ohem_ratio, "seed": args.seed, **extra}
+
+    prefetch = ThreadPoolExecutor(1)  # decode the next batch while this one trains
+    pending: dict[int, Future] = {}
+
+    def next_batch(micro: int) -> dict[str, torch.Tensor]:
+        fut = pending.pop(micro, None)
+        batch = fut.result() if fut is not None else data.batch(micro, args.batch_size, rank)
+        pending.clear()
+        pending[micro + 1] = prefetch.submit(data.batch, micro + 1, args.batch_size, rank)
+        return batch
+
+    def loss_fn(micro: int) -> torch.Tensor:
+        batch = next_batch(micro)
+        with accelerator.autocast():
+            return wrapper(batch["a"].to(accelerator.device), batch["b"].to(accelerator.device),
+                           batch["label"].to(accelerator.device))
+
+    def validate(step: int) -> None:
+        cm = _validate(model, val_roots, args)
+        m = cm.metrics()
+        record = {"step": step, **m, **cm.counts()}
+        is_best = m["f1"] > best.get("f1", -1.0)
+        log(f"val step {step}: F1 {m['f1']:.4f} P {m['precision']:.4f} R {m['recall']:.4f} IoU {m['iou']:.4f}"
+            + (" (best)" if is_best else f" (best {best['f1']:.4f} at step {best['step']})"),
+            event="val", **record)
+        if is_best:
+            best.clear()
+            best.update(record)
+            folder = save_model_folder(model, out / "best", info(step, val_f1=round(m["f1"], 4)))
+            write_json(folder / "val_metrics.json", record)
+
+    def save(path: Path, step: int, extra: dict[str, Any]) -> None:
+        save_training_state(path, step, {"model": model}, optimizer,
+                            extra={"command": "train-cd", "args": args_record(args), **extra})
+
+    result = run_steps(accelerator=accelerator, model=wrapper, optimizer=optimizer, params=params,
+                       loss_fn=loss_fn, start_step=start_step, args=args, log=log, save=save,
+                       sample=validate if val_roots else None, desc="train-cd")
+    prefetch.shutdown(wait=True, cancel_futures=True)
+    metrics: dict[str, Any] = {"step": result["step"], "loss": result.get("loss")}
+    if best:
+        metrics.update(best_val_f1=best["f1"], best_step=best["step"])
+    if main:
+        model.eval()
+        best_f1 = round(best["f1"], 4) if best else None
+        save_model_folder(model, out / "final", info(result["step"], best_val_f1=best_f1))
+        write_json(out / "final" / "training.json", {**metrics, "args": args_record(args)})
+        log(f"saved {out / 'final'}" + (f"; best val F1 {best['f1']:.4f} at step {best['step']} in {out / 'best'}"
+                                        if best else ""), event="end", **metrics)
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return metrics

@@ -1,0 +1,145 @@
+"""`changeanywhere generate`: a change-detection dataset from single-date imagery and land-cover maps."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import ChangeAnywhereError
+
+DEFAULT_VAL_PATTERN = ("*_008.*", "*_009.*")  # as in changeanywhere.data (kept here so --help stays fast)
+EVENT_TYPES = ("remove", "add", "transition")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "generate",
+        help="generate a change-detection dataset (A/ B/ label/ ...) from images and land-cover maps",
+        description=(
+            "Generate N synthetic change pairs: a real size² tile (A) of each source image, change events "
+            "simulated on its land-cover map, and the after image (B) generated under the edited map. Writes "
+            "OUT/A, B, label (0/255), label_A, label_B, change_type, meta, manifest.jsonl, README.md (dataset "
+            "card) and generation.json. Reproducible and resumable: rerun the same command to finish or extend "
+            "(--num may grow) a run. Under `torchrun` or `accelerate launch` the processes share the work."
+        ),
+    )
+    p.add_argument("--images", required=True, type=Path, help="folder of source images (RGB)")
+    p.add_argument("--labels", required=True, type=Path, help="folder of land-cover maps (same file stems)")
+    p.add_argument("--classes", required=True, help="class set: a built-in name or a JSON file")
+    p.add_argument("--out", required=True, type=Path, help="output folder (created; rerun to resume)")
+    p.add_argument(
+        "--num",
+        "--num-pairs",
+        dest="num",
+        required=True,
+        type=int,
+        help="number of pairs (under torchrun on Python < 3.12 spell it --num-pairs: torchrun's own parser "
+        "rejects --num as an ambiguous abbreviation of --numa-binding)",
+    )
+    p.add_argument("--model", default=None, help="pipeline folder or Hub repo id (default: the embedded model)")
+    p.add_argument("--size", type=int, default=256, help="tile side in pixels (default 256)")
+    p.add_argument("--events-per-sample", default="1:6", help="N or LO:HI change events per pair (default 1:6)")
+    p.add_argument(
+        "--event-types", default=",".join(EVENT_TYPES), help=f"comma-separated (default {','.join(EVENT_TYPES)})"
+    )
+    p.add_argument("--min-area", type=int, default=64, help="smallest object an event may pick, px (default 64)")
+    p.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50)")
+    p.add_argument("--eta", type=float, default=1.0, help="DDIM eta (default 1, as the original)")
+    p.add_argument("--content-scale", default="0.7:1", help="S or LO:HI, drawn per pair (default 0.7:1)")
+    p.add_argument("--guidance-scale", type=float, default=None, help="default: the model's own")
+    p.add_argument("--batch-size", type=int, default=8, help="pairs per batch and process (default 8)")
+    p.add_argument("--seed", type=int, default=0, help="global seed; pair i's seed derives from (seed, i)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda (under a launcher: each process's GPU)")
+    p.add_argument("--dtype", default="auto", help="auto (fp16 on CUDA, else fp32), fp32, fp16, bf16")
+    p.add_argument(
+        "--tiling",
+        choices=("random", "grid"),
+        default="random",
+        help="random crops (source drawn by area; default) or the grid of non-overlapping tiles, cycled",
+    )
+    p.add_argument(
+        "--split",
+        choices=("all", "train", "val"),
+        default="all",
+        help="which source pairs to use: all (default) or the train/val split given by --val-pattern",
+    )
+    p.add_argument(
+        "--val-pattern",
+        nargs="+",
+        default=list(DEFAULT_VAL_PATTERN),
+        help="file-name globs of validation sources (default: the Dubai convention *_008.*, *_009.*)",
+    )
+    p.add_argument(
+        "--splits",
+        default=None,
+        metavar="TRAIN:VAL[:TEST]",
+        help="also write list/train.txt, val.txt[, test.txt] with these ratios (e.g. 0.8:0.1:0.1)",
+    )
+    p.add_argument("--snap-colors", action="store_true", help="map colours not in the class set to the nearest")
+    p.add_argument("--dry-run", action="store_true", help="print the plan (and check inputs); write nothing")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+    return p
+
+
+def _range(text: str, what: str, cast: type) -> tuple:
+    try:
+        parts = [cast(v) for v in text.split(":")]
+    except ValueError:
+        parts = []
+    if len(parts) == 1:
+        parts *= 2
+    if len(parts) != 2:
+        raise ChangeAnywhereError(f"{what} must be X or LO:HI, got {text!r}")
+    return tuple(parts)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..generation import GenerateConfig, PairSettings, format_plan, format_summary, generate
+
+    splits = None
+    if args.splits:
+        try:
+            splits = tuple(float(v) for v in args.splits.split(":"))
+        except ValueError:
+            raise ChangeAnywhereError(f"--splits must be ratios like 0.8:0.1:0.1, got {args.splits!r}") from None
+    pair = PairSettings(
+        steps=args.steps,
+        eta=args.eta,
+        content_scale=_range(args.content_scale, "--content-scale", float),
+        guidance_scale=args.guidance_scale,
+        num_events=_range(args.events_per_sample, "--events-per-sample", int),
+        event_types=tuple(t.strip() for t in args.event_types.split(",") if t.strip()),
+        min_area=args.min_area,
+    )
+    cfg = GenerateConfig(
+        images=args.images,
+        labels=args.labels,
+        classes=args.classes,
+        out=args.out,
+        num=args.num,
+        model=args.model,
+        size=args.size,
+        pair=pair,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        device=args.device,
+        dtype=args.dtype,
+        tiling=args.tiling,
+        split=None if args.split == "all" else args.split,
+        val_pattern=tuple(args.val_pattern),
+        snap_colors=args.snap_colors,
+        splits=splits,
+        dry_run=args.dry_run,
+        progress=not args.no_progress,
+    )
+    try:
+        result = generate(cfg)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: finished samples are kept; rerun the same command to resume {args.out}", file=sys.stderr)
+        return 130
+    if result.is_main:
+        print(format_plan(result) if result.dry_run else format_summary(result))
+        sys.stdout.flush()
+    return 0

@@ -1,0 +1,66 @@
+"""`changeanywhere train-cd`: train a change-detection model on `A/ B/ label/` folders (generated or real)."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "train a change-detection model (ChangerEx-R18 style or tiny) on A/ B/ label/ folders"
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from ..cd.train import TRAIN_DEFAULTS as D  # light: no torch model code runs here
+
+    p = subparsers.add_parser(
+        "train-cd", help=HELP,
+        description=HELP + " (e.g. `changeanywhere generate` output, or LEVIR-CD style data). Runs on CPU, one "
+        "GPU, or data parallel under `torchrun` / `accelerate launch`; resumes from the latest checkpoint in "
+        "--output-dir. Writes OUT/final (and OUT/best by change-class F1 on --val), loadable with --model of "
+        "`changeanywhere eval-cd`.",
+    )
+    p.add_argument("--data", required=True, nargs="+", help="training folder(s) with A/, B/, label/")
+    p.add_argument("--val", nargs="+", default=None,
+                   help="validation folder(s) with A/, B/, label/: evaluated every --val-steps, best kept")
+    p.add_argument("--output-dir", required=True, help="checkpoints, logs, OUT/best and OUT/final go here")
+    p.add_argument("--arch", "--variant", dest="arch", choices=("changerex-r18", "tiny"), default=D["arch"],
+                   help=f"model (default {D['arch']})")
+    p.add_argument("--widths", type=int, nargs="+", default=None,
+                   help="stage widths (default: changerex-r18 64 128 256 512, tiny 16 32 64 96)")
+    p.add_argument("--head-channels", type=int, default=None, help="changerex-r18 head width (default 128)")
+    p.add_argument("--init", default=None, help="start from this CD model (folder or Hub id), e.g. to fine-tune")
+    p.add_argument("--crop-size", type=int, default=D["crop_size"])
+    p.add_argument("--batch-size", type=int, default=D["batch_size"], help="per process, per micro-batch")
+    p.add_argument("--max-steps", type=int, default=D["max_steps"], help="optimizer steps in total (across resumes)")
+    p.add_argument("--lr", type=float, default=D["lr"], help="peak learning rate (AdamW)")
+    p.add_argument("--weight-decay", type=float, default=D["weight_decay"])
+    p.add_argument("--lr-schedule", choices=("cosine", "constant"), default=D["lr_schedule"])
+    p.add_argument("--warmup-steps", type=int, default=D["warmup_steps"])
+    p.add_argument("--ohem-ratio", type=float, default=D["ohem_ratio"],
+                   help="share of the hardest valid pixels the loss keeps (1 = plain cross-entropy)")
+    p.add_argument("--ohem-min-kept", type=int, default=D["ohem_min_kept"], help="least pixels kept per batch")
+    p.add_argument("--jitter", type=float, default=D["jitter"], help="colour jitter strength per date (0 = off)")
+    p.add_argument("--swap-prob", type=float, default=D["swap_prob"], help="probability of swapping A and B")
+    p.add_argument("--val-steps", type=int, default=D["val_steps"], help="evaluate --val every N steps")
+    p.add_argument("--tile-size", type=int, default=D["tile_size"], help="validation tile size")
+    p.add_argument("--overlap", type=int, default=D["overlap"], help="validation tile overlap")
+    p.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default=D["mixed_precision"])
+    p.add_argument("--gradient-accumulation-steps", type=int, default=D["gradient_accumulation_steps"])
+    p.add_argument("--max-grad-norm", type=float, default=D["max_grad_norm"])
+    p.add_argument("--checkpointing-steps", type=int, default=D["checkpointing_steps"])
+    p.add_argument("--checkpoints-total-limit", type=int, default=D["checkpoints_total_limit"])
+    p.add_argument("--resume", default=D["resume"],
+                   help="'auto' (latest checkpoint in --output-dir, if any), 'none', or a checkpoint folder")
+    p.add_argument("--log-steps", type=int, default=D["log_steps"])
+    p.add_argument("--seed", type=int, default=D["seed"])
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..cd.train import train_cd
+
+    metrics = train_cd(args)
+    best = ""
+    if "best_val_f1" in metrics:
+        best = f", best val F1 {metrics['best_val_f1']:.4f} (step {metrics['best_step']})"
+    print(f"train-cd: {metrics['step']} steps, loss {metrics['loss']:.4f}{best} -> {args.output_dir}/final")
+    return 0

@@ -1,0 +1,435 @@
+"""The demo: its logic (`changeanywhere.demo`) on tiny models, and the launched app driven by `gradio_client`."""
+
+import importlib.util
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from changeanywhere import ClassSet, demo
+from changeanywhere.errors import ChangeAnywhereError, MapSizeError, UnknownColorsError
+from changeanywhere.events import UserEdit
+from changeanywhere.examples import make_example_map
+
+ROOT = Path(__file__).resolve().parents[1]
+SIZE = 64  # example maps of the tiny app
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+
+def load_app_module():
+    """`app.py` lives at the repository root, outside the package: import it from its file."""
+    spec = importlib.util.spec_from_file_location("changeanywhere_app", ROOT / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_app(models, example_size: int = SIZE):
+    """Build and launch the app in this process; returns (blocks, url)."""
+    app = load_app_module()
+    blocks = app.build_demo(models, example_size=example_size)
+    _, url, _ = app.launch(blocks, host="127.0.0.1", port=free_port(), prevent_thread_lock=True)
+    return blocks, url
+
+
+def write_png(path: Path, array: np.ndarray) -> Path:
+    Image.fromarray(array).save(path)
+    return path
+
+
+def read_png(path) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def stroke_layer(shape, rect, colour, soft_edge: bool = True) -> np.ndarray:
+    """An RGBA layer with an opaque rectangle of `colour`, and (like a brush) a faint, off-colour rim."""
+    layer = np.zeros((*shape, 4), np.uint8)
+    y0, y1, x0, x1 = rect
+    if soft_edge:
+        layer[y0 - 1 : y1 + 1, x0 - 1 : x1 + 1] = [*(np.array(colour) // 2), 60]
+    layer[y0:y1, x0:x1] = [*(np.clip(np.array(colour) + 3, 0, 255)), 255]
+    return layer
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dirs(tiny_pipe, tmp_path_factory):
+    """Folders holding the tiny generator and a fresh tiny CD model, as `save_pretrained` writes them."""
+    import torch
+
+    from changeanywhere.cd import build_cd_model
+
+    root = tmp_path_factory.mktemp("models")
+    tiny_pipe.save_pretrained(root / "generator")
+    torch.manual_seed(0)
+    build_cd_model("tiny").save_pretrained(root / "cd")
+    return root / "generator", root / "cd"
+
+
+@pytest.fixture(scope="session")
+def models(tiny_model_dirs):
+    gen, cd = tiny_model_dirs
+    return demo.load_models(gen, cd, device="cpu", fallback=None)
+
+
+@pytest.fixture
+def before_map(dubai):
+    return make_example_map(dubai, size=SIZE, seed=3)
+
+
+# ------------------------------------------------------------------------------------- loading models
+
+
+def test_load_models_uses_the_given_folders(models, dubai):
+    assert models.pipe is not None and models.cd_model is not None
+    assert models.class_set == dubai and models.notices == []
+    text = demo.status_markdown(models)
+    assert "Generator **generator**" in text and "CD model **cd**" in text and "⚠️" not in text
+
+
+def test_missing_weights_give_messages_not_errors(tmp_path):
+    models = demo.load_models(tmp_path / "nope", tmp_path / "no-cd", device="cpu", fallback=tmp_path / "none",
+                              cd_fallback=tmp_path / "none-cd")
+    assert models.pipe is None and models.cd_model is None
+    text = demo.status_markdown(models)
+    assert "No generator loaded" in text and "nope" in text and "model_index.json" in text
+    assert "CVA" in text
+    with pytest.raises(ChangeAnywhereError, match="no generator is loaded"):
+        models.require_pipe()
+
+
+def test_broken_weights_give_messages_not_errors(tiny_model_dirs, tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "model_index.json").write_text("{ not json")
+    models = demo.load_models(broken, tiny_model_dirs[1], device="cpu", fallback=None)
+    assert models.pipe is None and models.cd_model is not None
+    assert "broken" in models.notices[0]
+
+
+def test_missing_model_falls_back_to_the_default(tiny_model_dirs, tmp_path):
+    models = demo.load_models(tmp_path / "typo", tiny_model_dirs[1], device="cpu", fallback=tiny_model_dirs[0])
+    assert models.pipe is not None and models.model_source == str(tiny_model_dirs[0])
+    assert any("typo" in n for n in models.notices) and any("using" in n for n in models.notices)
+
+
+# ------------------------------------------------------------------------------------- reading uploads
+
+
+def test_colour_and_index_maps_are_read(tmp_path, dubai, before_map):
+    colour = write_png(tmp_path / "colour.png", dubai.indices_to_colors(before_map))
+    index = write_png(tmp_path / "index.png", before_map)
+    rgba = write_png(tmp_path / "rgba.png", np.dstack([dubai.indices_to_colors(before_map),
+                                                       np.full(before_map.shape, 255, np.uint8)]))
+    palette = Image.fromarray(before_map, mode="L").convert("P")
+    palette.putpalette(dubai.palette.ravel().tolist())
+    pal = tmp_path / "palette.png"
+    palette.save(pal)
+    for path in (colour, index, rgba, pal):
+        got, _ = demo.read_uploaded_map(path, dubai)
+        np.testing.assert_array_equal(got, before_map)
+    got, _ = demo.read_uploaded_map(colour, dubai, choice="dubai-landcover")
+    np.testing.assert_array_equal(got, before_map)
+
+
+def test_map_of_another_class_set_is_refused(tmp_path, dubai, before_map):
+    loveda = ClassSet.builtin("loveda")
+    path = write_png(tmp_path / "loveda.png", loveda.indices_to_colors(before_map))
+    with pytest.raises(ChangeAnywhereError, match="'loveda'.*generator draws 'dubai-landcover'"):
+        demo.read_uploaded_map(path, dubai)
+    with pytest.raises(ChangeAnywhereError, match="'potsdam'"):
+        demo.read_uploaded_map(path, dubai, choice="potsdam")
+
+
+def test_unknown_colours_are_named_or_snapped(tmp_path, dubai, before_map):
+    rgb = dubai.indices_to_colors(before_map).copy()
+    rgb[:4, :4] = (0x86, 0x2B, 0xF4)  # slightly off "land", as a JPEG would leave it
+    path = write_png(tmp_path / "lossy.png", rgb)
+    with pytest.raises(UnknownColorsError, match="#862BF4.*snap unknown colours"):
+        demo.read_uploaded_map(path, dubai)
+    got, notices = demo.read_uploaded_map(path, dubai, snap=True)
+    assert (got[:4, :4] == dubai.index_of("land")).all() and "snapped" in notices[0]
+
+
+def test_corrupt_and_missing_files_give_clear_errors(tmp_path, dubai):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    with pytest.raises(ChangeAnywhereError, match="cannot read the land-cover map broken.png"):
+        demo.read_uploaded_map(bad, dubai)
+    with pytest.raises(ChangeAnywhereError, match="cannot read the before image"):
+        demo.read_before_image(bad)
+    with pytest.raises(ChangeAnywhereError, match="not found"):
+        demo.read_uploaded_map(tmp_path / "gone.png", dubai)
+    with pytest.raises(ChangeAnywhereError, match="out of range|outside|not classes"):
+        demo.read_uploaded_map(write_png(tmp_path / "idx.png", np.full((16, 16), 9, np.uint8)), dubai)
+
+
+def test_fit_to_model_downscales_and_crops(dubai):
+    big = make_example_map(dubai, size=600, seed=0)[:, :520]
+    image = np.zeros((600, 520, 3), np.uint8)
+    m, img, notices = demo.fit_to_model(big, image, multiple=16, max_side=512)
+    assert m.shape == img.shape[:2] == (512, 432)  # 600×520 -> 512×444 -> crop to multiples of 16
+    assert set(np.unique(m)) <= set(np.unique(big))  # nearest: no new labels
+    assert "downscaled" in notices[0] and "Centre-cropped" in notices[1]
+    same, _, none = demo.fit_to_model(big[:64, :64], None, multiple=16)
+    assert same.shape == (64, 64) and none == []
+    with pytest.raises(MapSizeError, match="at least 16×16"):
+        demo.fit_to_model(big[:10, :40], None, multiple=16)
+    with pytest.raises(MapSizeError, match="before image is 520×600 px but the map is 64×64"):
+        demo.fit_to_model(big[:64, :64], image, multiple=16)
+
+
+# ------------------------------------------------------------------------------------------- editing
+
+
+def test_painted_strokes_become_snapped_edits(dubai, before_map):
+    water = dubai.palette[dubai.index_of("water")]
+    road = dubai.palette[dubai.index_of("road")]
+    layers = [stroke_layer(before_map.shape, (10, 20, 10, 30), water),
+              stroke_layer(before_map.shape, (15, 25, 25, 40), road)]
+    edits = demo.painted_edits({"background": None, "layers": layers, "composite": None}, dubai, before_map.shape)
+    by_target = {e.target: e.mask for e in edits}
+    assert set(by_target) == {dubai.index_of("water"), dubai.index_of("road")}
+    assert by_target[dubai.index_of("water")].sum() == 10 * 20 - 5 * 5  # the later layer paints over
+    assert by_target[dubai.index_of("road")].sum() == 10 * 15  # faint rim (alpha 60) not counted
+    assert demo.painted_edits({"background": None, "layers": [], "composite": None}, dubai, (8, 8)) == []
+    assert demo.painted_edits(None, dubai, (8, 8)) == []
+
+
+def test_bad_layers_are_refused(dubai):
+    with pytest.raises(MapSizeError, match="painted layer 1 is 32×16 px but the map is 64×64"):
+        demo.painted_edits({"layers": [np.zeros((16, 32, 4), np.uint8)]}, dubai, (64, 64))
+    with pytest.raises(ChangeAnywhereError, match="RGBA"):
+        demo.painted_edits({"layers": [np.zeros((64, 64, 3), np.uint8)]}, dubai, (64, 64))
+
+
+def test_after_map_from_events_and_edits(dubai, before_map):
+    mask = np.zeros(before_map.shape, bool)
+    mask[:8, :8] = True
+    edit = UserEdit(mask, dubai.index_of("water"))
+    result = demo.make_after_map(before_map, dubai, [edit], num_events=2, seed=1)
+    assert (result.after[:8, :8] == dubai.index_of("water")).all()
+    assert any(e["type"] != "edit" for e in result.events)
+    assert "of the map changes" in demo.describe_change(result)
+    nothing = demo.make_after_map(before_map, dubai)
+    assert "No change yet" in demo.describe_change(nothing)
+    with pytest.raises(ChangeAnywhereError, match="the edit changes nothing"):
+        demo.require_change(nothing)
+    with pytest.raises(ChangeAnywhereError, match="at least one event type"):
+        demo.make_after_map(before_map, dubai, num_events=2, event_types=[])
+
+
+# ---------------------------------------------------------------------------------------- generation
+
+
+def test_generate_and_package(models, dubai, before_map, tmp_path):
+    change = demo.make_after_map(before_map, dubai, num_events=3, seed=2)
+    steps = []
+    gen = demo.generate(models, before_map, change, seed=7, num_inference_steps=3, variants=2,
+                        progress=lambda f, d: steps.append((f, d)))
+    assert [s.seed for s in gen.samples] == [7, 8]
+    assert len(steps) == 3 + 3 + 1 and steps[-1][1].startswith("change detection")
+    assert all(0 < a <= b <= 1 for (a, _), (b, _) in zip(steps, steps[1:], strict=False))
+    for s in gen.samples:
+        assert s.before_image.shape == s.after_image.shape == (SIZE, SIZE, 3)
+        np.testing.assert_array_equal(s.change_mask, before_map != change.after)
+        assert s.prediction.shape == (SIZE, SIZE) and 0 <= s.metrics["f1"] <= 1
+        assert demo.prediction_overlay(s).shape == (SIZE, SIZE, 3)
+    np.testing.assert_array_equal(gen.samples[0].before_image, gen.samples[1].before_image)  # one before image
+    assert gen.settings["before_image"] == "synthesized" and gen.settings["before_seed"] == 7
+
+    real = np.full((SIZE, SIZE, 3), 90, np.uint8)
+    gen2 = demo.generate(models, before_map, change, real, seed=1, num_inference_steps=2)
+    assert gen2.timings["synthesis"] == 0 and (gen2.samples[0].before_image == real).all()
+
+    path = demo.write_sample_zip(gen, dubai, tmp_path, source="test")
+    with zipfile.ZipFile(path) as zf:
+        names = set(zf.namelist())
+        meta = json.loads(zf.read("metadata.json"))
+        sample_meta = json.loads(zf.read("meta/000001.json"))
+        label = np.asarray(Image.open(io.BytesIO(zf.read("label/000001.png"))))
+        after_map = dubai.read_map(Image.open(io.BytesIO(zf.read("label_B/000001.png"))))
+    folders = ("A", "B", "label", "label_A", "label_B", "change_type")  # the layout of `changeanywhere generate`
+    expected = {f"{d}/00000{i}.png" for d in folders for i in (0, 1)} | {"meta/000000.json", "meta/000001.json"}
+    assert names == expected | {"metadata.json"}
+    np.testing.assert_array_equal(label == 255, before_map != after_map)
+    assert [s["seed"] for s in meta["samples"]] == [7, 8] and meta["num_inference_steps"] == 3
+    assert sample_meta["events"] == change.events and meta["class_set"] == "dubai-landcover"
+    assert sample_meta["content_scale"] == pytest.approx(0.85)
+
+
+def test_generate_refuses_no_change_and_no_model(models, dubai, before_map, tmp_path):
+    with pytest.raises(ChangeAnywhereError, match="changes nothing"):
+        demo.generate(models, before_map, demo.make_after_map(before_map, dubai))
+    empty = demo.Models(None, None, dubai, "x", "cva", ["Generator: no pipeline at x"])
+    with pytest.raises(ChangeAnywhereError, match="no pipeline at x"):
+        demo.generate(empty, before_map, demo.make_after_map(before_map, dubai, num_events=2))
+
+
+# ---------------------------------------------------------------------------- the launched app (API)
+
+
+@pytest.fixture(scope="module")
+def app_url(models):
+    blocks, url = start_app(models)
+    yield url
+    blocks.close()
+
+
+@pytest.fixture
+def client(app_url):
+    from gradio_client import Client
+
+    return Client(app_url, verbose=False)
+
+
+def editor_input(layers=()):
+    from gradio_client import handle_file
+
+    return {"background": None, "layers": [handle_file(str(p)) for p in layers], "composite": None}
+
+
+GENERATE_DEFAULTS = dict(n_events=0, types=["remove", "add", "transition"], ev_seed=0, seed=3, randomize=False,
+                         steps=3, content_scale=0.8, variants=1, guidance=1.0)
+
+
+def call_generate(client, editor, **kw):
+    args = {**GENERATE_DEFAULTS, **kw}
+    return client.predict(editor, *args.values(), api_name="/generate")
+
+
+def test_api_upload_events_generate(client, tmp_path, dubai, before_map):
+    from gradio_client import handle_file
+
+    assert {"/load_example", "/load_map", "/preview", "/generate", "/show_variant"} <= set(
+        client.view_api(return_format="dict")["named_endpoints"]
+    )
+    map_path = write_png(tmp_path / "map.png", dubai.indices_to_colors(before_map))
+    loaded = client.predict(handle_file(str(map_path)), demo.AUTO, False, None, api_name="/load_map")
+    assert "map.png" in loaded[2] and "64×64" in loaded[2]
+    preview_map, summary = client.predict(editor_input(), 3, ["remove", "add", "transition"], 5,
+                                          api_name="/preview")
+    assert "of the map changes" in summary
+    out = call_generate(client, editor_input(), n_events=3, ev_seed=5, variants=2)
+    seed, picker, before, after, truth, pred, metrics, before_m, after_m, slider, zip_path = out
+    assert seed == 3 and len(picker["choices"]) == 2 and "F1" in metrics
+    for path in (before, after, truth, pred, before_m, after_m, *slider):
+        assert read_png(path).shape == (SIZE, SIZE, 3)
+    after_map = dubai.read_map(after_m)
+    np.testing.assert_array_equal(after_map, dubai.read_map(preview_map))  # the previewed after map
+    np.testing.assert_array_equal(read_png(truth)[..., 0] == 255, before_map != after_map)  # label = map diff
+    with zipfile.ZipFile(zip_path) as zf:
+        assert len([n for n in zf.namelist() if n.startswith("B/")]) == 2
+    second = client.predict("2 (seed 4)", api_name="/show_variant")
+    assert read_png(second[1]).shape == (SIZE, SIZE, 3) and "Seed 4" in second[4]
+
+
+def test_api_painted_layer(client, tmp_path, dubai):
+    client.predict("Town (seed 1)", api_name="/load_example")
+    before_map = make_example_map(dubai, size=SIZE, seed=1)
+    water = dubai.index_of("water")
+    layer = write_png(tmp_path / "layer.png",
+                      stroke_layer(before_map.shape, (20, 40, 8, 30), dubai.palette[water], soft_edge=False))
+    out = call_generate(client, editor_input([layer]), randomize=True)
+    truth = read_png(out[4])[..., 0] == 255
+    expected = np.zeros_like(truth)
+    expected[20:40, 8:30] = before_map[20:40, 8:30] != water
+    np.testing.assert_array_equal(truth, expected)
+    assert 0 <= out[0] < 2**31
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("empty edit", "the edit changes nothing"),
+        ("wrong layer size", "painted layer 1 is 32×32 px but the map is 64×64"),
+        ("unknown colours", "not in class set 'dubai-landcover'"),
+        ("corrupt file", "cannot read the land-cover map"),
+        ("no map", "Upload a land-cover map first"),
+        ("too small", "at least 8×8"),
+        ("image size", "before image is 32×32 px but the map is 64×64"),
+    ],
+)
+def test_api_bad_inputs_give_clear_errors(client, tmp_path, dubai, before_map, case, message):
+    from gradio_client import handle_file
+
+    good_map = handle_file(str(write_png(tmp_path / "map.png", dubai.indices_to_colors(before_map))))
+    client.predict("Town (seed 0)", api_name="/load_example")
+    with pytest.raises(Exception) as info:
+        if case == "empty edit":
+            call_generate(client, editor_input())
+        elif case == "wrong layer size":
+            call_generate(client, editor_input([write_png(tmp_path / "l.png", np.zeros((32, 32, 4), np.uint8))]))
+        elif case == "unknown colours":
+            rgb = dubai.indices_to_colors(before_map).copy()
+            rgb[0, 0] = (1, 2, 3)
+            client.predict(handle_file(str(write_png(tmp_path / "u.png", rgb))), demo.AUTO, False, None,
+                           api_name="/load_map")
+        elif case == "corrupt file":
+            (tmp_path / "c.png").write_bytes(b"garbage")
+            client.predict(handle_file(str(tmp_path / "c.png")), demo.AUTO, False, None, api_name="/load_map")
+        elif case == "no map":
+            client.predict(None, demo.AUTO, False, None, api_name="/load_map")
+        elif case == "too small":
+            small = write_png(tmp_path / "s.png", dubai.indices_to_colors(before_map[:5, :5]))
+            client.predict(handle_file(str(small)), demo.AUTO, False, None, api_name="/load_map")
+        elif case == "image size":
+            image = handle_file(str(write_png(tmp_path / "i.png", np.zeros((32, 32, 3), np.uint8))))
+            client.predict(good_map, demo.AUTO, False, image, api_name="/load_map")
+    assert message in str(info.value)
+    assert "Traceback" not in str(info.value)
+
+
+def test_api_generate_before_loading_a_map(app_url):
+    from gradio_client import Client
+
+    fresh = Client(app_url, verbose=False)  # a new session: its state holds no map (no page load ran)
+    with pytest.raises(Exception, match="Load an example or upload a map first"):
+        call_generate(fresh, editor_input(), n_events=2)
+
+
+# ------------------------------------------------------------------------ start-up without weights
+
+
+def test_app_starts_without_weights(tmp_path):
+    """`python app.py` with missing weights still serves the page, which says what is missing."""
+    port = free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
+           "CHANGEANYWHERE_CD_MODEL": str(tmp_path / "no-cd")}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--model", str(tmp_path / "missing"),
+                             "--port", str(port), "--device", "cpu"],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                config = urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=5).read().decode()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    out = proc.stdout.read().decode() if proc.poll() is not None else ""
+                    pytest.fail(f"app did not start: {out[-2000:]}")
+                time.sleep(0.5)
+        assert f"no pipeline at {tmp_path / 'missing'}" in config
+        assert "no-cd" in config
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
