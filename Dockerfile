@@ -19,16 +19,14 @@ ENV HOME=/home/user \
     HF_HUB_DISABLE_TELEMETRY=1
 WORKDIR $HOME/app
 
-# dependencies first (a layer that survives code changes); torch from its own index: PyPI's is a CUDA build
+# torch from its own index (PyPI's Linux wheel is a multi-GB CUDA build); the rest from pyproject.toml
 RUN pip install --no-cache-dir --user "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX}"
-COPY --chown=user requirements.txt ./
-RUN pip install --no-cache-dir --user -r requirements.txt "gradio>=6.20,<7"
 
-# the package, the app and the embedded weights (the package finds checkpoints/ beside itself: keep the layout)
+# the package (editable: it finds the embedded weights in checkpoints/ beside itself), the app, the weights
 COPY --chown=user pyproject.toml README.md app.py ./
 COPY --chown=user changeanywhere ./changeanywhere
+RUN pip install --no-cache-dir --user -e .
 COPY --chown=user checkpoints ./checkpoints
-RUN pip install --no-cache-dir --user --no-deps -e .
 
 EXPOSE 7860
 CMD ["python", "app.py"]

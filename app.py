@@ -291,7 +291,8 @@ def launch(blocks: gr.Blocks, *, host: str | None = None, port: int | None = Non
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawTextHelpFormatter)
+    p = argparse.ArgumentParser(description="The ChangeAnywhere demo: paint a change, generate the pair, see the "
+                                "zero-shot prediction.")
     p.add_argument("--model", help=f"generator: Hub repo id or folder (default: ${demo.MODEL_ENV}, else the "
                    "embedded checkpoints/changeanywhere-dubai-256)")
     p.add_argument("--cd-model", help=f"change-detection model: Hub repo id or folder (default: "

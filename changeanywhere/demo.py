@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from .cd import DEFAULT_CD_MODEL, BinaryConfusion, cva_predict, error_overlay, load_cd_model, predict
 from .classes import BUILTIN_CLASS_SETS, ClassSet, _pack, rgb_to_hex
 from .errors import ChangeAnywhereError, MapSizeError, UnknownColorsError, WeightsNotFoundError
 from .events import EVENT_TYPES, ChangeResult, UserEdit, simulate_changes
@@ -91,16 +92,14 @@ def load_models(
     *,
     device: str | None = None,
     fallback: str | os.PathLike | None = DEFAULT_MODEL,
-    cd_fallback: str | os.PathLike | None = None,
+    cd_fallback: str | os.PathLike | None = DEFAULT_CD_MODEL,
 ) -> Models:
     """Load the generator and the CD model, never raising for missing weights.
 
     `model` / `cd_model` (or the environment variables `CHANGEANYWHERE_MODEL` / `CHANGEANYWHERE_CD_MODEL`)
     name a Hub repo id or a folder; when absent or unloadable the embedded defaults under `checkpoints/` are
-    used. What failed is recorded in `notices`, for the UI to show.
+    used (`fallback` / `cd_fallback`; None: none). What failed is recorded in `notices`, for the UI to show.
     """
-    from .cd import DEFAULT_CD_MODEL, load_cd_model
-
     notices: list[str] = []
     model = model or os.environ.get(MODEL_ENV) or None
     pipe, source = None, str(model or fallback)
@@ -118,7 +117,6 @@ def load_models(
     class_set = pipe.class_set if pipe is not None else BUILTIN_CLASS_SETS[FALLBACK_CLASS_SET]
 
     cd_model = cd_model or os.environ.get(CD_MODEL_ENV) or None
-    cd_fallback = cd_fallback or DEFAULT_CD_MODEL
     cd, cd_source = None, "cva"
     for candidate in dict.fromkeys(str(s) for s in (cd_model, cd_fallback) if s):
         try:
@@ -136,7 +134,8 @@ def load_models(
 def _load_error(err: Exception, source: str) -> str:
     if isinstance(err, ChangeAnywhereError):
         return str(err)
-    return f"could not load {source!r} ({type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''})"
+    detail = str(err).splitlines()[0][:200] if str(err) else "no details"
+    return f"could not load {source!r} ({type(err).__name__}: {detail})"
 
 
 def status_markdown(models: Models) -> str:
@@ -182,7 +181,7 @@ def _open_image(path: str | os.PathLike, what: str) -> Image.Image:
     except FileNotFoundError:
         raise ChangeAnywhereError(f"the {what} {name} was not found (upload it again)") from None
     except Image.DecompressionBombError:
-        raise ChangeAnywhereError(f"the {what} {name} is far too large; upload at most {MAX_SIDE}² px") from None
+        raise ChangeAnywhereError(f"the {what} {name} has too many pixels to open safely: downscale it first") from None
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
         raise ChangeAnywhereError(
             f"cannot read the {what} {name}: not a readable image ({type(err).__name__}); upload a PNG"
@@ -558,22 +557,16 @@ def label_of(before_map: np.ndarray, after_map: np.ndarray) -> np.ndarray:
 
 def zero_shot_prediction(cd_model: Any, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """HxW bool change mask of a before/after pair: the CD model's, or CVA + Otsu when there is none."""
-    from .cd import cva_predict, predict
-
     return np.asarray(predict(cd_model, a, b) if cd_model is not None else cva_predict(a, b), bool)
 
 
 def pair_metrics(prediction: np.ndarray, label: np.ndarray) -> dict[str, float]:
     """Precision, recall, F1, IoU (change class), OA and kappa of one prediction against its label."""
-    from .cd import BinaryConfusion
-
     return BinaryConfusion().update(prediction, label).report()
 
 
 def prediction_overlay(sample: Sample) -> np.ndarray:
     """The after image darkened, true positives white, false positives red, false negatives green."""
-    from .cd import error_overlay
-
     return error_overlay(sample.after_image, sample.prediction, label_of(sample.before_map, sample.after_map))
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Train the default CPU weights (preset `cpu`) on the Dubai train split: autoencoder, then diffusion.
-# About 15 + 45 minutes on 2 CPU cores. Rerunning resumes from the latest checkpoints in $OUT.
+# About 15 + 45 minutes on 2 idle CPU cores (much longer when the cores are shared).
+# Rerunning resumes from the latest checkpoints in $OUT.
 #   nohup scripts/train_default.sh > runs/train_default.log 2>&1 &
 # Outputs: $OUT/ae/autoencoder (+ autoencoder_metrics.json), $OUT/diffusion/pipeline (diffusers format),
 # sample grids in */samples/, logs in */train_log.jsonl.
@@ -10,8 +11,8 @@ DATA=${DATA:-../shared/data/dubai-landcover}
 OUT=${OUT:-runs/default}
 PYTHON=${PYTHON:-.venv/bin/python}
 THREADS=${THREADS:-1}  # 1 thread per process: 2-thread torch is several times slower on a shared 2-core CPU
-AE_STEPS=${AE_STEPS:-1300}
-DM_STEPS=${DM_STEPS:-1500}
+AE_STEPS=${AE_STEPS:-900}
+DM_STEPS=${DM_STEPS:-2000}
 export TQDM_MININTERVAL=${TQDM_MININTERVAL:-30}
 
 date

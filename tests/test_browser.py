@@ -62,41 +62,45 @@ def test_paint_and_generate_in_a_browser(models, tmp_path, dubai):
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1900})
-            page.goto(url)
-            expect(page.locator("#load-notice")).to_contain_text("Loaded", timeout=30_000)
+            try:
+                page.goto(url)
+                expect(page.locator("#load-notice")).to_contain_text("Loaded", timeout=30_000)
 
-            # upload a map of our own
-            page.get_by_role("tab", name="Upload").click()
-            page.locator("#map-file input[type=file]").set_input_files(str(map_path))
-            expect(page.locator("#map-file")).to_contain_text("my_map.png", timeout=20_000)
-            page.locator("#load-map").click()
-            expect(page.locator("#load-notice")).to_contain_text("upload my_map.png", timeout=20_000)
-            wait_until_stable(page.locator("#editor .zoom-number"))
+                # upload a map of our own
+                page.get_by_role("tab", name="Upload").click()
+                page.locator("#map-file input[type=file]").set_input_files(str(map_path))
+                expect(page.locator("#map-file")).to_contain_text("my_map", timeout=20_000)  # shown as "my_map .png"
+                page.locator("#load-map").click()
+                expect(page.locator("#load-notice")).to_contain_text("upload my_map.png", timeout=20_000)
+                wait_until_stable(page.locator("#editor .zoom-number"))
 
-            # paint a stroke with the "water" brush
-            page.get_by_label("Brush", exact=True).click()
-            page.get_by_label("Color", exact=True).click()
-            page.locator(f'#editor button[style*="{water}"]').first.click()
-            canvas = page.locator("#editor canvas").first
-            box = canvas.bounding_box()
-            x, y, w, h = box["x"], box["y"], box["width"], box["height"]
-            page.mouse.move(x + 0.25 * w, y + 0.3 * h)
-            page.mouse.down()
-            page.mouse.move(x + 0.75 * w, y + 0.45 * h, steps=8)
-            page.mouse.up()
-            expect(page.locator("#change-summary")).to_contain_text("→ water", timeout=30_000)
+                # paint a stroke with the "water" brush
+                page.get_by_label("Brush", exact=True).click()
+                page.get_by_label("Color", exact=True).click()
+                page.locator(f'#editor button[style*="{water}"]').first.click()
+                canvas = page.locator("#editor canvas").first
+                box = canvas.bounding_box()
+                x, y, w, h = box["x"], box["y"], box["width"], box["height"]
+                page.mouse.move(x + 0.25 * w, y + 0.3 * h)
+                page.mouse.down()
+                page.mouse.move(x + 0.75 * w, y + 0.45 * h, steps=8)
+                page.mouse.up()
+                expect(page.locator("#change-summary")).to_contain_text("→ water", timeout=30_000)
 
-            # generate and wait for every output
-            page.locator("#generate").click()
-            expect(page.locator("#metrics")).to_contain_text("F1", timeout=60_000)
-            for elem in ("#out-before", "#out-after", "#out-label", "#out-pred"):
-                expect(page.locator(f"{elem} img")).to_be_visible(timeout=20_000)
-            page.wait_for_timeout(500)  # let the last images paint before the screenshot
-            page.screenshot(path=str(ARTIFACTS / "browser.png"), full_page=True)
-            summary = page.locator("#change-summary").inner_text()
+                # generate and wait for every output
+                page.locator("#generate").click()
+                expect(page.locator("#metrics")).to_contain_text("F1", timeout=60_000)
+                for elem in ("#out-before", "#out-after", "#out-label", "#out-pred"):
+                    expect(page.locator(f"{elem} img")).to_be_visible(timeout=20_000)
+                page.wait_for_timeout(500)  # let the last images paint before the screenshot
+                page.screenshot(path=str(ARTIFACTS / "browser.png"), full_page=True)
+                summary = page.locator("#change-summary").inner_text()
+            except Exception:
+                page.screenshot(path=str(ARTIFACTS / "browser-failure.png"), full_page=True)
+                raise
             browser.close()
     finally:
         blocks.close()
-    assert "edit:" in summary and "water" in summary
+    assert "edit:" in summary and "water" in summary, summary
     changed_px = int(summary.split("(")[1].split(" px")[0].replace(",", ""))
-    assert 0 < changed_px < np.prod(before_map.shape)
+    assert 0 < changed_px < np.prod(before_map.shape), summary
