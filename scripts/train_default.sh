@@ -10,9 +10,9 @@ cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/data/dubai-landcover}
 OUT=${OUT:-runs/default}
 PYTHON=${PYTHON:-.venv/bin/python}
-THREADS=${THREADS:-1}  # 1 thread per process: 2-thread torch is several times slower on a shared 2-core CPU
-AE_STEPS=${AE_STEPS:-900}
-DM_STEPS=${DM_STEPS:-2000}
+THREADS=${THREADS:-1}  # 1 thread per process when the 2 cores are shared; 2 on an idle machine
+AE_STEPS=${AE_STEPS:-1800}
+DM_STEPS=${DM_STEPS:-3000}
 export TQDM_MININTERVAL=${TQDM_MININTERVAL:-30}
 
 date
