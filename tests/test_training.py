@@ -17,6 +17,7 @@ from changeanywhere import ChangeAnywherePipeline, ClassSet
 from changeanywhere.cli import main
 from changeanywhere.presets import build_autoencoder
 from changeanywhere.training.checkpoint import (
+    export_compact_state,
     latest_checkpoint,
     load_training_state,
     prune_checkpoints,
@@ -192,6 +193,19 @@ def test_checkpoint_round_trip_and_pruning(tmp_path):
     assert ema2.decay == 0.9 and ema2.optimization_step == 3
     for a, b in zip(ema.shadow_params, ema2.shadow_params, strict=True):
         assert torch.equal(a, b)
+
+    # the compact copy (committed beside released weights) is about half the size and resumes the same run
+    compact = export_compact_state(tmp_path / "checkpoint-3", tmp_path / "resume")
+    t = load_file(str(compact / "state.safetensors"))
+    assert t["model/m/0.weight"].dtype == torch.float16 and t["optim/0/exp_avg_sq"].dtype == torch.bfloat16
+    assert t["optim/0/step"].dtype == torch.float32
+    opt3 = torch.optim.AdamW(fresh.parameters(), lr=1.0)
+    ema3 = EMAModel(fresh.parameters(), decay=0.5)
+    assert load_training_state(compact, {"m": fresh}, opt3, ema=ema3)[0] == 3
+    v = opt3.state_dict()["state"][0]["exp_avg_sq"]
+    assert v.dtype == torch.float32 and torch.allclose(v, opt.state_dict()["state"][0]["exp_avg_sq"], rtol=1e-2)
+    assert all(p.dtype == torch.float32 for p in ema3.shadow_params)
+    assert torch.allclose(fresh[0].weight, model[0].weight, atol=1e-3)
 
 
 def test_user_errors(data_dir, autoencoder_dir, tmp_path, capsys):

@@ -163,7 +163,7 @@ def load_training_state(
         optimizer.load_state_dict({"state": state, "param_groups": meta["optimizer"]["param_groups"]})
     if ema is not None and "ema" in meta:
         n = meta["ema"]["num_shadow_params"]
-        shadow = [tensors[f"ema/{i}"] for i in range(n)]
+        shadow = [tensors[f"ema/{i}"].float() for i in range(n)]  # a compact (fp16) state holds fp16
         if len(shadow) != len(ema.shadow_params):
             raise ChangeAnywhereError(
                 f"checkpoint {directory}: EMA holds {n} tensors, the model {len(ema.shadow_params)}"
@@ -172,3 +172,33 @@ def load_training_state(
         sd["shadow_params"] = shadow
         ema.load_state_dict(sd)  # shadow tensors stay on the CPU: call `ema.to(device)` afterwards
     return int(meta["step"]), dict(meta.get("extra") or {})
+
+
+def export_compact_state(checkpoint: str | os.PathLike, destination: str | os.PathLike) -> Path:
+    """Copy a checkpoint at half the size, small enough to commit beside released weights.
+
+    Weights and EMA tensors become fp16; the optimizer's moments bf16 (fp16 would flush Adam's tiny second
+    moments to zero); step counters stay fp32. `load_training_state` reads it like a full checkpoint (torch
+    casts optimizer state back to the parameters' dtype), so training can resume from released weights.
+    """
+    src = Path(checkpoint)
+    tensors = load_file(str(src / STATE_TENSORS))
+    compact = {}
+    for key, value in tensors.items():
+        if not value.is_floating_point() or key.endswith("/step"):
+            compact[key] = value
+        elif key.startswith("optim/"):
+            compact[key] = value.to(torch.bfloat16)
+        else:
+            compact[key] = value.to(torch.float16)
+    dst = Path(destination)
+    tmp = dst.with_name(dst.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    save_file(compact, str(tmp / STATE_TENSORS), metadata={"format": "pt", "compact": "fp16/bf16"})
+    shutil.copy2(src / STATE_JSON, tmp / STATE_JSON)
+    if dst.exists():
+        shutil.rmtree(dst)
+    tmp.rename(dst)
+    return dst
