@@ -504,12 +504,13 @@ def generate(
     t0 = time.perf_counter()
     settings = PairSettings(steps=steps, content_scale=(float(content_scale),) * 2, guidance_scale=guidance_scale)
     records = render_pairs(
-        _StepReporting(pipe, step("after image" + ("s" if variants > 1 else ""))),
+        pipe,
         [before_image] * variants,
         [change] * variants,
         [seed + i for i in range(variants)],
         models.class_set,
         settings,
+        callback_on_step_end=step("after image" + ("s" if variants > 1 else "")),
     )
     timings["change"] = time.perf_counter() - t0
     if progress is not None:
@@ -533,19 +534,6 @@ def generate(
         "variants": variants,
     }
     return Generation(samples, info, timings)
-
-
-class _StepReporting:
-    """The pipeline, with `change` reporting each denoising step to `callback` (`render_pairs` takes none)."""
-
-    def __init__(self, pipe: Any, callback: Callable):
-        self._pipe, self._callback = pipe, callback
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._pipe, name)
-
-    def change(self, *args: Any, **kwargs: Any) -> Any:
-        return self._pipe.change(*args, callback_on_step_end=self._callback, **kwargs)
 
 
 def label_of(before_map: np.ndarray, after_map: np.ndarray) -> np.ndarray:

@@ -170,6 +170,7 @@ def render_pairs(
     seeds: Sequence[int],
     class_set: ClassSet,
     settings: PairSettings,
+    callback_on_step_end: Callable | None = None,
 ) -> list[dict[str, Any]]:
     """Generate the after images of a batch of simulated changes; one record (arrays + `meta`) per pair.
 
@@ -188,6 +189,7 @@ def render_pairs(
         guidance_scale=s.guidance_scale,
         seed=[derive_seed(sd, _DIFFUSION) for sd in seeds],
         output_type="pt",
+        callback_on_step_end=callback_on_step_end,
     )
     after = tensor_to_uint8(out.images)
     records = []
