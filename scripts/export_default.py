@@ -1,0 +1,74 @@
+"""Export a trained pipeline as the embedded default: fp16 weights, the measured guidance, a resumable state
+and a sample grid for the model card.
+
+    python scripts/export_default.py --pipeline runs/default/diffusion/pipeline \
+        --checkpoint runs/default/diffusion/checkpoint-3000 --guidance-scale 2 \
+        --out checkpoints/changeanywhere-dubai-256
+
+Writes OUT/ (diffusers layout, fp16 safetensors), OUT/samples.png (val tiles: map | real | synthesized |
+after map | after image) and OUT-resume/ (the training state in fp16/bf16: `train-diffusion --resume` it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from changeanywhere import ChangeAnywherePipeline, simulate_changes
+from changeanywhere.data import find_pairs, load_pairs, tiles
+from changeanywhere.training.checkpoint import export_compact_state
+from changeanywhere.training.common import save_grid
+from changeanywhere.training.diffusion import diverse_tiles
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--pipeline", required=True, type=Path)
+    p.add_argument("--checkpoint", type=Path, default=None, help="training checkpoint to ship as OUT-resume/")
+    p.add_argument("--guidance-scale", type=float, required=True, help="the default measured best")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--data", type=Path, default=Path("../shared/data/dubai-landcover"))
+    p.add_argument("--steps", type=int, default=50)
+    args = p.parse_args()
+
+    pipe = ChangeAnywherePipeline.from_pretrained(args.pipeline)
+    pipe.register_to_config(default_guidance_scale=float(args.guidance_scale))
+    tmp = args.out.with_name(args.out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    pipe.to(dtype=torch.float16).save_pretrained(tmp, safe_serialization=True)
+    if args.out.exists():
+        for keep in ("README.md",):  # the hand-written model card survives a re-export
+            if (args.out / keep).exists():
+                shutil.copy2(args.out / keep, tmp / keep)
+        shutil.rmtree(args.out)
+    tmp.rename(args.out)
+    if args.checkpoint is not None:
+        export_compact_state(args.checkpoint, args.out.with_name(args.out.name + "-resume"))
+
+    pipe = ChangeAnywherePipeline.from_pretrained(args.out, dtype=torch.float32)
+    pipe.set_progress_bar_config(disable=True)
+    cs = pipe.class_set
+    val = load_pairs(find_pairs(args.data, split="val"), cs)
+    items = diverse_tiles(tiles(val, 256), 4)
+    maps = [m for _, m in items]
+    real = [im for im, _ in items]
+    synth = pipe.synthesize(maps, num_inference_steps=args.steps, seed=list(range(4)), output_type="pt").images
+    afters = [simulate_changes(m, cs, seed=i, num_events=(3, 6)).after for i, m in enumerate(maps)]
+    changed = pipe.change(real, maps, afters, num_inference_steps=args.steps, seed=list(range(4)), output_type="pt")
+    to8 = lambda t: ((t.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()  # noqa: E731
+    rows = [
+        [cs.indices_to_colors(m), r, s, cs.indices_to_colors(a), c]
+        for m, r, s, a, c in zip(maps, real, to8(synth), afters, to8(changed.images), strict=True)
+    ]
+    save_grid(rows, args.out / "samples.png")
+    size = sum(f.stat().st_size for f in args.out.rglob("*") if f.is_file())
+    print(f"exported {args.out} ({size / 1e6:.1f} MB, guidance {args.guidance_scale}); grid {args.out / 'samples.png'}")
+    print("change pixels per row:", [int(np.sum(a != m)) for a, m in zip(afters, maps, strict=True)])
+
+
+if __name__ == "__main__":
+    main()
