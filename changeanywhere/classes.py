@@ -42,7 +42,7 @@ def rgb_to_hex(rgb: RGB) -> str:
     return "#{:02X}{:02X}{:02X}".format(*rgb)
 
 
-def _pack(rgb: np.ndarray) -> np.ndarray:
+def pack_rgb(rgb: np.ndarray) -> np.ndarray:
     """...x3 uint8 colours -> ... uint32 (0xRRGGBB), so colours compare and sort as single numbers."""
     rgb = rgb.astype(np.uint32, copy=False)
     return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
@@ -228,7 +228,7 @@ class ClassSet:
         values = np.array(
             [*range(self.num_classes)] + [self.IGNORE] * len(self.ignore_colors), dtype=np.uint8
         )
-        packed = _pack(colors)
+        packed = pack_rgb(colors)
         order = np.argsort(packed)
         return packed[order], values[order]
 
@@ -253,7 +253,7 @@ class ClassSet:
             raise ChangeAnywhereError(
                 f"expected an HxWx3 uint8 colour map, got {rgb.dtype} array {rgb.shape}"
             )
-        packed = _pack(rgb[..., :3])
+        packed = pack_rgb(rgb[..., :3])
         known, values = self._color_lookup
         pos = np.minimum(np.searchsorted(known, packed), len(known) - 1)
         out = values[pos]
@@ -362,7 +362,7 @@ class ClassSet:
             used = np.unique(raw)
             if used.max() < len(palette):
                 known, _ = self._color_lookup
-                if np.isin(_pack(palette[used]), known).all():
+                if np.isin(pack_rgb(palette[used]), known).all():
                     return self.colors_to_indices(palette[raw])
             return self.raw_to_indices(raw)
         if im.mode in ("L", "1", "I", "I;16", "I;16L", "I;16B", "LA"):

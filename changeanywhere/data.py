@@ -31,11 +31,10 @@ Pair = tuple[Path, Path]
 LoadedPair = tuple[np.ndarray, np.ndarray]
 
 
-def _files_by_stem(folder: Path, suffixes: Sequence[str]) -> dict[str, Path]:
+def files_by_stem(folder: Path, suffixes: Sequence[str]) -> dict[str, Path]:
+    """Files of `folder` with one of `suffixes`, keyed by stem (several files per stem is an error)."""
     if not folder.is_dir():
-        raise ChangeAnywhereError(
-            f"{folder} is not a folder: a data folder needs images/ and labels/ sub-folders"
-        )
+        raise ChangeAnywhereError(f"folder {folder} not found (a data folder needs images/ and labels/)")
     out: dict[str, Path] = {}
     dups: list[str] = []
     for p in sorted(folder.iterdir()):
@@ -49,7 +48,8 @@ def _files_by_stem(folder: Path, suffixes: Sequence[str]) -> dict[str, Path]:
     return out
 
 
-def _listing(names: Sequence[str]) -> str:
+def listing(names: Sequence[str]) -> str:
+    """At most ten names, comma-separated, with how many more were left out."""
     more = f" and {len(names) - _MAX_LISTED} more" if len(names) > _MAX_LISTED else ""
     return ", ".join(names[:_MAX_LISTED]) + more
 
@@ -75,30 +75,47 @@ def find_pairs(
     val_pattern: str | Sequence[str] = DEFAULT_VAL_PATTERN,
     split_file: str | os.PathLike | None = None,
 ) -> list[Pair]:
-    """(image, label) path pairs of `root/images` and `root/labels`, matched by stem, sorted by stem.
-
-    `split`: None (all pairs), "train" or "val". Validation pairs are those whose image file name matches
-    one of the `val_pattern` globs, or, when `split_file` is given, whose stem it lists (the file replaces
-    the pattern); training pairs are all the others. Unpaired files raise `ChangeAnywhereError`.
-    """
+    """(image, label) path pairs of `root/images` and `root/labels`; see `pair_folders`."""
     root = Path(root)
     if not root.is_dir():
         raise ChangeAnywhereError(f"data folder {root} not found")
+    return pair_folders(root / "images", root / "labels", split, val_pattern, split_file)
+
+
+def pair_folders(
+    images_dir: str | os.PathLike,
+    labels_dir: str | os.PathLike,
+    split: str | None = None,
+    val_pattern: str | Sequence[str] = DEFAULT_VAL_PATTERN,
+    split_file: str | os.PathLike | None = None,
+) -> list[Pair]:
+    """(image, label) path pairs of two folders, matched by file stem, sorted by stem.
+
+    `split`: None (all pairs), "train" or "val". Validation pairs are those whose image file name matches
+    one of the `val_pattern` globs, or, when `split_file` is given, whose stem it lists (the file replaces
+    the pattern); training pairs are all the others. Empty folders and unpaired files raise
+    `ChangeAnywhereError` naming the files.
+    """
+    images_dir, labels_dir = Path(images_dir), Path(labels_dir)
     if split not in (None, "train", "val"):
         raise ChangeAnywhereError(f"split must be 'train', 'val' or None, got {split!r}")
-    images = _files_by_stem(root / "images", IMAGE_SUFFIXES)
-    labels = _files_by_stem(root / "labels", LABEL_SUFFIXES)
+    images = files_by_stem(images_dir, IMAGE_SUFFIXES)
+    labels = files_by_stem(labels_dir, LABEL_SUFFIXES)
+    if not images:
+        raise ChangeAnywhereError(f"no images in {images_dir} (looked for {', '.join(IMAGE_SUFFIXES)})")
+    if not labels:
+        raise ChangeAnywhereError(f"no land-cover maps in {labels_dir} (looked for {', '.join(LABEL_SUFFIXES)})")
     no_label = sorted(set(images) - set(labels))
     no_image = sorted(set(labels) - set(images))
     if no_label or no_image:
         parts = []
         if no_label:
-            parts.append(f"images without a label: {_listing([images[s].name for s in no_label])}")
+            parts.append(f"images without a label: {listing([images[s].name for s in no_label])}")
         if no_image:
-            parts.append(f"labels without an image: {_listing([labels[s].name for s in no_image])}")
-        raise ChangeAnywhereError(f"{root}: unpaired files ({'; '.join(parts)}); pairs match by file stem")
-    if not images:
-        raise ChangeAnywhereError(f"{root}: no image/label pairs found in images/ and labels/")
+            parts.append(f"labels without an image: {listing([labels[s].name for s in no_image])}")
+        raise ChangeAnywhereError(
+            f"{images_dir} and {labels_dir} do not pair up ({'; '.join(parts)}); images and maps pair by file stem"
+        )
     stems = sorted(images)
     if split is not None:
         if split_file is not None:
@@ -106,7 +123,7 @@ def find_pairs(
             unknown = sorted(listed - set(stems))
             if unknown:
                 raise ChangeAnywhereError(
-                    f"split file {split_file} lists stems not in {root}: {_listing(unknown)}"
+                    f"split file {split_file} lists stems not in {images_dir}: {listing(unknown)}"
                 )
             is_val = {s: s in listed for s in stems}
         else:
@@ -114,7 +131,7 @@ def find_pairs(
             is_val = {s: any(fnmatch.fnmatch(images[s].name, p) for p in patterns) for s in stems}
         stems = [s for s in stems if is_val[s] == (split == "val")]
         if not stems:
-            raise ChangeAnywhereError(f"{root}: the {split!r} split is empty")
+            raise ChangeAnywhereError(f"the {split!r} split of {images_dir} is empty (val pattern {val_pattern})")
     return [(images[s], labels[s]) for s in stems]
 
 
@@ -133,7 +150,7 @@ def load_pairs(pairs: Sequence[Pair], class_set: ClassSet, snap: bool = False) -
     return out
 
 
-def _pad_to(image: np.ndarray, label: np.ndarray, size: int) -> LoadedPair:
+def pad_to(image: np.ndarray, label: np.ndarray, size: int) -> LoadedPair:
     """Pad bottom/right up to `size`: image by reflection, label with the ignore index."""
     h, w = label.shape
     ph, pw = max(0, size - h), max(0, size - w)
@@ -179,7 +196,7 @@ class LandCoverCrops(Dataset):
     ):
         if not pairs_loaded:
             raise ChangeAnywhereError("no image/label pairs to crop from")
-        self.pairs = [_pad_to(img, lab, crop_size) for img, lab in pairs_loaded]
+        self.pairs = [pad_to(img, lab, crop_size) for img, lab in pairs_loaded]
         self.crop_size = int(crop_size)
         self.length = int(length) if length is not None else len(self.pairs)
         self.augment = augment
@@ -218,7 +235,7 @@ def tiles(pairs_loaded: Sequence[LoadedPair], size: int) -> list[LoadedPair]:
     a pair smaller than `size` gives one padded tile."""
     out = []
     for image, label in pairs_loaded:
-        image, label = _pad_to(image, label, size)
+        image, label = pad_to(image, label, size)
         h, w = label.shape
         for y in range(0, h - size + 1, size):
             for x in range(0, w - size + 1, size):
@@ -230,7 +247,7 @@ def center_crops(pairs_loaded: Sequence[LoadedPair], size: int) -> list[LoadedPa
     """One centred `size`² crop per pair (padded when smaller)."""
     out = []
     for image, label in pairs_loaded:
-        image, label = _pad_to(image, label, size)
+        image, label = pad_to(image, label, size)
         h, w = label.shape
         y, x = (h - size) // 2, (w - size) // 2
         out.append((image[y : y + size, x : x + size], label[y : y + size, x : x + size]))

@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .cd import DEFAULT_CD_MODEL, BinaryConfusion, cva_predict, error_overlay, load_cd_model, predict
-from .classes import BUILTIN_CLASS_SETS, ClassSet, _pack, rgb_to_hex
+from .classes import BUILTIN_CLASS_SETS, ClassSet, pack_rgb, rgb_to_hex
 from .errors import ChangeAnywhereError, MapSizeError, UnknownColorsError, WeightsNotFoundError
 from .events import EVENT_TYPES, ChangeResult, UserEdit, simulate_changes
 from .examples import make_example_map
@@ -199,17 +199,17 @@ def _is_colour_map(im: Image.Image) -> bool:
     used = np.unique(raw)
     if used.max() >= len(palette):
         return False
-    colours = set(_pack(palette[used]).tolist())
+    colours = set(pack_rgb(palette[used]).tolist())
     return any(colours <= _known_colours(cs) for cs in BUILTIN_CLASS_SETS.values())
 
 
 def _known_colours(cs: ClassSet) -> set[int]:
-    return set(_pack(np.array([*(c.color for c in cs.classes), *cs.ignore_colors], np.uint8)).tolist())
+    return set(pack_rgb(np.array([*(c.color for c in cs.classes), *cs.ignore_colors], np.uint8)).tolist())
 
 
 def detect_class_set(rgb: np.ndarray, candidates: Sequence[ClassSet]) -> ClassSet | None:
     """The first class set whose class and ignore colours cover every colour of an HxWx3 map, or None."""
-    colours = set(np.unique(_pack(rgb[..., :3])).tolist())
+    colours = set(np.unique(pack_rgb(rgb[..., :3])).tolist())
     return next((cs for cs in candidates if colours <= _known_colours(cs)), None)
 
 

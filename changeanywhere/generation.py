@@ -38,7 +38,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from .classes import ClassSet
-from .data import DEFAULT_VAL_PATTERN, IMAGE_SUFFIXES, LABEL_SUFFIXES, _files_by_stem, _listing, _pad_to
+from .data import DEFAULT_VAL_PATTERN, listing, pad_to, pair_folders
 from .errors import ChangeAnywhereError, MapSizeError
 from .events import EVENT_TYPES, ChangeResult, change_type_legend, simulate_changes
 from .image_utils import load_rgb, tensor_to_uint8
@@ -295,46 +295,19 @@ def find_sources(
 
     `split`: None (all), "train" or "val" (val = image names matching a `val_pattern` glob).
     """
-    import fnmatch
-
-    images_dir, labels_dir = Path(images_dir), Path(labels_dir)
     for what, folder in (("--images", images_dir), ("--labels", labels_dir)):
-        if not folder.is_dir():
+        if not Path(folder).is_dir():
             raise GenerationError(f"{what} folder {folder} not found")
-    images = _files_by_stem(images_dir, IMAGE_SUFFIXES)
-    labels = _files_by_stem(labels_dir, LABEL_SUFFIXES)
-    if not images:
-        raise GenerationError(f"no images in {images_dir} (looked for {', '.join(IMAGE_SUFFIXES)})")
-    if not labels:
-        raise GenerationError(f"no land-cover maps in {labels_dir} (looked for {', '.join(LABEL_SUFFIXES)})")
-    no_label = sorted(set(images) - set(labels))
-    no_image = sorted(set(labels) - set(images))
-    if no_label or no_image:
-        parts = []
-        if no_label:
-            parts.append(f"images without a label: {_listing([images[s].name for s in no_label])}")
-        if no_image:
-            parts.append(f"labels without an image: {_listing([labels[s].name for s in no_image])}")
-        raise GenerationError(
-            f"{images_dir} and {labels_dir} do not pair up ({'; '.join(parts)}); images and maps pair by file stem"
-        )
-    stems = sorted(images)
-    if split is not None:
-        if split not in ("train", "val"):
-            raise GenerationError(f"split must be 'train', 'val' or None, got {split!r}")
-        is_val = {s: any(fnmatch.fnmatch(images[s].name, p) for p in val_pattern) for s in stems}
-        stems = [s for s in stems if is_val[s] == (split == "val")]
-        if not stems:
-            raise GenerationError(f"the {split!r} split of {images_dir} is empty (val pattern {list(val_pattern)})")
+    pairs = pair_folders(images_dir, labels_dir, split, val_pattern)
     sources, bad = [], []
-    for s in stems:
-        iw, ih = _image_size(images[s])
-        lw, lh = _image_size(labels[s])
+    for image, label in pairs:
+        iw, ih = _image_size(image)
+        lw, lh = _image_size(label)
         if (iw, ih) != (lw, lh):
-            bad.append(f"{images[s].name} {iw}×{ih} vs {labels[s].name} {lw}×{lh}")
-        sources.append(Source(s, images[s], labels[s], iw, ih))
+            bad.append(f"{image.name} {iw}×{ih} vs {label.name} {lw}×{lh}")
+        sources.append(Source(image.stem, image, label, iw, ih))
     if bad:
-        raise MapSizeError(f"images and their maps differ in size: {_listing(bad)}")
+        raise MapSizeError(f"images and their maps differ in size: {listing(bad)}")
     return sources
 
 
@@ -365,7 +338,7 @@ class SourceCache:
         label = self.class_set.read_map(src.label, snap=self.snap)
         if image.shape[:2] != label.shape:
             raise MapSizeError(f"{src.label} and {src.image} differ in size")
-        item = _pad_to(image, label, self.size)
+        item = pad_to(image, label, self.size)
         nbytes = item[0].nbytes + item[1].nbytes
         while self._items and self._bytes + nbytes > self.budget:
             _, old = self._items.popitem(last=False)
@@ -734,7 +707,7 @@ def _check_out_folder(out: Path) -> None:
         visible = [p.name for p in out.iterdir() if not p.name.startswith(".")]
         if visible:
             raise GenerationError(
-                f"--out {out} is not empty ({_listing(sorted(visible))}) and holds no generation.json: "
+                f"--out {out} is not empty ({listing(sorted(visible))}) and holds no generation.json: "
                 "it was not made by `changeanywhere generate`; choose a new or empty folder"
             )
 
@@ -917,7 +890,7 @@ def finalize(out: Path, settings: dict[str, Any], class_set: ClassSet) -> dict[s
         metas.append(meta)
         lines.append(json.dumps({**meta, "generation": regen}, sort_keys=True))
     if missing:
-        raise GenerationError(f"{len(missing)} sample(s) are not finished ({_listing(missing)}); rerun to complete")
+        raise GenerationError(f"{len(missing)} sample(s) are not finished ({listing(missing)}); rerun to complete")
     atomic_write_text(out / "manifest.jsonl", "".join(line + "\n" for line in lines))
     if splits:
         (out / LIST_DIR).mkdir(exist_ok=True)

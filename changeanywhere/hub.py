@@ -63,14 +63,17 @@ def load_pipeline(
     try:
         pipe = ChangeAnywherePipeline.from_pretrained(source, dtype=resolve_dtype(dtype, device), **kwargs)
     except (LocalEntryNotFoundError, RepositoryNotFoundError, HFValidationError, OSError) as err:
+        if looks_local:
+            raise WeightsNotFoundError(
+                f"could not load the pipeline in {source}: {err}. Is the folder complete (written by "
+                "save_pretrained, safetensors weights present)?"
+            ) from err
         offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
         hint = (
             "you are offline (HF_HUB_OFFLINE=1) and it is not in the local cache"
             if offline
             else "check the repo id, your network, and `huggingface-cli login` for private repos"
         )
-        raise WeightsNotFoundError(
-            f"could not load weights {source!r}: {hint}. ({type(err).__name__})"
-        ) from err
+        raise WeightsNotFoundError(f"could not load weights {source!r}: {hint}. ({type(err).__name__})") from err
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)

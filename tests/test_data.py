@@ -51,7 +51,7 @@ def test_pairs_match_by_stem_and_split(folder, tmp_path):
     split.write_text("nope_001\n")
     with pytest.raises(ChangeAnywhereError, match="nope_001"):
         find_pairs(folder, "val", split_file=split)
-    with pytest.raises(ChangeAnywhereError, match="split is empty"):
+    with pytest.raises(ChangeAnywhereError, match="split of .* is empty"):
         find_pairs(folder, "val", val_pattern="*_777.*")
     with pytest.raises(ChangeAnywhereError, match="split must be"):
         find_pairs(folder, "test")

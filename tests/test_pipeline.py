@@ -127,9 +127,13 @@ def test_load_by_repo_id_from_offline_hub_cache(tmp_path, tiny_pipe, before_pair
     shutil.rmtree(repo)
 
 
-def test_missing_local_folder_is_clear(tmp_path):
+def test_missing_or_corrupt_local_folder_is_clear(tmp_path, tiny_pipe):
     with pytest.raises(WeightsNotFoundError, match="model_index.json"):
         load_pipeline(tmp_path / "nothing")
+    tiny_pipe.save_pretrained(tmp_path / "broken")
+    next((tmp_path / "broken" / "unet").glob("*.safetensors")).write_bytes(b"not a safetensors file")
+    with pytest.raises(WeightsNotFoundError, match="is the folder complete|Is the folder complete"):
+        load_pipeline(tmp_path / "broken")
 
 
 def test_vq_autoencoder_variant(dubai, before_pair):

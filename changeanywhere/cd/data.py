@@ -18,12 +18,11 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from ..data import IMAGE_SUFFIXES, files_by_stem, listing
 from ..errors import ChangeAnywhereError, MapSizeError
 from .metrics import IGNORE
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 LABEL_DIRS = ("label", "labels")
-_MAX_LISTED = 8
 
 
 @dataclass(frozen=True)
@@ -36,19 +35,9 @@ class CDItem:
     label: Path
 
 
-def _by_stem(folder: Path) -> dict[str, Path]:
-    out: dict[str, Path] = {}
-    for p in sorted(folder.iterdir()):
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES:
-            if p.stem in out:
-                raise ChangeAnywhereError(f"{folder}: several files share the stem {p.stem!r}")
-            out[p.stem] = p
-    return out
-
-
-def _listing(names: Sequence[str]) -> str:
-    more = f" and {len(names) - _MAX_LISTED} more" if len(names) > _MAX_LISTED else ""
-    return ", ".join(sorted(names)[:_MAX_LISTED]) + more
+def image_files(folder: Path) -> dict[str, Path]:
+    """Image files of a folder keyed by stem."""
+    return files_by_stem(folder, IMAGE_SUFFIXES)
 
 
 def find_cd_pairs(root: str | Path, require_labels: bool = True) -> list[CDItem]:
@@ -66,18 +55,18 @@ def find_cd_pairs(root: str | Path, require_labels: bool = True) -> list[CDItem]
             f"{root} is not a change-detection folder: missing {', '.join(m + '/' for m in missing)} "
             "(expected A/ (before), B/ (after) and label/ (0/255 change masks), files paired by stem)"
         )
-    a, b = _by_stem(a_dir), _by_stem(b_dir)
-    labels = _by_stem(label_dir) if label_dir.is_dir() else {}
+    a, b = image_files(a_dir), image_files(b_dir)
+    labels = image_files(label_dir) if label_dir.is_dir() else {}
     problems = []
     for name, files in (("B/", b), ("label/", labels)):
         if name == "label/" and not require_labels and not labels:
             continue
         lacking = set(a) - set(files)
         if lacking:
-            problems.append(f"{len(lacking)} stem(s) of A/ have no file in {name}: {_listing(list(lacking))}")
+            problems.append(f"{len(lacking)} stem(s) of A/ have no file in {name}: {listing(list(lacking))}")
     extra = (set(b) | set(labels)) - set(a)
     if extra:
-        problems.append(f"{len(extra)} stem(s) in B/ or label/ have no file in A/: {_listing(list(extra))}")
+        problems.append(f"{len(extra)} stem(s) in B/ or label/ have no file in A/: {listing(list(extra))}")
     if problems:
         raise ChangeAnywhereError(f"{root}: unpaired files: " + "; ".join(problems))
     if not a:

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from ..classes import ClassSet
 from ..errors import ChangeAnywhereError, MapSizeError
 from ..io import atomic_write_png, atomic_write_text
-from .data import _by_stem, read_image
+from .data import image_files, read_image
 
 IGNORE = 255
 Source = tuple[np.ndarray, np.ndarray]  # (HxWx3 uint8 image, HxW index map)
@@ -106,7 +106,7 @@ def build_naive_set(generated: str | Path, out: str | Path, classes: str | Class
     if missing:
         raise ChangeAnywhereError(f"{generated} lacks {', '.join(m + '/' for m in missing)}: expected the output "
                                   "of `changeanywhere generate` (A/, B/, label/, label_A/, label_B/)")
-    files = {d: _by_stem(p) for d, p in dirs.items()}
+    files = {d: image_files(p) for d, p in dirs.items()}
     stems = sorted(set(files["A"]).intersection(*(set(f) for f in files.values())))
     if not stems:
         raise ChangeAnywhereError(f"{generated}: no stem is present in all of A/, label/, label_A/, label_B/")
