@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -39,16 +40,17 @@ EXPORT_DIR = ROOT / "checkpoints" / "cd-changeanywhere-dubai"
 README_START, README_END = "<!-- zero-shot:start -->", "<!-- zero-shot:end -->"
 
 
-def cli(*argv: str, log: Path | None = None) -> None:
+def cli(*argv: str, log: Path | None = None, env: dict[str, str] | None = None) -> None:
     """Run one `changeanywhere` sub-command in a fresh process (its own accelerate state), stop on failure."""
     cmd = [sys.executable, "-m", "changeanywhere.cli", *argv]
     print("$ " + " ".join(cmd), flush=True)
+    env = {**os.environ, **(env or {})}
     if log is None:
-        subprocess.run(cmd, check=True, cwd=ROOT)
+        subprocess.run(cmd, check=True, cwd=ROOT, env=env)
         return
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a", encoding="utf-8") as f:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         assert proc.stdout is not None
         for line in proc.stdout:
             sys.stdout.write(line)
@@ -98,7 +100,9 @@ def stage_train(args: argparse.Namespace, data: Path, val: Path | None, out: Pat
                 str(max(1, min(50, args.steps)))]
         if val is not None:
             argv += ["--val", str(val), "--val-steps", str(max(1, min(args.val_steps, args.steps)))]
-        cli(*argv, log=args.work / "logs" / f"train-{out.name}.log")
+        # with --parallel both models train at once, one thread each (a 2-core machine keeps both cores busy)
+        cli(*argv, log=args.work / "logs" / f"train-{out.name}.log",
+            env={"OMP_NUM_THREADS": "1"} if args.parallel else None)
     return out / "best" if val is not None and (out / "best").is_dir() and args.select == "best" else final
 
 
@@ -238,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", type=Path, default=ROOT / "experiments" / "runs" / "zero_shot",
                    help="generated data, models and logs (large; not committed)")
     p.add_argument("--results", type=Path, default=ROOT / "experiments" / "results")
+    p.add_argument("--parallel", action="store_true", help="train the two CD models at once, one thread each")
     p.add_argument("--export", action="store_true", help="copy the diffusion-trained model to " + str(EXPORT_DIR))
     p.add_argument("--update-readme", action="store_true", help="replace the zero-shot block of README.md")
     args = p.parse_args(argv)
@@ -264,8 +269,18 @@ def main(argv: list[str] | None = None) -> int:
         timed("naive_val", stage_naive, args, w / "gen-val", w / "naive-val")
     val_d = w / "gen-val" if args.val_num else None
     val_n = w / "naive-val" if args.val_num else None
-    ours = timed("train_diffusion", stage_train, args, w / "gen-train", val_d, w / "cd-diffusion")
-    naive = timed("train_naive", stage_train, args, w / "naive-train", val_n, w / "cd-naive")
+    if args.parallel:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(2) as pool:
+            jobs = [
+                pool.submit(timed, "train_diffusion", stage_train, args, w / "gen-train", val_d, w / "cd-diffusion"),
+                pool.submit(timed, "train_naive", stage_train, args, w / "naive-train", val_n, w / "cd-naive"),
+            ]
+            ours, naive = (j.result() for j in jobs)
+    else:
+        ours = timed("train_diffusion", stage_train, args, w / "gen-train", val_d, w / "cd-diffusion")
+        naive = timed("train_naive", stage_train, args, w / "naive-train", val_n, w / "cd-naive")
     common = ["--batch-size", str(args.batch_size)]
     evals = {
         "diffusion": timed("eval_diffusion", stage_eval, args, "diffusion", ["--model", str(ours), *common]),
