@@ -20,6 +20,7 @@ import torch
 
 from changeanywhere import ChangeAnywherePipeline, simulate_changes
 from changeanywhere.data import find_pairs, load_pairs, tiles
+from changeanywhere.presets import build_scheduler
 from changeanywhere.training.checkpoint import export_compact_state
 from changeanywhere.training.common import save_grid
 from changeanywhere.training.diffusion import diverse_tiles
@@ -30,6 +31,7 @@ def main() -> None:
     p.add_argument("--pipeline", required=True, type=Path)
     p.add_argument("--checkpoint", type=Path, default=None, help="training checkpoint to ship as OUT-resume/")
     p.add_argument("--guidance-scale", type=float, required=True, help="the default measured best")
+    p.add_argument("--clip-sample-range", type=float, default=2.0, help="x0 clipping of the DDIM sampler")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--data", type=Path, default=Path("../shared/data/dubai-landcover"))
     p.add_argument("--steps", type=int, default=50)
@@ -37,6 +39,7 @@ def main() -> None:
 
     pipe = ChangeAnywherePipeline.from_pretrained(args.pipeline)
     pipe.register_to_config(default_guidance_scale=float(args.guidance_scale))
+    pipe.scheduler = build_scheduler(args.clip_sample_range)  # same schedule; the sampling-time x0 clipping
     tmp = args.out.with_name(args.out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     pipe.to(dtype=torch.float16).save_pretrained(tmp, safe_serialization=True)

@@ -40,7 +40,8 @@ def tiny_pipe(dubai):
     # untrained encoders give tiny latents: scale them to unit std like a trained model's scaling_factor
     x = torch.rand(1, 3, 32, 32) * 2 - 1
     with torch.no_grad():
-        pipe.vae.register_to_config(scaling_factor=1.0 / pipe.encode_images(x).std().item())
+        std = pipe.encode_images(x).std().item()
+        pipe.vae.register_to_config(scaling_factor=pipe.vae.config.scaling_factor / std)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
