@@ -91,6 +91,16 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         # the guidance a trained model was measured best at; calls with guidance_scale=None use it
         self.register_to_config(default_guidance_scale=float(default_guidance_scale))
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: Any, **kwargs: Any) -> ChangeAnywherePipeline:
+        """As in diffusers, but weights stored in fp16 load as fp32 unless `dtype` is given: fp16 is slow on CPUs.
+
+        (`changeanywhere.hub.load_pipeline` picks fp16 on CUDA and fp32 elsewhere.)
+        """
+        if "dtype" not in kwargs and "torch_dtype" not in kwargs:
+            kwargs["dtype"] = torch.float32
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+
     # ----------------------------------------------------------------- properties
     @property
     def vae_scale_factor(self) -> int:
