@@ -22,8 +22,8 @@ from torch import nn
 
 from ..errors import ChangeAnywhereError
 from ..io import atomic_write_text
-from ..training.checkpoint import load_training_state, save_training_state
-from ..training.common import RunLog, args_record, make_accelerator, resolve_resume, run_steps, write_json
+from ..training.checkpoint import save_training_state
+from ..training.common import RunLog, args_record, make_accelerator, resume_or_start, run_steps, write_json
 from .data import CDTrainData
 from .inference import evaluate_folder, model_predictor
 from .metrics import IGNORE, BinaryConfusion
@@ -137,13 +137,7 @@ def train_cd(args: argparse.Namespace) -> dict[str, Any]:
             kwargs["head_channels"] = args.head_channels
         model = CDModel(arch=args.arch, **kwargs)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    start_step = 0
-    ckpt = resolve_resume(args.resume, out)
-    if ckpt is not None:
-        start_step, _ = load_training_state(ckpt, {"model": model}, optimizer)
-        log(f"resumed from {ckpt} at step {start_step}", event="resume", step=start_step, path=str(ckpt))
-    else:
-        log(event="start", step=0)
+    start_step = resume_or_start(args.resume, out, {"model": model}, optimizer, log)
     best_file = out / "best" / "val_metrics.json"
     best: dict[str, Any] = json.loads(best_file.read_text()) if best_file.is_file() and start_step else {}
 

@@ -19,7 +19,6 @@ from torch import nn
 from ..classes import ClassSet
 from ..data import LandCoverCrops, collate_tiles, tiles
 from ..presets import PRESETS, build_autoencoder
-from .checkpoint import load_training_state
 from .common import (
     RunLog,
     args_record,
@@ -30,7 +29,7 @@ from .common import (
     make_accelerator,
     psnr,
     rank_seed,
-    resolve_resume,
+    resume_or_start,
     run_steps,
     save_grid,
     to_uint8,
@@ -138,13 +137,7 @@ def train_autoencoder(args: argparse.Namespace) -> dict[str, Any]:
     wrapper = AutoencoderLoss(vae, args.kl_weight)
     optimizer = torch.optim.AdamW(vae.parameters(), lr=args.lr, betas=(0.5, 0.9) if args.preset == "paper" else
                                   (0.9, 0.999), weight_decay=0.0)
-    start_step = 0
-    ckpt = resolve_resume(args.resume, out)
-    if ckpt is not None:
-        start_step, _ = load_training_state(ckpt, {"vae": vae}, optimizer)
-        log(f"resumed from {ckpt} at step {start_step}", event="resume", step=start_step, path=str(ckpt))
-    else:
-        log(event="start", step=0)
+    start_step = resume_or_start(args.resume, out, {"vae": vae}, optimizer, log)
     wrapper, optimizer = accelerator.prepare(wrapper, optimizer)
     params = [p for p in vae.parameters() if p.requires_grad]
     n_params = sum(p.numel() for p in vae.parameters())

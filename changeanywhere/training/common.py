@@ -19,7 +19,7 @@ from ..classes import ClassSet
 from ..data import LandCoverCrops, find_pairs, load_pairs
 from ..errors import ChangeAnywhereError
 from ..io import atomic_write_png
-from .checkpoint import latest_checkpoint, prune_checkpoints, save_training_state
+from .checkpoint import latest_checkpoint, load_training_state, prune_checkpoints, save_training_state
 
 # ----------------------------------------------------------------------------------------------- arguments
 
@@ -97,6 +97,20 @@ def resolve_resume(resume: str, output_dir: Path) -> Path | None:
         raise ChangeAnywhereError(f"--resume {resume}: not a checkpoint folder (no state.json)")
     return path
 
+
+
+def resume_or_start(
+    resume: str, output_dir: Path, models: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer,
+    log: Any, ema: Any = None,
+) -> int:
+    """Load the checkpoint `--resume` names (auto = the latest in `output_dir`) and log it; returns the step."""
+    ckpt = resolve_resume(resume, output_dir)
+    if ckpt is None:
+        log(event="start", step=0)
+        return 0
+    step, _ = load_training_state(ckpt, models, optimizer, ema=ema)
+    log(f"resumed from {ckpt} at step {step}", event="resume", step=step, path=str(ckpt))
+    return step
 
 def lr_at(step: int, base_lr: float, max_steps: int, warmup: int, schedule: str, min_ratio: float = 0.1) -> float:
     """Linear warm-up, then constant or cosine decay down to `min_ratio` × the peak."""

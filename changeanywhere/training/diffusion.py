@@ -26,7 +26,6 @@ from ..data import LandCoverCrops, collate_tiles, tiles
 from ..errors import ChangeAnywhereError
 from ..pipeline import ChangeAnywherePipeline
 from ..presets import PRESETS, build_pipeline
-from .checkpoint import load_training_state
 from .common import (
     RunLog,
     args_record,
@@ -36,7 +35,7 @@ from .common import (
     load_split,
     make_accelerator,
     rank_seed,
-    resolve_resume,
+    resume_or_start,
     run_steps,
     save_grid,
     torch_generator,
@@ -191,14 +190,8 @@ def train_diffusion(args: argparse.Namespace) -> dict[str, Any]:
     ema = EMAModel(params, decay=args.ema_decay)
     models = {"unet": pipe.unet, "semantic_encoder": pipe.semantic_encoder}
 
-    start_step = 0
-    ckpt = resolve_resume(args.resume, out)
-    if ckpt is not None:
-        start_step, _ = load_training_state(ckpt, models, optimizer, ema=ema)
-        ema.to(device)
-        log(f"resumed from {ckpt} at step {start_step}", event="resume", step=start_step, path=str(ckpt))
-    else:
-        log(event="start", step=0)
+    start_step = resume_or_start(args.resume, out, models, optimizer, log, ema=ema)
+    ema.to(device)
 
     train = load_split(args, class_set, "train")
     val = load_split(args, class_set, "val", required=False)
