@@ -133,8 +133,8 @@ def build_demo(models: demo.Models, *, example_size: int = 256, max_side: int = 
 
     @on_gpu
     @user_errors
-    def generate(session, editor, n_events, types, ev_seed, seed, randomize, steps, content_scale, variants,
-                 guidance, progress=gr.Progress()):  # noqa: B008 - Gradio's progress idiom
+    def generate(session, editor, n_events, types, ev_seed, seed, randomize, steps, content_scale, drift,
+                 variants, guidance, progress=gr.Progress()):  # noqa: B008 - Gradio's progress idiom
         models.require_pipe()
         change = after_map_of(session, editor, n_events, types, ev_seed)
         demo.require_change(change)
@@ -150,6 +150,7 @@ def build_demo(models: demo.Models, *, example_size: int = 256, max_side: int = 
             seed=seed,
             num_inference_steps=int(steps),
             content_scale=float(content_scale),
+            drift=float(drift),
             variants=variants,
             guidance_scale=float(guidance) if guidance is not None else None,
             progress=lambda f, desc: progress(f, desc=desc),
@@ -233,6 +234,8 @@ def build_demo(models: demo.Models, *, example_size: int = 256, max_side: int = 
             steps = gr.Slider(1, 200, demo.DEFAULT_STEPS, step=1, label="Denoising steps")
             content_scale = gr.Slider(0, 1, demo.DEFAULT_CONTENT_SCALE, step=0.01, label="Content scale s",
                                       info="share of steps anchored to the before image")
+            drift = gr.Slider(0, 2, demo.DEFAULT_DRIFT, step=0.1, label="Drift",
+                              info="seeded light/colour change of the whole after image (0: off)")
             guidance = gr.Slider(1, 5, models.default_guidance, step=0.1, label="Guidance scale")
         generate_button = gr.Button("Generate", variant="primary", elem_id="generate",
                                     interactive=models.pipe is not None)
@@ -272,7 +275,7 @@ def build_demo(models: demo.Models, *, example_size: int = 256, max_side: int = 
         )
         generate_button.click(
             generate,
-            [*event_inputs, seed, randomize, steps, content_scale, variants, guidance],
+            [*event_inputs, seed, randomize, steps, content_scale, drift, variants, guidance],
             [result, seed, variant, *detail_outputs, download],
             api_name="generate",
             concurrency_limit=1,

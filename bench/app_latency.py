@@ -24,7 +24,7 @@ import torch
 
 from changeanywhere import demo
 from changeanywhere.cd import build_cd_model
-from changeanywhere.presets import build_pipeline
+from changeanywhere.generator.presets import build_pipeline
 
 
 def main() -> None:

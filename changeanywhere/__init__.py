@@ -3,8 +3,8 @@
 from .classes import ClassSet, LandCoverClass
 from .errors import ChangeAnywhereError, MapSizeError, UnknownColorsError, WeightsNotFoundError
 from .events import ChangeResult, UserEdit, simulate_changes
-from .pipeline import ChangeAnywherePipeline, ChangeOutput, SynthesisOutput
-from .semantic_encoder import SemanticEncoder
+from .generator.pipeline import ChangeAnywherePipeline, ChangeOutput, SynthesisOutput
+from .generator.semantic_encoder import SemanticEncoder
 
 __version__ = "0.1.0"
 

@@ -44,7 +44,8 @@ AUTO = "auto-detect"
 FALLBACK_CLASS_SET = "dubai-landcover"  # offered for editing when no generator could be loaded
 EXAMPLE_SEEDS = (0, 1, 2, 3)
 DEFAULT_STEPS = 20  # DDIM steps per image: a 256² pair + prediction within ~15 s on a 2-core CPU (bench/)
-DEFAULT_CONTENT_SCALE = 0.85  # the middle of the paper's U(0.7, 1)
+DEFAULT_CONTENT_SCALE = PairSettings.content_scale[0]  # 1: unchanged region anchored to the end
+DEFAULT_DRIFT = PairSettings.drift
 ZIP_MAX_AGE_S = 3600  # packaged samples older than this are deleted when a new one is written
 
 ProgressFn = Callable[[float, str], None]
@@ -457,6 +458,7 @@ def generate(
     seed: int = 0,
     num_inference_steps: int = DEFAULT_STEPS,
     content_scale: float = DEFAULT_CONTENT_SCALE,
+    drift: float = DEFAULT_DRIFT,
     variants: int = 1,
     guidance_scale: float | None = None,
     progress: ProgressFn | None = None,
@@ -502,7 +504,9 @@ def generate(
         before_image = np.asarray(out.images[0])
         timings["synthesis"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    settings = PairSettings(steps=steps, content_scale=(float(content_scale),) * 2, guidance_scale=guidance_scale)
+    settings = PairSettings(steps=steps, content_scale=(float(content_scale),) * 2, drift=float(drift),
+                            guidance_scale=guidance_scale)
+    settings.check()
     records = render_pairs(
         pipe,
         [before_image] * variants,
@@ -530,6 +534,7 @@ def generate(
         "before_seed": seed if synthesized else None,
         "num_inference_steps": steps,
         "content_scale": float(content_scale),
+        "drift": float(drift),
         "guidance_scale": settings.resolved(pipe).guidance_scale,
         "variants": variants,
     }

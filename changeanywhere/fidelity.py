@@ -2,10 +2,13 @@
 
 - semantic fidelity: a segmenter trained on real imagery scores real val tiles against their maps (the
   ceiling) and images synthesized from the same maps; the ratio of the two mIoUs is the headline figure;
+- colour: saturation (per-pixel spread over R, G, B) of reconstructions and of synthesized images, each ÷
+  the real tiles', and the autoencoder's per-channel mean error;
 - autoencoder: PSNR and SSIM of reconstructed val tiles;
-- change mode: SSIM of the unchanged region between the real before tile and the generated after tile, next
-  to the two references that bracket it: the autoencoder's copy (too close) and an image synthesized from
-  scratch from the same map (unrelated). A "reasonable change" sits between them.
+- change mode (the pipeline's default settings): SSIM and mean absolute difference of the unchanged region
+  between the real before tile and the after tile, with drift off and on, next to the two references that
+  bracket it (the autoencoder's copy and an unrelated synthesis from the same map); and whether the after
+  image shows the new class inside the changed pixels (segmenter accuracy there).
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ from tqdm.auto import tqdm
 from .classes import ClassSet
 from .data import DEFAULT_VAL_PATTERN, find_pairs, load_pairs, tiles
 from .events import simulate_changes
-from .image_metrics import psnr, ssim
+from .generator.drift import DriftSettings, apply_drift, draw_drift
+from .generator.pipeline import ChangeAnywherePipeline
+from .image_metrics import channel_means, colour_spread, psnr, ssim
 from .image_utils import tensor_to_uint8
-from .pipeline import ChangeAnywherePipeline
 from .segmenter import LandCoverSegmenter, confusion_matrix, iou_per_class
 
 
@@ -115,7 +119,16 @@ def evaluate_generator(
     cm_gen = confusion_matrix(segmenter.predict(_to_tensor(generated)).numpy(), maps, k)
     real_miou, real_ious = _miou(cm_real)
     gen_miou, gen_ious = _miou(cm_gen)
+    real_spread = float(np.mean([colour_spread(x) for x in real]))
     report: dict[str, Any] = {
+        "ae_psnr": round(float(np.mean([psnr(a, b) for a, b in zip(real, recon, strict=True)])), 2),
+        "ae_ssim": round(float(np.mean([ssim(a, b) for a, b in zip(real, recon, strict=True)])), 4),
+        "ae_saturation_ratio": round(float(np.mean([colour_spread(x) for x in recon])) / real_spread, 4),
+        "ae_channel_mean_error": [round(float(v), 2) for v in
+                                  np.mean([np.abs(channel_means(a) - channel_means(b))
+                                           for a, b in zip(real, recon, strict=True)], axis=0)],
+        "generated_saturation_ratio": round(float(np.mean([colour_spread(x) for x in generated])) / real_spread, 4),
+        "real_saturation": round(real_spread, 4),
         "real_miou": round(real_miou, 4),
         "generated_miou": round(gen_miou, 4),
         "fidelity_ratio": round(gen_miou / real_miou, 4) if real_miou > 0 else None,
@@ -123,8 +136,6 @@ def evaluate_generator(
             name: {"real_iou": r, "generated_iou": g}
             for name, r, g in zip(class_set.names, real_ious, gen_ious, strict=True)
         },
-        "autoencoder_psnr": round(float(np.mean([psnr(a, b) for a, b in zip(real, recon, strict=True)])), 2),
-        "autoencoder_ssim": round(float(np.mean([ssim(a, b) for a, b in zip(real, recon, strict=True)])), 4),
         "num_tiles": n,
         "tile_size": int(maps.shape[1]),
         "num_inference_steps": num_inference_steps,
@@ -137,13 +148,19 @@ def evaluate_generator(
         changed = ~np.stack(unchanged)
         pred_after = segmenter.predict(_to_tensor(after_imgs)).numpy()
         cm_after = confusion_matrix(pred_after, after_maps, k)
+        drift = DriftSettings()
+        drifted = np.stack([apply_drift(x, draw_drift(torch.Generator().manual_seed(seed + i), drift))
+                            for i, x in enumerate(after_imgs)])
         report.update(
             {
-                "change_unchanged_ssim": _mean_masked_ssim(real, after_imgs, unchanged),
+                "unchanged_ssim": _mean_masked_ssim(real, after_imgs, unchanged),
+                "unchanged_mad": _mean_masked_mad(real, after_imgs, unchanged),
+                "unchanged_ssim_drift": _mean_masked_ssim(real, drifted, unchanged),
+                "unchanged_mad_drift": _mean_masked_mad(real, drifted, unchanged),
                 "copy_unchanged_ssim": _mean_masked_ssim(real, recon, unchanged),
                 "unrelated_unchanged_ssim": _mean_masked_ssim(real, generated, unchanged),
                 "change_after_miou": round(_miou(cm_after)[0], 4),
-                "changed_pixel_accuracy": round(float((pred_after[changed] == after_maps[changed]).mean()), 4)
+                "changed_accuracy": round(float((pred_after[changed] == after_maps[changed]).mean()), 4)
                 if changed.any()
                 else None,
                 "changed_fraction": round(float(changed.mean()), 4),
@@ -151,6 +168,13 @@ def evaluate_generator(
         )
     report["wall_s"] = round(time.time() - start, 1)
     return report
+
+
+def _mean_masked_mad(a: np.ndarray, b: np.ndarray, masks: Sequence[np.ndarray]) -> float:
+    """Mean absolute difference (0-255) inside each mask, averaged over images."""
+    vals = [np.abs(x.astype(np.float64) - y.astype(np.float64))[m].mean() for x, y, m in zip(a, b, masks, strict=True)
+            if m.any()]
+    return round(float(np.mean(vals)), 3)
 
 
 def _mean_masked_ssim(a: np.ndarray, b: np.ndarray, masks: Sequence[np.ndarray]) -> float:
@@ -164,16 +188,22 @@ def format_report(report: dict[str, Any]) -> str:
         ("semantic fidelity: real mIoU (ceiling)", report["real_miou"]),
         ("semantic fidelity: generated mIoU", report["generated_miou"]),
         ("semantic fidelity: ratio", report["fidelity_ratio"]),
-        ("autoencoder PSNR (dB)", report["autoencoder_psnr"]),
-        ("autoencoder SSIM", report["autoencoder_ssim"]),
+        ("synthesis: saturation ratio (generated ÷ real)", report["generated_saturation_ratio"]),
+        ("autoencoder PSNR (dB)", report["ae_psnr"]),
+        ("autoencoder SSIM", report["ae_ssim"]),
+        ("autoencoder saturation ratio (recon ÷ real)", report["ae_saturation_ratio"]),
+        ("autoencoder channel mean error (R, G, B; 0-255)", report["ae_channel_mean_error"]),
     ]
-    if "change_unchanged_ssim" in report:
+    if "unchanged_ssim" in report:
         rows += [
-            ("change: unchanged-region SSIM before/after", report["change_unchanged_ssim"]),
-            ("  reference: autoencoder copy", report["copy_unchanged_ssim"]),
-            ("  reference: unrelated synthesis", report["unrelated_unchanged_ssim"]),
+            ("change: unchanged-region SSIM (drift off)", report["unchanged_ssim"]),
+            ("change: unchanged-region MAD, 0-255 (drift off)", report["unchanged_mad"]),
+            ("change: unchanged-region SSIM (drift on)", report["unchanged_ssim_drift"]),
+            ("change: unchanged-region MAD, 0-255 (drift on)", report["unchanged_mad_drift"]),
+            ("  reference: autoencoder copy SSIM", report["copy_unchanged_ssim"]),
+            ("  reference: unrelated synthesis SSIM", report["unrelated_unchanged_ssim"]),
             ("change: after-image mIoU vs after map", report["change_after_miou"]),
-            ("change: pixel accuracy in changed regions", report["changed_pixel_accuracy"]),
+            ("change: accuracy inside the changed pixels", report["changed_accuracy"]),
         ]
     width = max(len(r[0]) for r in rows)
     lines = [f"{name:<{width}}  {value}" for name, value in rows]

@@ -90,7 +90,10 @@ class PairSettings:
 
     steps: int = 50
     eta: float = 1.0
-    content_scale: tuple[float, float] = (0.7, 1.0)
+    content_scale: tuple[float, float] = (1.0, 1.0)  # the paper's: (0.7, 1.0) with blend "latent"
+    blend: str = "pixel"
+    feather: int = 6
+    drift: float = 1.0  # strength of the radiometric drift of B (0: off)
     guidance_scale: float | None = None  # None: the model's default
     num_events: tuple[int, int] = (1, 6)
     event_types: tuple[str, ...] = EVENT_TYPES
@@ -111,6 +114,9 @@ class PairSettings:
         lo, hi = self.content_scale
         if not 0.0 <= lo <= hi <= 1.0:
             raise GenerationError(f"content scale must satisfy 0 ≤ low ≤ high ≤ 1, got {lo}:{hi}")
+        if self.blend not in ("pixel", "latent") or self.feather < 0 or not 0.0 <= self.drift <= 3.0:
+            raise GenerationError(f"blend must be pixel|latent, feather ≥ 0 and drift in [0, 3]; got "
+                                  f"{self.blend}, {self.feather}, {self.drift}")
         elo, ehi = self.num_events
         if not 0 <= elo <= ehi:
             raise GenerationError(f"events per sample must satisfy 0 ≤ low ≤ high, got {elo}:{ehi}")
@@ -184,6 +190,9 @@ def render_pairs(
         [r.before for r in results],
         [r.after for r in results],
         content_scale=s.content_scale,
+        blend=s.blend,
+        feather=s.feather,
+        drift=s.drift,
         num_inference_steps=s.steps,
         eta=s.eta,
         guidance_scale=s.guidance_scale,
@@ -198,7 +207,8 @@ def render_pairs(
             "seed": int(seeds[i]),
             "diffusion_seed": int(out.seeds[i]),
             "content_scale": float(out.content_scales[i]),
-            "mix_steps": int(out.content_scales[i] * s.steps),
+            "mix_steps": int(out.mix_steps[i]),
+            "drift": out.drifts[i],
             "events": r.events,
             **pair_stats(r, class_set),
         }
@@ -466,6 +476,9 @@ def dataset_settings(
             "steps": p.steps,
             "eta": float(p.eta),
             "content_scale": [float(v) for v in p.content_scale],
+            "blend": p.blend,
+            "feather": int(p.feather),
+            "drift": float(p.drift),
             "guidance_scale": float(p.guidance_scale),
         },
         "events": {

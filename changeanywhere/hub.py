@@ -49,7 +49,7 @@ def load_pipeline(
     """Load a `ChangeAnywherePipeline` from a folder or Hub repo id (the embedded default when None)."""
     from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError, RepositoryNotFoundError
 
-    from .pipeline import ChangeAnywherePipeline
+    from .generator.pipeline import ChangeAnywherePipeline
 
     source = str(name_or_path or DEFAULT_MODEL)
     device = resolve_device(device)

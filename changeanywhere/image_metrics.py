@@ -36,3 +36,32 @@ def ssim(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
     if mask is None:
         return float(s.mean())
     return float(s[mask].mean()) if mask.any() else float("nan")
+
+
+def colour_spread(image: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Mean per-pixel std over R, G, B (0-1 scale): a saturation measure that PSNR does not see."""
+    s = (image.astype(np.float64) / 255.0).std(axis=2)
+    return float(s.mean() if mask is None else s[mask].mean())
+
+
+def channel_means(image: np.ndarray) -> np.ndarray:
+    """Per-channel mean (0-255 scale) of an H×W×3 image."""
+    return image.reshape(-1, 3).astype(np.float64).mean(0)
+
+
+def fit_residual(before: np.ndarray, after: np.ndarray, mask: np.ndarray) -> float:
+    """Mean |after - (a·before + b)| (0-255) inside `mask`, with a, b fitted per channel (a global drift is
+    forgiven, local repainting is not)."""
+    errs = []
+    for c in range(3):
+        x, y = before[..., c][mask].astype(np.float64), after[..., c][mask].astype(np.float64)
+        a, b = np.polyfit(x, y, 1) if x.std() > 0 else (0.0, y.mean())
+        errs.append(np.abs(y - (a * x + b)))
+    return float(np.mean(errs))
+
+
+def distance_from(mask: np.ndarray) -> np.ndarray:
+    """Per-pixel distance (px) to the nearest true pixel of `mask` (inf-like large values when it is empty)."""
+    if not mask.any():
+        return np.full(mask.shape, 1e9, np.float32)
+    return cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, 5)

@@ -20,7 +20,7 @@ import torch
 
 from changeanywhere import ChangeAnywherePipeline, simulate_changes
 from changeanywhere.data import find_pairs, load_pairs, tiles
-from changeanywhere.presets import build_scheduler
+from changeanywhere.generator.presets import build_scheduler
 from changeanywhere.training.checkpoint import export_compact_state
 from changeanywhere.training.common import save_grid
 from changeanywhere.training.diffusion import diverse_tiles

@@ -33,7 +33,7 @@ def dubai():
 @pytest.fixture(scope="session")
 def tiny_pipe(dubai):
     """A tiny random pipeline (32×32 images, 8×8 latents) for the Dubai class set."""
-    from changeanywhere.presets import build_pipeline
+    from changeanywhere.generator.presets import build_pipeline
 
     torch.manual_seed(0)
     pipe = build_pipeline(dubai, preset="tiny")

@@ -273,7 +273,8 @@ def test_generate_and_package(models, dubai, before_map, tmp_path):
     np.testing.assert_array_equal(label == 255, before_map != after_map)
     assert [s["seed"] for s in meta["samples"]] == [7, 8] and meta["num_inference_steps"] == 3
     assert sample_meta["events"] == change.events and meta["class_set"] == "dubai-landcover"
-    assert sample_meta["content_scale"] == pytest.approx(0.85)
+    assert sample_meta["content_scale"] == pytest.approx(demo.DEFAULT_CONTENT_SCALE)
+    assert sample_meta["drift"]["strength"] == pytest.approx(demo.DEFAULT_DRIFT)
 
 
 def test_generate_refuses_no_change_and_no_model(models, dubai, before_map, tmp_path):
@@ -308,7 +309,7 @@ def editor_input(layers=()):
 
 
 GENERATE_DEFAULTS = dict(n_events=0, types=["remove", "add", "transition"], ev_seed=0, seed=3, randomize=False,
-                         steps=3, content_scale=0.8, variants=1, guidance=1.0)
+                         steps=3, content_scale=0.8, drift=1.0, variants=1, guidance=1.0)
 
 
 def call_generate(client, editor, **kw):

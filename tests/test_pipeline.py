@@ -10,8 +10,8 @@ import torch
 
 from changeanywhere import ChangeAnywhereError, ChangeAnywherePipeline, MapSizeError, UnknownColorsError
 from changeanywhere.errors import WeightsNotFoundError
+from changeanywhere.generator.presets import build_pipeline
 from changeanywhere.hub import load_pipeline
-from changeanywhere.presets import build_pipeline
 
 STEPS = 8
 
@@ -97,7 +97,7 @@ def test_save_load_round_trip_and_class_set(tmp_path, tiny_pipe, before_pair, du
     _, m = before_pair
     tiny_pipe.save_pretrained(tmp_path / "pipe")
     index = json.loads((tmp_path / "pipe" / "model_index.json").read_text())
-    assert index["semantic_encoder"] == ["changeanywhere.semantic_encoder", "SemanticEncoder"]
+    assert index["semantic_encoder"] == ["changeanywhere.generator.semantic_encoder", "SemanticEncoder"]
     assert not list((tmp_path / "pipe").rglob("*.bin")), "weights must be safetensors"
     loaded = ChangeAnywherePipeline.from_pretrained(tmp_path / "pipe")
     loaded.set_progress_bar_config(disable=True)

@@ -15,7 +15,7 @@ from test_data import make_folder
 
 from changeanywhere import ChangeAnywherePipeline, ClassSet
 from changeanywhere.cli import main
-from changeanywhere.presets import build_autoencoder
+from changeanywhere.generator.presets import build_autoencoder
 from changeanywhere.training.checkpoint import (
     export_compact_state,
     latest_checkpoint,

@@ -46,7 +46,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--min-area", type=int, default=64, help="smallest object an event may pick, px (default 64)")
     p.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50)")
     p.add_argument("--eta", type=float, default=1.0, help="DDIM eta (default 1, as the original)")
-    p.add_argument("--content-scale", default="0.7:1", help="S or LO:HI, drawn per pair (default 0.7:1)")
+    p.add_argument("--content-scale", default="1", help="S or LO:HI, drawn per pair (default 1: unchanged "
+                   "latents anchored to the end; the paper: 0.7:1 with --blend latent)")
+    p.add_argument("--blend", choices=("pixel", "latent"), default="pixel",
+                   help="pixel: keep the real before image outside the change, feathered (default); latent: "
+                   "decode the whole latent (the paper)")
+    p.add_argument("--feather", type=int, default=6, help="seam width in px of the pixel blend (default 6)")
+    p.add_argument("--drift", type=float, default=1.0,
+                   help="strength of the seeded radiometric drift of B (0: off; default 1)")
     p.add_argument("--guidance-scale", type=float, default=None, help="default: the model's own")
     p.add_argument("--batch-size", type=int, default=8, help="pairs per batch and process (default 8)")
     p.add_argument("--seed", type=int, default=0, help="global seed; pair i's seed derives from (seed, i)")
@@ -108,6 +115,9 @@ def run(args: argparse.Namespace) -> int:
         steps=args.steps,
         eta=args.eta,
         content_scale=_range(args.content_scale, "--content-scale", float),
+        blend=args.blend,
+        feather=args.feather,
+        drift=args.drift,
         guidance_scale=args.guidance_scale,
         num_events=_range(args.events_per_sample, "--events-per-sample", int),
         event_types=tuple(t.strip() for t in args.event_types.split(",") if t.strip()),

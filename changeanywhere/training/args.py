@@ -39,8 +39,8 @@ def add_common_args(p: argparse.ArgumentParser, crop_help: str) -> None:
 
 
 def add_autoencoder_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--autoencoder", choices=("kl", "vq"), default=None,
-                   help="autoencoder type (default: the preset's; paper: vq, cpu/tiny: kl)")
+    p.add_argument("--autoencoder", choices=("color", "kl", "vq"), default=None,
+                   help="autoencoder type (default: the preset's; paper: vq, cpu: color, tiny: kl)")
     p.add_argument("--kl-weight", type=float, default=None, help="weight of the mean KL per latent element")
     p.add_argument("--eval-size", type=int, default=None, help="side of the val tiles for the final PSNR")
     p.add_argument("--eval-tiles", type=int, default=None, help="how many val tiles (spread evenly)")
@@ -54,6 +54,11 @@ def add_diffusion_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cond-dropout", type=float, default=0.1,
                    help="share of samples trained without the map (enables classifier-free guidance)")
     p.add_argument("--ema-decay", type=float, default=None, help="EMA decay of UNet + semantic encoder")
+    p.add_argument("--prediction-type", choices=("epsilon", "v_prediction"), default=None,
+                   help="what the UNet predicts (paper: epsilon; cpu preset: v_prediction)")
+    p.add_argument("--loss", choices=("l1", "mse"), default=None, help="loss on the prediction (paper: l1)")
+    p.add_argument("--snr-gamma", type=float, default=None,
+                   help="min-SNR-γ loss weighting (0: off; cpu preset: 5)")
     p.add_argument("--sample-inference-steps", type=int, default=None, help="DDIM steps of the sample grid")
     p.add_argument("--save-dtype", choices=("fp32", "fp16"), default="fp32", help="dtype of OUT/pipeline")
     p.add_argument("--push-to-hub", default=None, metavar="REPO", help="upload OUT/pipeline to this Hub repo")

@@ -18,7 +18,8 @@ from torch import nn
 
 from ..classes import ClassSet
 from ..data import LandCoverCrops, collate_tiles, tiles
-from ..presets import PRESETS, build_autoencoder
+from ..generator.autoencoder import ColorAutoencoder
+from ..generator.presets import PRESETS, build_autoencoder
 from .common import (
     RunLog,
     args_record,
@@ -59,7 +60,9 @@ class AutoencoderLoss(nn.Module):
         self.kl_weight = kl_weight
 
     def forward(self, images: torch.Tensor, generator: torch.Generator | None = None):
-        if isinstance(self.vae, VQModel):
+        if isinstance(self.vae, ColorAutoencoder):
+            rec, reg = self.vae(images).sample, 0.0
+        elif isinstance(self.vae, VQModel):
             h = self.vae.encode(images).latents
             out = self.vae.decode(h)
             rec, reg = out.sample, out.commit_loss.mean()
@@ -74,24 +77,26 @@ class AutoencoderLoss(nn.Module):
 
 def reconstruct(vae: AutoencoderKL | VQModel, images: torch.Tensor) -> torch.Tensor:
     """Deterministic reconstruction (posterior mean / quantised latents)."""
-    if isinstance(vae, VQModel):
+    if isinstance(vae, VQModel | ColorAutoencoder):
         return vae.decode(vae.encode(images).latents).sample.clamp(-1, 1)
     return vae.decode(vae.encode(images).latent_dist.mean).sample.clamp(-1, 1)
 
 
 @torch.no_grad()
 def latent_statistics(vae: AutoencoderKL | VQModel, dataset: LandCoverCrops, n: int, batch: int = 16):
-    """(mean, std) of the latents `pipe.encode_images` would use, over `n` crops."""
+    """Per-channel (mean, std) lists of the raw latents over `n` crops, and the global (mean, std)."""
     zs = []
     device = next(vae.parameters()).device
     for start in range(0, n, batch):
         dataset.set_epoch(10_000_000 + start)
         imgs = torch.stack([dataset[i % len(dataset)]["image"] for i in range(min(batch, n - start))])
         imgs = imgs.to(device)
-        z = vae.encode(imgs).latents if isinstance(vae, VQModel) else vae.encode(imgs).latent_dist.mean
+        out = vae.encode(imgs)
+        z = out.latent_dist.mean if hasattr(out, "latent_dist") else out.latents
         zs.append(z.float().cpu())
     z = torch.cat(zs)
-    return float(z.mean()), float(z.std())
+    per = z.transpose(0, 1).flatten(1)
+    return per.mean(1).tolist(), per.std(1).tolist(), float(z.mean()), float(z.std())
 
 
 @torch.no_grad()
@@ -168,8 +173,12 @@ def train_autoencoder(args: argparse.Namespace) -> dict[str, Any]:
     if main:
         vae.eval()
         stats_set = LandCoverCrops(train, args.crop_size, length=args.scale_crops, seed=args.seed + 12345)
-        mean, std = latent_statistics(vae, stats_set, args.scale_crops)
-        config: dict[str, Any] = {"scaling_factor": 1.0 / max(std, 1e-6)}
+        means, stds, mean, std = latent_statistics(vae, stats_set, args.scale_crops)
+        config: dict[str, Any]
+        if isinstance(vae, ColorAutoencoder):  # per-channel normalisation (diffusers' latents_mean/latents_std)
+            config = {"scaling_factor": 1.0, "latents_mean": means, "latents_std": [max(s, 1e-6) for s in stds]}
+        else:
+            config = {"scaling_factor": 1.0 / max(std, 1e-6)}
         if isinstance(vae, AutoencoderKL):
             config["shift_factor"] = mean
         vae.register_to_config(**config)
@@ -181,7 +190,8 @@ def train_autoencoder(args: argparse.Namespace) -> dict[str, Any]:
         vae.save_pretrained(out / "autoencoder", safe_serialization=True)
         write_json(out / "autoencoder_metrics.json", metrics)
         log(f"saved {out / 'autoencoder'}: scaling_factor {config['scaling_factor']:.4f}"
-            f"{f' shift_factor {mean:.4f}' if 'shift_factor' in config else ''}; PSNR on {len(eval_items)} "
+            f"{f' shift_factor {mean:.4f}' if 'shift_factor' in config else ''}; per-channel std "
+            f"{', '.join(f'{v:.3f}' for v in stds)}; PSNR on {len(eval_items)} "
             f"{metrics['split']} tiles of {args.eval_size}²: {metrics['val_psnr']:.2f} dB",
             event="end", **{k: v for k, v in metrics.items() if isinstance(v, int | float | str)})
     accelerator.wait_for_everyone()

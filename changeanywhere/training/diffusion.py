@@ -1,6 +1,7 @@
 """Train the semantic latent diffusion model: UNet + semantic encoder jointly, autoencoder frozen.
 
-Loss: L1 between the predicted and the true noise (the paper's loss), timesteps uniform over the
+Loss: the paper's (L1 on the predicted noise, `epsilon`) or, the CPU default, v-prediction with an MSE
+weighted by min-SNR-γ (Hang et al. 2023), which converges in fewer steps; timesteps uniform over the
 scheduler's 1000. Condition dropout zeroes the semantic encoder's output for ~10 % of samples: exactly the
 pipeline's unconditional branch (`torch.zeros_like(cond)`), so classifier-free guidance works. EMA over
 the UNet and the semantic encoder; the final `OUT/pipeline` holds the EMA weights.
@@ -15,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from diffusers import AutoencoderKL, VQModel
 from diffusers.training_utils import EMAModel
 from safetensors.torch import load_file, save_file
@@ -24,8 +24,9 @@ from torch import nn
 from ..classes import ClassSet
 from ..data import LandCoverCrops, collate_tiles, tiles
 from ..errors import ChangeAnywhereError
-from ..pipeline import ChangeAnywherePipeline
-from ..presets import PRESETS, build_pipeline
+from ..generator.autoencoder import ColorAutoencoder
+from ..generator.pipeline import ChangeAnywherePipeline
+from ..generator.presets import PRESETS, Autoencoder, build_pipeline
 from .common import (
     RunLog,
     args_record,
@@ -47,11 +48,13 @@ from .common import (
 DIFFUSION_DEFAULTS: dict[str, dict[str, Any]] = {
     "paper": dict(crop_size=256, batch_size=16, max_steps=500_000, lr=1.6e-5, lr_schedule="constant",
                   warmup_steps=0, ema_decay=0.9999, cache_latents=0, sample_steps=5000, log_steps=50,
-                  sample_inference_steps=50),
+                  sample_inference_steps=50, prediction_type="epsilon", loss="l1", snr_gamma=0.0),
     "cpu": dict(crop_size=128, batch_size=16, max_steps=5000, lr=1e-3, lr_schedule="cosine", warmup_steps=100,
-                ema_decay=0.999, cache_latents=2000, sample_steps=1000, log_steps=50, sample_inference_steps=25),
+                ema_decay=0.999, cache_latents=2000, sample_steps=1000, log_steps=50, sample_inference_steps=25,
+                prediction_type="v_prediction", loss="mse", snr_gamma=5.0),
     "tiny": dict(crop_size=32, batch_size=2, max_steps=2, lr=1e-3, lr_schedule="constant", warmup_steps=0,
-                 ema_decay=0.9, cache_latents=0, sample_steps=1, log_steps=1, sample_inference_steps=2),
+                 ema_decay=0.9, cache_latents=0, sample_steps=1, log_steps=1, sample_inference_steps=2,
+                 prediction_type="v_prediction", loss="mse", snr_gamma=5.0),
 }
 assert set(DIFFUSION_DEFAULTS) == set(PRESETS)
 
@@ -69,8 +72,29 @@ class Denoiser(nn.Module):
         return self.unet(torch.cat([noisy, cond.to(noisy.dtype)], dim=1), timesteps).sample
 
 
-def load_autoencoder(path: str | Path) -> AutoencoderKL | VQModel:
-    """A trained autoencoder folder (`AutoencoderKL` or `VQModel`, by its config's class name)."""
+def diffusion_loss(
+    scheduler: Any, pred: torch.Tensor, latents: torch.Tensor, noise: torch.Tensor, t: torch.Tensor,
+    loss: str, snr_gamma: float,
+) -> torch.Tensor:
+    """The training loss for the scheduler's prediction type, optionally min-SNR-γ weighted per sample."""
+    if scheduler.config.prediction_type == "v_prediction":
+        target = scheduler.get_velocity(latents, noise, t)
+    else:
+        target = noise
+    per = (pred - target).abs() if loss == "l1" else (pred - target) ** 2
+    per = per.mean(dim=(1, 2, 3))
+    if snr_gamma:
+        ac = scheduler.alphas_cumprod.to(t.device)[t]
+        snr = ac / (1 - ac)
+        weight = torch.clamp(snr, max=snr_gamma) / snr
+        if scheduler.config.prediction_type == "v_prediction":
+            weight = torch.clamp(snr, max=snr_gamma) / (snr + 1)
+        per = per * weight
+    return per.mean()
+
+
+def load_autoencoder(path: str | Path) -> Autoencoder:
+    """A trained autoencoder folder (`ColorAutoencoder`, `AutoencoderKL` or `VQModel`, by its config's class)."""
     path = Path(path)
     try:
         config = json.loads((path / "config.json").read_text(encoding="utf-8"))
@@ -78,7 +102,8 @@ def load_autoencoder(path: str | Path) -> AutoencoderKL | VQModel:
         raise ChangeAnywhereError(
             f"--autoencoder {path}: not an autoencoder folder ({err}); train one with train-autoencoder"
         ) from None
-    cls = {"AutoencoderKL": AutoencoderKL, "VQModel": VQModel}.get(config.get("_class_name"))
+    classes = {"AutoencoderKL": AutoencoderKL, "VQModel": VQModel, "ColorAutoencoder": ColorAutoencoder}
+    cls = classes.get(config.get("_class_name"))
     if cls is None:
         raise ChangeAnywhereError(f"--autoencoder {path}: unsupported class {config.get('_class_name')!r}")
     return cls.from_pretrained(path)
@@ -178,7 +203,7 @@ def train_diffusion(args: argparse.Namespace) -> dict[str, Any]:
     log = RunLog(out, main)
 
     torch.manual_seed(args.seed)
-    pipe = build_pipeline(class_set, args.preset, vae=vae)
+    pipe = build_pipeline(class_set, args.preset, vae=vae, prediction_type=args.prediction_type)
     if args.crop_size % pipe.size_multiple:
         raise ChangeAnywhereError(f"--crop-size must be a multiple of {pipe.size_multiple} for this preset")
     pipe.set_progress_bar_config(disable=True)
@@ -241,7 +266,7 @@ def train_diffusion(args: argparse.Namespace) -> dict[str, Any]:
         noisy = scheduler.add_noise(latents, noise, t)
         with accelerator.autocast():
             pred = denoiser(noisy, t, labels, keep)
-        return F.l1_loss(pred.float(), noise)
+        return diffusion_loss(scheduler, pred.float(), latents, noise, t, args.loss, args.snr_gamma)
 
     def sample(step: int) -> None:
         batch = collate_tiles(grid_items)

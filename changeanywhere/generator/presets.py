@@ -10,10 +10,13 @@ from typing import Any
 
 from diffusers import AutoencoderKL, DDIMScheduler, UNet2DModel, VQModel
 
-from .classes import ClassSet
-from .errors import ChangeAnywhereError
-from .pipeline import ChangeAnywherePipeline
+from ..classes import ClassSet
+from ..errors import ChangeAnywhereError
+from .autoencoder import COLOR_CHANNELS, ColorAutoencoder
+from .pipeline import ChangeAnywherePipeline, latent_channels_of
 from .semantic_encoder import SemanticEncoder
+
+CPU_LATENT_CHANNELS = 6  # 3 colour + 3 detail channels (generator v2, see autoencoder.py)
 
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {
@@ -36,9 +39,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "condition_channels": 3,
     },
     "cpu": {
-        "autoencoder": "kl",
+        "autoencoder": "color",
         "vae": dict(
-            block_out_channels=(32, 64, 64), layers_per_block=1, latent_channels=4, norm_num_groups=8
+            block_out_channels=(32, 64, 64), layers_per_block=1, latent_channels=CPU_LATENT_CHANNELS,
+            norm_num_groups=8,
         ),
         "unet": dict(
             block_out_channels=(32, 64, 128),
@@ -66,8 +70,12 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def build_autoencoder(preset: str = "cpu", autoencoder: str | None = None) -> AutoencoderKL | VQModel:
-    """A fresh f=4 autoencoder of the preset's size (`kl` or `vq`)."""
+Autoencoder = AutoencoderKL | VQModel | ColorAutoencoder
+AUTOENCODER_KINDS = ("color", "kl", "vq")
+
+
+def build_autoencoder(preset: str = "cpu", autoencoder: str | None = None) -> Autoencoder:
+    """A fresh f=4 autoencoder of the preset's size (`color`, `kl` or `vq`)."""
     spec = _spec(preset)
     kind = autoencoder or spec["autoencoder"]
     cfg = dict(spec["vae"])
@@ -81,10 +89,16 @@ def build_autoencoder(preset: str = "cpu", autoencoder: str | None = None) -> Au
     if kind == "vq":
         cfg.setdefault("num_vq_embeddings", 8192)
         return VQModel(**common, **cfg)
+    cfg.pop("num_vq_embeddings", None)
     if kind == "kl":
-        cfg.pop("num_vq_embeddings", None)
         return AutoencoderKL(**common, **cfg)
-    raise ChangeAnywhereError(f"autoencoder must be 'kl' or 'vq', got {kind!r}")
+    if kind == "color":
+        detail = max(cfg.pop("latent_channels") - COLOR_CHANNELS, 1)
+        return ColorAutoencoder(
+            detail_channels=detail, block_out_channels=cfg["block_out_channels"],
+            layers_per_block=cfg["layers_per_block"], norm_num_groups=cfg["norm_num_groups"],
+        )
+    raise ChangeAnywhereError(f"autoencoder must be one of {AUTOENCODER_KINDS}, got {kind!r}")
 
 
 def build_unet(preset: str, latent_channels: int, condition_channels: int) -> UNet2DModel:
@@ -93,8 +107,8 @@ def build_unet(preset: str, latent_channels: int, condition_channels: int) -> UN
     return UNet2DModel(in_channels=latent_channels + condition_channels, out_channels=latent_channels, **cfg)
 
 
-def build_scheduler(clip_sample_range: float | None = 2.0) -> DDIMScheduler:
-    """The paper's schedule: 1000 steps, linear betas 0.0015 → 0.0205, ε-prediction.
+def build_scheduler(clip_sample_range: float | None = 2.0, prediction_type: str = "epsilon") -> DDIMScheduler:
+    """The paper's schedule: 1000 steps, linear betas 0.0015 → 0.0205; ε-prediction (the paper) or v.
 
     Sampling clips each step's x0 prediction to ±`clip_sample_range` (latents are normalised to unit std):
     measured on the CPU-trained default, an ε-model that is slightly off at high noise otherwise drifts to
@@ -105,7 +119,7 @@ def build_scheduler(clip_sample_range: float | None = 2.0) -> DDIMScheduler:
         beta_start=0.0015,
         beta_end=0.0205,
         beta_schedule="linear",
-        prediction_type="epsilon",
+        prediction_type=prediction_type,
         clip_sample=clip_sample_range is not None,
         clip_sample_range=clip_sample_range or 1.0,
         set_alpha_to_one=False,
@@ -114,7 +128,8 @@ def build_scheduler(clip_sample_range: float | None = 2.0) -> DDIMScheduler:
 
 
 def build_pipeline(
-    class_set: ClassSet, preset: str = "cpu", autoencoder: str | None = None, vae: Any = None
+    class_set: ClassSet, preset: str = "cpu", autoencoder: str | None = None, vae: Any = None,
+    prediction_type: str = "epsilon",
 ) -> ChangeAnywherePipeline:
     """A fresh pipeline for `class_set` (optionally around an existing, trained autoencoder)."""
     spec = _spec(preset)
@@ -126,8 +141,9 @@ def build_pipeline(
         downsample_factor=factor,
         class_set=class_set.to_dict(),
     )
-    unet = build_unet(preset, vae.config.latent_channels, spec["condition_channels"])
-    return ChangeAnywherePipeline(vae=vae, semantic_encoder=encoder, unet=unet, scheduler=build_scheduler())
+    unet = build_unet(preset, latent_channels_of(vae), spec["condition_channels"])
+    scheduler = build_scheduler(prediction_type=prediction_type)
+    return ChangeAnywherePipeline(vae=vae, semantic_encoder=encoder, unet=unet, scheduler=scheduler)
 
 
 def _spec(preset: str) -> dict[str, Any]:

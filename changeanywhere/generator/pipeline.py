@@ -23,8 +23,10 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
-from .errors import ChangeAnywhereError, MapSizeError
-from .image_utils import IGNORE_INDEX, images_to_tensor, maps_to_tensor, tensor_to_uint8
+from ..errors import ChangeAnywhereError, MapSizeError
+from ..image_utils import IGNORE_INDEX, images_to_tensor, maps_to_tensor, tensor_to_uint8
+from .compositing import composite, latent_keep_mask
+from .drift import DriftSettings, apply_drift, as_drift_settings, draw_drift
 from .semantic_encoder import SemanticEncoder
 
 ContentScale = float | tuple[float, float]
@@ -40,13 +42,16 @@ class SynthesisOutput(BaseOutput):
 
 @dataclass
 class ChangeOutput(BaseOutput):
-    """After images, full-resolution change masks (before ≠ after), after maps and the content scales used."""
+    """After images, full-resolution change masks (before ≠ after), after maps, and per sample what was used:
+    content scale, anchored steps (`mix_steps`), seed and drift parameters (None when off)."""
 
     images: list[Image.Image] | np.ndarray | torch.Tensor
     change_masks: np.ndarray
     after_maps: np.ndarray
     content_scales: list[float]
     seeds: list[int | None]
+    mix_steps: list[int]
+    drifts: list[dict | None]
 
 
 def change_mask(before_map: np.ndarray | torch.Tensor, after_map: np.ndarray | torch.Tensor):
@@ -60,6 +65,11 @@ def mix_known_region(
     """Replace the unchanged region (`keep` = 1) of `x` by the noised before-latent, for samples still `active`."""
     mixed = keep * known_noisy + (1 - keep) * x
     return torch.where(active.view(-1, 1, 1, 1), mixed, x)
+
+
+def latent_channels_of(vae: Any) -> int:
+    """Latent channels of any supported autoencoder (`ColorAutoencoder` derives them from its config)."""
+    return int(getattr(vae.config, "latent_channels", None) or vae.latent_channels)
 
 
 class ChangeAnywherePipeline(DiffusionPipeline):
@@ -80,7 +90,7 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         default_guidance_scale: float = 1.0,
     ):
         super().__init__()
-        latent = vae.config.latent_channels
+        latent = latent_channels_of(vae)
         cond = semantic_encoder.config.condition_channels
         if unet.config.in_channels != latent + cond:
             raise ValueError(
@@ -118,27 +128,37 @@ class ChangeAnywherePipeline(DiffusionPipeline):
     @property
     def class_set(self):
         """The `ClassSet` stored with the weights, or None for an anonymous model."""
-        from .classes import ClassSet
+        from ..classes import ClassSet
 
         d = self.semantic_encoder.config.class_set
         return ClassSet.from_dict(d) if d else None
 
     # ----------------------------------------------------------------- latents
+    def _latent_norm(self, like: torch.Tensor) -> tuple[torch.Tensor | float, torch.Tensor | float]:
+        """(shift, scale) so that normalised = (raw - shift) * scale: per channel when the autoencoder's config
+        has `latents_mean`/`latents_std` (diffusers convention), else its global `shift_factor`/`scaling_factor`."""
+        cfg = self.vae.config
+        mean, std = getattr(cfg, "latents_mean", None), getattr(cfg, "latents_std", None)
+        if mean is not None and std is not None:
+            shape = (1, -1, 1, 1)
+            m = torch.tensor(mean, dtype=like.dtype, device=like.device).view(shape)
+            s = torch.tensor(std, dtype=like.dtype, device=like.device).view(shape)
+            return m, cfg.scaling_factor / s
+        return (getattr(cfg, "shift_factor", None) or 0.0), cfg.scaling_factor
+
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
-        """(B,3,H,W) in [-1,1] -> scaled latents (posterior mean for KL; pre-quantisation latents for VQ)."""
+        """(B,3,H,W) in [-1,1] -> normalised latents (posterior mean for KL; pre-quantisation for VQ)."""
         images = images.to(self.vae.device, self.vae.dtype)
-        if isinstance(self.vae, VQModel):
-            z = self.vae.encode(images).latents
-        else:
-            z = self.vae.encode(images).latent_dist.mean
-        shift = getattr(self.vae.config, "shift_factor", None) or 0.0
-        return (z - shift) * self.vae.config.scaling_factor
+        out = self.vae.encode(images)
+        z = out.latent_dist.mean if hasattr(out, "latent_dist") else out.latents
+        shift, scale = self._latent_norm(z)
+        return (z - shift) * scale
 
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
-        """Scaled latents -> (B,3,H,W) images in [-1,1]."""
-        shift = getattr(self.vae.config, "shift_factor", None) or 0.0
-        z = latents.to(self.vae.dtype) / self.vae.config.scaling_factor + shift
-        return self.vae.decode(z).sample.clamp(-1, 1)
+        """Normalised latents -> (B,3,H,W) images in [-1,1]."""
+        z = latents.to(self.vae.dtype)
+        shift, scale = self._latent_norm(z)
+        return self.vae.decode(z / scale + shift).sample.clamp(-1, 1)
 
     # ----------------------------------------------------------------- inputs
     def _check_size(self, height: int, width: int) -> None:
@@ -192,7 +212,7 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         callback_on_step_end: Callable | None = None,
     ) -> torch.Tensor:
         """DDIM from pure noise under `cond`; if `known_latents` is given, mix while `step < mix_steps`."""
-        shape = (self.vae.config.latent_channels, *cond.shape[2:])
+        shape = (latent_channels_of(self.vae), *cond.shape[2:])
         dtype = self.unet.dtype
         self.scheduler.set_timesteps(num_inference_steps, device=self.device)
         x = self._per_sample_randn(shape, generators) * self.scheduler.init_noise_sigma
@@ -267,7 +287,12 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         after_map: Any = None,
         *,
         edits: Sequence[Any] = (),
-        content_scale: ContentScale = (0.7, 1.0),
+        content_scale: ContentScale = 1.0,
+        blend: str = "pixel",
+        feather: int = 6,
+        free_band: int = 1,
+        drift: DriftSettings | float | bool | None = None,
+        drift_reference: dict | Sequence[dict | None] | None = None,
         num_inference_steps: int = 50,
         eta: float = 1.0,
         guidance_scale: float | None = None,
@@ -278,14 +303,26 @@ class ChangeAnywherePipeline(DiffusionPipeline):
     ) -> ChangeOutput:
         """Before image + before map + after map (or `edits` applied to the before map) -> after image.
 
-        `content_scale` is `s` of method.md §3: a float, or a (low, high) range drawn per sample. The first
-        `int(s·N)` steps keep the unchanged region anchored to the before image; the rest are free.
+        The latent-mixing sampler of method.md §3 keeps latent cells away from the change anchored to the
+        forward-noised before-latent for the first `int(s·N)` steps (`content_scale` s: a float, or a (low, high)
+        range drawn per sample); at s = 1 (default) they stay anchored to the end and are reset to the before
+        latent, so only the change and a `free_band` of cells around it are painted. `blend="pixel"` (default)
+        then keeps the real before image outside the change, feathered over `feather` px; `blend="latent"`
+        decodes the whole latent. `drift` adds a seeded, smooth radiometric change of the whole after image
+        (`drift_reference`: colour statistics of another real image, see `drift.colour_stats`); it never
+        changes the label. The paper's original behaviour: `content_scale=(0.7, 1.0), blend="latent",
+        free_band=0`.
         """
+        if blend not in ("pixel", "latent"):
+            raise ChangeAnywhereError(f"blend must be 'pixel' or 'latent', got {blend!r}")
+        if feather < 0 or free_band < 0:
+            raise ChangeAnywhereError(f"feather and free_band must be ≥ 0, got {feather} and {free_band}")
+        drift_settings = as_drift_settings(drift)
         before = maps_to_tensor(before_map, self.num_classes, self.class_set)
         if after_map is None:
             if not edits:
                 raise ChangeAnywhereError("give an after map or at least one edit")
-            from .events import simulate_changes
+            from ..events import simulate_changes
 
             cs = self.class_set
             if cs is None:
@@ -312,15 +349,14 @@ class ChangeAnywherePipeline(DiffusionPipeline):
             )
         self._check_size(*before.shape[1:])
         batch = before.shape[0]
+        references = self._per_sample(drift_reference, batch, "drift_reference")
         generators, seeds = self._generators(batch, seed, generator)
         scales = [self._draw_scale(content_scale, g) for g in generators]
-        mix_steps = torch.tensor([int(s * num_inference_steps) for s in scales])
+        mix_steps = [int(s * num_inference_steps) for s in scales]
 
         known = self.encode_images(images).float()
-        unchanged = (~change_mask(before, after)).float()[:, None]
-        keep = torch.nn.functional.interpolate(unchanged, size=known.shape[2:], mode="nearest").to(
-            self.device
-        )
+        changed = change_mask(before, after)
+        keep = latent_keep_mask(changed, self.vae_scale_factor, free_band).to(self.device)
         latents = self._denoise(
             self._condition(after),
             generators,
@@ -329,17 +365,41 @@ class ChangeAnywherePipeline(DiffusionPipeline):
             guidance_scale,
             known_latents=known,
             keep_mask=keep,
-            mix_steps=mix_steps.to(self.device),
+            mix_steps=torch.tensor(mix_steps).to(self.device),
             callback_on_step_end=callback_on_step_end,
         )
-        out = latents if output_type == "latent" else self.decode_latents(latents)
+        anchored = torch.tensor([m >= num_inference_steps for m in mix_steps], device=self.device)
+        latents = mix_known_region(latents, known.to(latents.device), keep, anchored)  # exact before latent
+        drifts = [draw_drift(g, drift_settings, r) if drift_settings else None for g, r in
+                  zip(generators, references, strict=True)]
+        if output_type == "latent":
+            out = latents
+        else:
+            out = self.decode_latents(latents)
+            if blend == "pixel":
+                out = composite(images, out, changed, feather)
+            if drift_settings is not None:
+                arr = np.stack([apply_drift(a, d) for a, d in zip(tensor_to_uint8(out), drifts, strict=True)])
+                out = torch.from_numpy(arr).permute(0, 3, 1, 2).float() / 127.5 - 1.0
         return ChangeOutput(
             images=self._format_images(out, output_type),
-            change_masks=change_mask(before, after).numpy(),
+            change_masks=changed.numpy(),
             after_maps=after.numpy().astype(np.uint8),
             content_scales=scales,
             seeds=seeds,
+            mix_steps=mix_steps,
+            drifts=drifts,
         )
+
+    @staticmethod
+    def _per_sample(value: Any, batch: int, name: str) -> list:
+        """None or one value for every sample, or a list with one value per sample."""
+        if value is None or isinstance(value, dict):
+            return [value] * batch
+        values = list(value)
+        if len(values) != batch:
+            raise ChangeAnywhereError(f"got {len(values)} {name} values for a batch of {batch}")
+        return values
 
     @staticmethod
     def _draw_scale(content_scale: ContentScale, generator: torch.Generator) -> float:
