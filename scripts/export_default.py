@@ -5,8 +5,9 @@ and a sample grid for the model card.
         --checkpoint runs/default/diffusion/checkpoint-3000 --guidance-scale 2 \
         --out checkpoints/changeanywhere-dubai-256
 
-Writes OUT/ (diffusers layout, fp16 safetensors), OUT/samples.png (val tiles: map | real | synthesized |
-after map | after image) and OUT-resume/ (the training state in fp16/bf16: `train-diffusion --resume` it).
+Writes OUT/ (diffusers layout, fp16 safetensors), OUT/samples.png (val tiles: real A | after map | B drift
+off | B drift on | map | synthesized from the map) and OUT-resume/ (the training state in fp16/bf16:
+`train-diffusion --resume` it).
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def main() -> None:
 
     pipe = ChangeAnywherePipeline.from_pretrained(args.pipeline)
     pipe.register_to_config(default_guidance_scale=float(args.guidance_scale))
-    pipe.scheduler = build_scheduler(args.clip_sample_range)  # same schedule; the sampling-time x0 clipping
+    # same schedule and prediction type; only the sampling-time x0 clipping is set here
+    pipe.scheduler = build_scheduler(args.clip_sample_range, pipe.scheduler.config.prediction_type)
     tmp = args.out.with_name(args.out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     pipe.to(dtype=torch.float16).save_pretrained(tmp, safe_serialization=True)
@@ -61,11 +63,14 @@ def main() -> None:
     real = [im for im, _ in items]
     synth = pipe.synthesize(maps, num_inference_steps=args.steps, seed=list(range(4)), output_type="pt").images
     afters = [simulate_changes(m, cs, seed=i, num_events=(3, 6)).after for i, m in enumerate(maps)]
-    changed = pipe.change(real, maps, afters, num_inference_steps=args.steps, seed=list(range(4)), output_type="pt")
+    kw = dict(num_inference_steps=args.steps, seed=list(range(4)), output_type="pt")
+    changed = pipe.change(real, maps, afters, **kw)
+    drifted = pipe.change(real, maps, afters, drift=1.0, **kw)
     to8 = lambda t: ((t.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()  # noqa: E731
     rows = [
-        [cs.indices_to_colors(m), r, s, cs.indices_to_colors(a), c]
-        for m, r, s, a, c in zip(maps, real, to8(synth), afters, to8(changed.images), strict=True)
+        [r, cs.indices_to_colors(a), c, d, cs.indices_to_colors(m), s]
+        for m, r, s, a, c, d in zip(maps, real, to8(synth), afters, to8(changed.images), to8(drifted.images),
+                                    strict=True)
     ]
     save_grid(rows, args.out / "samples.png")
     size = sum(f.stat().st_size for f in args.out.rglob("*") if f.is_file())

@@ -12,19 +12,22 @@ of every step) comes from that sample's own generator, so a sample's result does
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-from diffusers import AutoencoderKL, DDIMScheduler, DiffusionPipeline, UNet2DModel, VQModel
+from diffusers import AutoencoderKL, DiffusionPipeline, UNet2DModel, VQModel
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
 from ..errors import ChangeAnywhereError, MapSizeError
 from ..image_utils import IGNORE_INDEX, images_to_tensor, maps_to_tensor, tensor_to_uint8
+from .autoencoder import ColorAutoencoder
 from .compositing import composite, latent_keep_mask
 from .drift import DriftSettings, apply_drift, as_drift_settings, draw_drift
 from .semantic_encoder import SemanticEncoder
@@ -34,16 +37,19 @@ ContentScale = float | tuple[float, float]
 
 @dataclass
 class SynthesisOutput(BaseOutput):
-    """Images synthesized from land-cover maps (PIL list, (B,H,W,3) float array in [0,1], or tensor)."""
+    """Images synthesized from land-cover maps (PIL list, (B,H,W,3) float array in [0,1], or tensor), the seeds
+    and the sampler settings used (`sampler_record`)."""
 
     images: list[Image.Image] | np.ndarray | torch.Tensor
     seeds: list[int | None]
+    sampler: dict[str, Any]
 
 
 @dataclass
 class ChangeOutput(BaseOutput):
     """After images, full-resolution change masks (before ≠ after), after maps, and per sample what was used:
-    content scale, anchored steps (`mix_steps`), seed and drift parameters (None when off)."""
+    content scale, anchored steps (`mix_steps`), seed and drift parameters (None when off); and the sampler
+    settings of the call (`sampler_record`)."""
 
     images: list[Image.Image] | np.ndarray | torch.Tensor
     change_masks: np.ndarray
@@ -52,6 +58,7 @@ class ChangeOutput(BaseOutput):
     seeds: list[int | None]
     mix_steps: list[int]
     drifts: list[dict | None]
+    sampler: dict[str, Any]
 
 
 def change_mask(before_map: np.ndarray | torch.Tensor, after_map: np.ndarray | torch.Tensor):
@@ -76,17 +83,18 @@ class ChangeAnywherePipeline(DiffusionPipeline):
     """Semantic latent diffusion for change-detection pairs.
 
     Components: `vae` (`AutoencoderKL` or `VQModel`), `semantic_encoder` (`SemanticEncoder`), `unet`
-    (`UNet2DModel` with `in_channels = latent + condition channels`) and a `DDIMScheduler`.
+    (`UNet2DModel` with `in_channels = latent + condition channels`) and any diffusers scheduler (the default
+    is DDIM; DPM-Solver++, UniPC, Euler... swap in with `Scheduler.from_config(pipe.scheduler.config)`).
     """
 
     model_cpu_offload_seq = "semantic_encoder->unet->vae"
 
     def __init__(
         self,
-        vae: AutoencoderKL | VQModel,
+        vae: AutoencoderKL | VQModel | ColorAutoencoder,
         semantic_encoder: SemanticEncoder,
         unet: UNet2DModel,
-        scheduler: DDIMScheduler,
+        scheduler: SchedulerMixin,
         default_guidance_scale: float = 1.0,
     ):
         super().__init__()
@@ -189,13 +197,40 @@ class ChangeAnywherePipeline(DiffusionPipeline):
                 raise ChangeAnywhereError(f"got {len(seeds)} seeds for a batch of {batch}")
         return [torch.Generator("cpu").manual_seed(s) for s in seeds], list(seeds)
 
-    def _per_sample_randn(self, shape: tuple[int, ...], generators: list[torch.Generator]) -> torch.Tensor:
+    def _per_sample_randn(
+        self, shape: tuple[int, ...], generators: list[torch.Generator], device: torch.device
+    ) -> torch.Tensor:
         return torch.cat(
             [randn_tensor((1, *shape), generator=g, dtype=torch.float32) for g in generators]
-        ).to(self.device)
+        ).to(device)
 
-    def _condition(self, label_map: torch.Tensor) -> torch.Tensor:
-        return self.semantic_encoder(label_map.to(self.device))
+    def _condition(self, label_map: torch.Tensor, device: torch.device) -> torch.Tensor:
+        return self.semantic_encoder(label_map.to(device))
+
+    def check_inputs(
+        self, num_inference_steps: int, guidance_scale: float | None, eta: float
+    ) -> tuple[int, float, float]:
+        """Validate the sampler settings once; returns them resolved (guidance None -> the model's default)."""
+        if int(num_inference_steps) != num_inference_steps or not 1 <= num_inference_steps <= 1000:
+            raise ChangeAnywhereError(f"num_inference_steps must be an integer in 1..1000, got {num_inference_steps}")
+        if guidance_scale is None:
+            guidance_scale = self.config.default_guidance_scale
+        if not 0.0 <= float(guidance_scale) <= 30.0:
+            raise ChangeAnywhereError(f"guidance_scale must lie in [0, 30], got {guidance_scale}")
+        if eta < 0:
+            raise ChangeAnywhereError(f"eta must be ≥ 0, got {eta}")
+        return int(num_inference_steps), float(guidance_scale), float(eta)
+
+    def sampler_record(self, num_inference_steps: int, guidance_scale: float, eta: float) -> dict[str, Any]:
+        """What a call actually used: the scheduler class (and its prediction type), steps, guidance, eta."""
+        uses_eta = "eta" in inspect.signature(self.scheduler.step).parameters
+        return {
+            "scheduler": type(self.scheduler).__name__,
+            "prediction_type": self.scheduler.config.get("prediction_type"),
+            "num_inference_steps": num_inference_steps,
+            "guidance_scale": guidance_scale,
+            "eta": eta if uses_eta else None,
+        }
 
     # ----------------------------------------------------------------- the loop
     @torch.no_grad()
@@ -205,37 +240,49 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         generators: list[torch.Generator],
         num_inference_steps: int,
         eta: float,
-        guidance_scale: float | None,
+        guidance_scale: float,
+        device: torch.device,
         known_latents: torch.Tensor | None = None,
         keep_mask: torch.Tensor | None = None,
-        mix_steps: torch.Tensor | None = None,
+        mix_steps: Sequence[int] = (),
         callback_on_step_end: Callable | None = None,
     ) -> torch.Tensor:
-        """DDIM from pure noise under `cond`; if `known_latents` is given, mix while `step < mix_steps`."""
+        """Any diffusers scheduler from pure noise under `cond`. If `known_latents` is given, the cells where
+        `keep_mask` is 1 are replaced, before step i of every sample with i < its `mix_steps`, by the known
+        latent noised to the scheduler's own level at that step (method.md §3)."""
+        scheduler = self.scheduler
         shape = (latent_channels_of(self.vae), *cond.shape[2:])
         dtype = self.unet.dtype
-        self.scheduler.set_timesteps(num_inference_steps, device=self.device)
-        x = self._per_sample_randn(shape, generators) * self.scheduler.init_noise_sigma
+        scheduler.set_timesteps(num_inference_steps, device=device)
+        timesteps = scheduler.timesteps
+        step_params = set(inspect.signature(scheduler.step).parameters)
+        x = self._per_sample_randn(shape, generators, device) * scheduler.init_noise_sigma
         cond = cond.to(dtype)
-        if guidance_scale is None:
-            guidance_scale = self.config.default_guidance_scale
         use_cfg = guidance_scale != 1.0
         if use_cfg:
             cond = torch.cat([cond, torch.zeros_like(cond)])
-        for i, t in enumerate(self.progress_bar(self.scheduler.timesteps)):
-            if known_latents is not None:
-                active = i < mix_steps
-                if bool(active.any()):
-                    noise = self._per_sample_randn(shape, generators)
-                    noisy = self.scheduler.add_noise(known_latents, noise, t.reshape(1))
-                    x = mix_known_region(x, noisy, keep_mask, active.to(self.device))
+        mix = list(mix_steps)
+        for i, t in enumerate(self.progress_bar(timesteps)):
+            if known_latents is not None and i < max(mix, default=0):
+                active = torch.tensor([i < m for m in mix], device=device)
+                noise = self._per_sample_randn(shape, generators, device)
+                noisy = scheduler.add_noise(known_latents, noise, t.reshape(1))
+                x = mix_known_region(x, noisy, keep_mask, active)
             x_in = torch.cat([x, x]) if use_cfg else x
-            eps = self.unet(torch.cat([x_in.to(dtype), cond], dim=1), t).sample.float()
+            x_in = scheduler.scale_model_input(x_in, t)
+            out = self.unet(torch.cat([x_in.to(dtype), cond], dim=1), t).sample.float()
             if use_cfg:
-                eps_cond, eps_uncond = eps.chunk(2)
-                eps = eps_uncond + guidance_scale * (eps_cond - eps_uncond)
-            variance_noise = self._per_sample_randn(shape, generators) if eta > 0 else None
-            x = self.scheduler.step(eps, t, x, eta=eta, variance_noise=variance_noise).prev_sample
+                out_cond, out_uncond = out.chunk(2)
+                out = out_uncond + guidance_scale * (out_cond - out_uncond)
+            kwargs: dict[str, Any] = {}
+            if "eta" in step_params:
+                kwargs["eta"] = eta
+            if "variance_noise" in step_params:
+                if eta > 0 or "eta" not in step_params:
+                    kwargs["variance_noise"] = self._per_sample_randn(shape, generators, device)
+            elif "generator" in step_params:
+                kwargs["generator"] = generators
+            x = scheduler.step(out, t, x, **kwargs).prev_sample
             if callback_on_step_end is not None:
                 callback_on_step_end(self, i, t, {"latents": x})
         return x
@@ -265,19 +312,26 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         callback_on_step_end: Callable | None = None,
     ) -> SynthesisOutput:
         """Land-cover map(s) -> image(s): plain semantic synthesis from pure noise."""
+        num_inference_steps, guidance_scale, eta = self.check_inputs(num_inference_steps, guidance_scale, eta)
         maps = maps_to_tensor(label_map, self.num_classes, self.class_set)
         self._check_size(*maps.shape[1:])
+        device = self._execution_device
         generators, seeds = self._generators(maps.shape[0], seed, generator)
         latents = self._denoise(
-            self._condition(maps),
+            self._condition(maps, device),
             generators,
             num_inference_steps,
             eta,
             guidance_scale,
+            device,
             callback_on_step_end=callback_on_step_end,
         )
         images = latents if output_type == "latent" else self.decode_latents(latents)
-        return SynthesisOutput(images=self._format_images(images, output_type), seeds=seeds)
+        return SynthesisOutput(
+            images=self._format_images(images, output_type),
+            seeds=seeds,
+            sampler=self.sampler_record(num_inference_steps, guidance_scale, eta),
+        )
 
     @torch.no_grad()
     def change(
@@ -313,6 +367,7 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         changes the label. The paper's original behaviour: `content_scale=(0.7, 1.0), blend="latent",
         free_band=0`.
         """
+        num_inference_steps, guidance_scale, eta = self.check_inputs(num_inference_steps, guidance_scale, eta)
         if blend not in ("pixel", "latent"):
             raise ChangeAnywhereError(f"blend must be 'pixel' or 'latent', got {blend!r}")
         if feather < 0 or free_band < 0:
@@ -354,21 +409,23 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         scales = [self._draw_scale(content_scale, g) for g in generators]
         mix_steps = [int(s * num_inference_steps) for s in scales]
 
-        known = self.encode_images(images).float()
+        device = self._execution_device
+        known = self.encode_images(images).float().to(device)
         changed = change_mask(before, after)
-        keep = latent_keep_mask(changed, self.vae_scale_factor, free_band).to(self.device)
+        keep = latent_keep_mask(changed, self.vae_scale_factor, free_band).to(device)
         latents = self._denoise(
-            self._condition(after),
+            self._condition(after, device),
             generators,
             num_inference_steps,
             eta,
             guidance_scale,
+            device,
             known_latents=known,
             keep_mask=keep,
-            mix_steps=torch.tensor(mix_steps).to(self.device),
+            mix_steps=mix_steps,
             callback_on_step_end=callback_on_step_end,
         )
-        anchored = torch.tensor([m >= num_inference_steps for m in mix_steps], device=self.device)
+        anchored = torch.tensor([m >= num_inference_steps for m in mix_steps], device=device)
         latents = mix_known_region(latents, known.to(latents.device), keep, anchored)  # exact before latent
         drifts = [draw_drift(g, drift_settings, r) if drift_settings else None for g, r in
                   zip(generators, references, strict=True)]
@@ -389,6 +446,7 @@ class ChangeAnywherePipeline(DiffusionPipeline):
             seeds=seeds,
             mix_steps=mix_steps,
             drifts=drifts,
+            sampler=self.sampler_record(num_inference_steps, guidance_scale, eta),
         )
 
     @staticmethod
