@@ -24,21 +24,28 @@ from changeanywhere.data import find_pairs, load_pairs, tiles
 from changeanywhere.generator.presets import build_scheduler
 from changeanywhere.training.checkpoint import export_compact_state
 from changeanywhere.training.common import save_grid
-from changeanywhere.training.diffusion import diverse_tiles
+from changeanywhere.training.diffusion import diverse_tiles, pipeline_from_checkpoint
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--pipeline", required=True, type=Path)
+    p.add_argument("--pipeline", type=Path, default=None,
+                   help="trained pipeline folder (default: the EMA weights of --checkpoint)")
     p.add_argument("--checkpoint", type=Path, default=None, help="training checkpoint to ship as OUT-resume/")
     p.add_argument("--guidance-scale", type=float, required=True, help="the default measured best")
     p.add_argument("--clip-sample-range", type=float, default=2.0, help="x0 clipping of the DDIM sampler")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--data", type=Path, default=Path("../shared/data/dubai-landcover"))
     p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--no-resume", action="store_true", help="do not write OUT-resume/ (e.g. for a quick look)")
     args = p.parse_args()
 
-    pipe = ChangeAnywherePipeline.from_pretrained(args.pipeline)
+    if args.pipeline is None and args.checkpoint is None:
+        p.error("give --pipeline or --checkpoint")
+    if args.pipeline is not None:
+        pipe = ChangeAnywherePipeline.from_pretrained(args.pipeline)
+    else:
+        pipe = pipeline_from_checkpoint(args.checkpoint)
     pipe.register_to_config(default_guidance_scale=float(args.guidance_scale))
     # same schedule and prediction type; only the sampling-time x0 clipping is set here
     pipe.scheduler = build_scheduler(args.clip_sample_range, pipe.scheduler.config.prediction_type)
@@ -51,7 +58,7 @@ def main() -> None:
                 shutil.copy2(args.out / keep, tmp / keep)
         shutil.rmtree(args.out)
     tmp.rename(args.out)
-    if args.checkpoint is not None:
+    if args.checkpoint is not None and not args.no_resume:
         export_compact_state(args.checkpoint, args.out.with_name(args.out.name + "-resume"))
 
     pipe = ChangeAnywherePipeline.from_pretrained(args.out, dtype=torch.float32)

@@ -164,3 +164,36 @@ def test_any_diffusers_scheduler(tiny_pipe, before_pair, name):
     assert torch.isfinite(out.images).all() and out.sampler["scheduler"] == name
     again = pipe.change(img, m, after, num_inference_steps=4, seed=0, output_type="latent")
     torch.testing.assert_close(out.images, again.images)  # seeded, whatever the scheduler
+
+
+def test_pipeline_from_checkpoint_is_the_ema_pipeline(tmp_path, dubai):
+    """A checkpoint of a running train-diffusion exports the same EMA weights the run's end would save."""
+    from conftest import make_fake_dataset
+
+    from changeanywhere.cli import main
+    from changeanywhere.generator.presets import build_autoencoder
+    from changeanywhere.training.diffusion import pipeline_from_checkpoint
+
+    data = make_fake_dataset(tmp_path / "data", dubai)
+    for sub in ("images", "labels"):  # one validation pair (the Dubai convention *_008)
+        (data / sub / "tile_002.png").rename(data / sub / "tile_008.png")
+    torch.manual_seed(0)
+    ae = build_autoencoder("tiny", "color")
+    ae.register_to_config(latents_mean=[0.0] * 4, latents_std=[0.5] * 4)
+    ae.save_pretrained(tmp_path / "ae")
+    out = tmp_path / "dm"
+    argv = ["train-diffusion", "--data", str(data), "--classes", "dubai-landcover", "--output-dir", str(out),
+            "--preset", "tiny", "--crop-size", "32", "--num-threads", "1", "--autoencoder", str(tmp_path / "ae"),
+            "--max-steps", "2", "--sample-steps", "100"]
+    assert main(argv) == 0
+    pipe = pipeline_from_checkpoint(out / "checkpoint-2")
+    saved = type(pipe).from_pretrained(out / "pipeline")
+    assert pipe.scheduler.config.prediction_type == "v_prediction" == saved.scheduler.config.prediction_type
+    for a, b in zip(pipe.unet.parameters(), saved.unet.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+    with pytest.raises(ChangeAnywhereError, match="not a train-diffusion"):
+        import json
+
+        (tmp_path / "fake").mkdir()
+        (tmp_path / "fake" / "state.json").write_text(json.dumps({"step": 1, "extra": {"command": "x"}}))
+        pipeline_from_checkpoint(tmp_path / "fake")

@@ -155,6 +155,26 @@ def diverse_tiles(items: list, n: int) -> list:
     return _spread(best, n)
 
 
+def pipeline_from_checkpoint(checkpoint: str | Path, autoencoder: str | Path | None = None) -> ChangeAnywherePipeline:
+    """The EMA pipeline of a `train-diffusion` checkpoint (full or compact), without stopping or resuming the
+    run: rebuilds the preset's pipeline around the autoencoder and copies the EMA weights in."""
+    from .checkpoint import load_training_state, read_state_json
+
+    meta = read_state_json(checkpoint)
+    run = (meta.get("extra") or {}).get("args") or {}
+    if (meta.get("extra") or {}).get("command") != "train-diffusion":
+        raise ChangeAnywhereError(f"{checkpoint} is not a train-diffusion checkpoint")
+    vae = load_autoencoder(autoencoder or run["autoencoder"])
+    pipe = build_pipeline(ClassSet.load(run["classes"]), run["preset"], vae=vae,
+                          prediction_type=run.get("prediction_type") or "epsilon")
+    denoiser = Denoiser(pipe.unet, pipe.semantic_encoder)
+    params = [p for p in denoiser.parameters() if p.requires_grad]
+    ema = EMAModel(params, decay=float(run.get("ema_decay") or 0.999))
+    load_training_state(checkpoint, {"unet": pipe.unet, "semantic_encoder": pipe.semantic_encoder}, ema=ema)
+    ema.copy_to(params)
+    return pipe
+
+
 def push_to_hub(folder: Path, repo_id: str, private: bool, step: int) -> str:
     """Create the repo (if needed) and upload the pipeline folder; returns the commit URL."""
     from huggingface_hub import HfApi
