@@ -30,13 +30,12 @@ def dubai():
     return ClassSet.builtin("dubai-landcover")
 
 
-@pytest.fixture(scope="session")
-def tiny_pipe(dubai):
-    """A tiny random pipeline (32×32 images, 8×8 latents) for the Dubai class set."""
+def make_tiny_pipe(class_set):
+    """A tiny random pipeline (32×32 images, 8×8 latents), the same weights on every call (seeded)."""
     from changeanywhere.generator.presets import build_pipeline
 
     torch.manual_seed(0)
-    pipe = build_pipeline(dubai, preset="tiny")
+    pipe = build_pipeline(class_set, preset="tiny")
     # untrained encoders give tiny latents: scale them to unit std like a trained model's scaling_factor
     x = torch.rand(1, 3, 32, 32) * 2 - 1
     with torch.no_grad():
@@ -44,6 +43,12 @@ def tiny_pipe(dubai):
         pipe.vae.register_to_config(scaling_factor=pipe.vae.config.scaling_factor / std)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+@pytest.fixture(scope="session")
+def tiny_pipe(dubai):
+    """A tiny random pipeline (32×32 images, 8×8 latents) for the Dubai class set."""
+    return make_tiny_pipe(dubai)
 
 
 @pytest.fixture
