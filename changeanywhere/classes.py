@@ -1,8 +1,8 @@
 """Land-cover class sets: class names, colours, ignore labels, and how to read and write land-cover maps.
 
-Inside the project a land-cover map is an HxW uint8 *index map*: 0..K-1 are classes, 255 (`ClassSet.IGNORE`)
-is "ignore" (unlabeled / no data). On disk, maps are colour PNGs (one exact colour per class), or index PNGs
-whose raw values may be shifted (`index_offset`) and may hold dataset-specific ignore values
+Inside the project a land-cover map is an HxW uint8 *index map*: 0..K-1 are classes, 255 (`IGNORE_INDEX` of
+`labels.py`) is "ignore" (unlabeled / no data). On disk, maps are colour PNGs (one exact colour per class), or
+index PNGs whose raw values may be shifted (`index_offset`) and may hold dataset-specific ignore values
 (`ignore_indices`).
 """
 
@@ -22,6 +22,7 @@ from PIL import Image
 
 from .errors import ChangeAnywhereError, UnknownColorsError
 from .io import atomic_write_png, atomic_write_text
+from .labels import IGNORE_INDEX
 
 RGB = tuple[int, int, int]
 _HEX = re.compile(r"#([0-9a-fA-F]{6})")
@@ -71,7 +72,7 @@ class ClassSet:
     index_offset: int = 0
     transitions: tuple[tuple[str, tuple[str, ...]], ...] = field(default=())
 
-    IGNORE: ClassVar[int] = 255
+    IGNORE: ClassVar[int] = IGNORE_INDEX  # as a class attribute, for `ClassSet.IGNORE`
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -89,13 +90,10 @@ class ClassSet:
         if not 1 <= k < self.IGNORE:
             raise ChangeAnywhereError(f"{where}: needs 1 to {self.IGNORE - 1} classes, got {k}")
         _no_duplicates(where, "class name", [c.name for c in self.classes])
-        _no_duplicates(
-            where, "colour", [rgb_to_hex(c) for c in [*(c.color for c in self.classes), *self.ignore_colors]]
-        )
+        colours = [*(c.color for c in self.classes), *self.ignore_colors]
+        _no_duplicates(where, "colour", [rgb_to_hex(c) for c in colours])
         if self.index_offset < 0 or self.index_offset + k > 256:
-            raise ChangeAnywhereError(
-                f"{where}: index_offset {self.index_offset} puts classes outside 0..255"
-            )
+            raise ChangeAnywhereError(f"{where}: index_offset {self.index_offset} puts classes outside 0..255")
         clash = [i for i in self.ignore_indices if self.index_offset <= i < self.index_offset + k]
         if clash or any(not 0 <= i <= 65535 for i in self.ignore_indices):
             raise ChangeAnywhereError(
@@ -201,9 +199,7 @@ class ClassSet:
     def builtin(cls, name: str) -> ClassSet:
         key = name.strip().lower().replace("_", "-")
         if key not in BUILTIN_CLASS_SETS:
-            raise ChangeAnywhereError(
-                f"unknown class set {name!r}; built-in sets: {', '.join(BUILTIN_CLASS_SETS)}"
-            )
+            raise ChangeAnywhereError(f"unknown class set {name!r}; built-in sets: {', '.join(BUILTIN_CLASS_SETS)}")
         return BUILTIN_CLASS_SETS[key]
 
     @classmethod
@@ -266,19 +262,13 @@ class ClassSet:
             out[unknown] = nearest[inverse.ravel()]
         return out
 
-    def _unknown_message(
-        self, colors: np.ndarray, counts: np.ndarray, nearest: np.ndarray, total: int
-    ) -> str:
+    def _unknown_message(self, colors: np.ndarray, counts: np.ndarray, nearest: np.ndarray, total: int) -> str:
         order = np.argsort(-counts, kind="stable")
         listed = [
             f"{rgb_to_hex(((int(c) >> 16) & 255, (int(c) >> 8) & 255, int(c) & 255))} "
             f"({int(n):,} px, nearest: {self._label(int(i))})"
-            for c, n, i in zip(
-                colors[order][:_MAX_LISTED],
-                counts[order][:_MAX_LISTED],
-                nearest[order][:_MAX_LISTED],
-                strict=True,
-            )
+            for c, n, i in zip(colors[order][:_MAX_LISTED], counts[order][:_MAX_LISTED], nearest[order][:_MAX_LISTED],
+                               strict=True)
         ]
         more = f", and {len(colors) - _MAX_LISTED} more" if len(colors) > _MAX_LISTED else ""
         return (

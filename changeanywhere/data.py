@@ -19,9 +19,9 @@ from torch.utils.data import Dataset
 
 from .classes import ClassSet
 from .errors import ChangeAnywhereError, MapSizeError
-from .image_utils import load_rgb
+from .image_utils import load_rgb, uint8_to_tensor
+from .labels import IGNORE_INDEX
 
-IGNORE_INDEX = 255
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 LABEL_SUFFIXES = (".png", ".tif", ".tiff", ".bmp", ".gif")
 DEFAULT_VAL_PATTERN = ("*_008.*", "*_009.*")
@@ -168,8 +168,7 @@ def pad_to(image: np.ndarray, label: np.ndarray, size: int) -> LoadedPair:
 
 def to_tensors(image: np.ndarray, label: np.ndarray) -> dict[str, torch.Tensor]:
     """HxWx3 uint8 + HxW uint8 -> {"image": 3xHxW float in [-1, 1], "label": HxW long}."""
-    img = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 127.5 - 1.0
-    return {"image": img, "label": torch.from_numpy(np.ascontiguousarray(label)).long()}
+    return {"image": uint8_to_tensor(image), "label": torch.from_numpy(np.ascontiguousarray(label)).long()}
 
 
 def dihedral(array: np.ndarray, k: int) -> np.ndarray:
@@ -252,6 +251,13 @@ def center_crops(pairs_loaded: Sequence[LoadedPair], size: int) -> list[LoadedPa
         y, x = (h - size) // 2, (w - size) // 2
         out.append((image[y : y + size, x : x + size], label[y : y + size, x : x + size]))
     return out
+
+
+def spread(items: Sequence, n: int) -> list:
+    """`n` items spread evenly over the list, first and last included (all of them when there are ≤ n)."""
+    if len(items) <= n:
+        return list(items)
+    return [items[i] for i in np.linspace(0, len(items) - 1, n).round().astype(int)]
 
 
 def collate_tiles(items: Sequence[LoadedPair]) -> dict[str, torch.Tensor]:

@@ -15,3 +15,21 @@ class MapSizeError(ChangeAnywhereError):
 
 class WeightsNotFoundError(ChangeAnywhereError):
     """A model folder or Hub repo id could not be resolved (offline, typo, or missing files)."""
+
+
+class ParameterError(ChangeAnywhereError):
+    """A bad value of named parameters. The message names each as `name` (backticks); `for_flags` swaps in
+    the command-line spelling, so the library speaks of parameters and the CLI of its flags."""
+
+    def __init__(self, message: str, *parameters: str):
+        super().__init__(message)
+        self.message = message
+        self.parameters = parameters
+
+    def for_flags(self, flags: dict[str, str]) -> str:
+        """The message with each parameter's `name` replaced by its flag (names without a flag stay)."""
+        text = self.message
+        for name in self.parameters:
+            if name in flags:
+                text = text.replace(f"`{name}`", flags[name])
+        return text

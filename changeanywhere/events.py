@@ -17,9 +17,9 @@ import numpy as np
 
 from .classes import ClassSet
 from .errors import ChangeAnywhereError, MapSizeError
+from .labels import IGNORE_INDEX, change_mask
 
 EVENT_TYPES = ("remove", "add", "transition")
-IGNORE = ClassSet.IGNORE
 MAX_CLASSES = 15  # change codes 1 + from*K + to must fit in uint8 below 255
 
 
@@ -35,7 +35,7 @@ class UserEdit:
 class ChangeResult:
     before: np.ndarray  # HxW uint8 index map
     after: np.ndarray  # HxW uint8 index map
-    change_mask: np.ndarray  # HxW bool: (before != after) & (before != 255)
+    change_mask: np.ndarray  # HxW bool: `labels.change_mask(before, after)`
     change_type: np.ndarray  # HxW uint8: 0 unchanged or ignore, else 1 + from * K + to
     events: list[dict[str, Any]]  # JSON-serialisable, in the order applied
 
@@ -105,12 +105,10 @@ def simulate_changes(
         sim.edit(mask, target)
 
     after = sim.after
-    change_mask = (before != after) & (before != IGNORE)
+    changed = change_mask(before, after)
     change_type = np.zeros_like(before)
-    change_type[change_mask] = (1 + before[change_mask].astype(np.int32) * k + after[change_mask]).astype(
-        np.uint8
-    )
-    return ChangeResult(before, after, change_mask, change_type, sim.events)
+    change_type[changed] = (1 + before[changed].astype(np.int32) * k + after[changed]).astype(np.uint8)
+    return ChangeResult(before, after, changed, change_type, sim.events)
 
 
 class _Simulator:
@@ -124,7 +122,7 @@ class _Simulator:
         self.rng = rng
         self.neighbourhood = int(neighbourhood)
         self.max_tries = int(max_tries)
-        self.unchanged = before != IGNORE  # pixels events may still change
+        self.unchanged = before != IGNORE_INDEX  # pixels events may still change
         self.events: list[dict[str, Any]] = []
         self.labels, self.objects = _find_objects(
             before, self.k, int(min_area), max_area_fraction * int(self.unchanged.sum())
@@ -197,7 +195,7 @@ class _Simulator:
             obj[o.y - y0 : o.y - y0 + o.h, o.x - x0 : o.x - x0 + o.w] = self._footprint(o)
             band = cv2.dilate(obj, kernel).astype(bool) & ~obj.astype(bool)
             around = self.after[y0:y1, x0:x1][band]
-            hist = np.bincount(around[around != IGNORE], minlength=self.k)[: self.k]
+            hist = np.bincount(around[around != IGNORE_INDEX], minlength=self.k)[: self.k]
             hist[o.cls] = 0
             if hist.sum() == 0:
                 continue
@@ -238,7 +236,7 @@ class _Simulator:
 
     def edit(self, mask: np.ndarray, target: int) -> None:
         """Paint a user edit (over earlier events too, but never on ignore pixels)."""
-        pix = mask & (self.before != IGNORE)
+        pix = mask & (self.before != IGNORE_INDEX)
         full = slice(0, self.after.shape[0]), slice(0, self.after.shape[1])
         if not self._apply("edit", pix, *full, target):
             name = self.cs.names[target]
@@ -280,11 +278,11 @@ def _check_map(before: np.ndarray, class_set: ClassSet) -> np.ndarray:
         raise ChangeAnywhereError(
             f"change simulation supports at most {MAX_CLASSES} classes, {class_set.name!r} has {k}"
         )
-    bad = (before != IGNORE) & ((before < 0) | (before >= k))
+    bad = (before != IGNORE_INDEX) & ((before < 0) | (before >= k))
     if bad.any():
         vals = np.unique(before[bad])[:10].tolist()
         raise ChangeAnywhereError(
-            f"the before map holds values {vals} outside 0..{k - 1} and {IGNORE} (ignore)"
+            f"the before map holds values {vals} outside 0..{k - 1} and {IGNORE_INDEX} (ignore)"
         )
     return before.astype(np.uint8)
 

@@ -24,12 +24,12 @@ import torch
 from tqdm.auto import tqdm
 
 from .classes import ClassSet
-from .data import DEFAULT_VAL_PATTERN, find_pairs, load_pairs, tiles
+from .data import DEFAULT_VAL_PATTERN, find_pairs, load_pairs, spread, tiles
 from .events import simulate_changes
 from .generator.drift import DriftSettings, apply_drift, draw_drift
 from .generator.pipeline import ChangeAnywherePipeline
 from .image_metrics import channel_means, colour_spread, psnr, ssim
-from .image_utils import tensor_to_uint8
+from .image_utils import tensor_to_uint8, uint8_to_tensor
 from .segmenter import LandCoverSegmenter, confusion_matrix, iou_per_class
 
 
@@ -51,14 +51,8 @@ def select_tiles(
 ) -> EvalTiles:
     """Deterministic, evenly spread non-overlapping tiles of a split (the same tiles on every run)."""
     loaded = load_pairs(find_pairs(data_root, split=split, val_pattern=tuple(val_pattern)), class_set)
-    all_tiles = tiles(loaded, size)
-    idx = np.unique(np.linspace(0, len(all_tiles) - 1, min(max_tiles, len(all_tiles))).round().astype(int))
-    picked = [all_tiles[i] for i in idx]
+    picked = spread(tiles(loaded, size), max_tiles)
     return EvalTiles(np.stack([t[0] for t in picked]), np.stack([t[1] for t in picked]))
-
-
-def _to_tensor(images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 
 def _miou(cm: np.ndarray) -> tuple[float, list[float]]:
@@ -86,7 +80,7 @@ def evaluate_generator(
     maps = eval_tiles.maps
     batches = [slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
 
-    cm_real = confusion_matrix(segmenter.predict(_to_tensor(real)).numpy(), maps, k)
+    cm_real = confusion_matrix(segmenter.predict(uint8_to_tensor(real)).numpy(), maps, k)
 
     generated, recon, after_imgs, after_maps = [], [], [], []
     for b in tqdm(batches, desc="eval-generator"):
@@ -100,7 +94,7 @@ def evaluate_generator(
         ).images
         generated.append(tensor_to_uint8(gen))
         with torch.no_grad():
-            x = _to_tensor(real[b]).to(pipe.device)
+            x = uint8_to_tensor(real[b]).to(pipe.device)
             recon.append(tensor_to_uint8(pipe.decode_latents(pipe.encode_images(x))))
         if include_change:
             afters = [simulate_changes(m, class_set, seed=s).after for m, s in zip(maps[b], seeds, strict=True)]
@@ -116,7 +110,7 @@ def evaluate_generator(
             after_imgs.append(tensor_to_uint8(out.images))
             after_maps.append(out.after_maps)
     generated, recon = np.concatenate(generated), np.concatenate(recon)
-    cm_gen = confusion_matrix(segmenter.predict(_to_tensor(generated)).numpy(), maps, k)
+    cm_gen = confusion_matrix(segmenter.predict(uint8_to_tensor(generated)).numpy(), maps, k)
     real_miou, real_ious = _miou(cm_real)
     gen_miou, gen_ious = _miou(cm_gen)
     real_spread = float(np.mean([colour_spread(x) for x in real]))
@@ -146,7 +140,7 @@ def evaluate_generator(
         after_imgs, after_maps = np.concatenate(after_imgs), np.concatenate(after_maps)
         unchanged = [(m == a) for m, a in zip(maps, after_maps, strict=True)]
         changed = ~np.stack(unchanged)
-        pred_after = segmenter.predict(_to_tensor(after_imgs)).numpy()
+        pred_after = segmenter.predict(uint8_to_tensor(after_imgs)).numpy()
         cm_after = confusion_matrix(pred_after, after_maps, k)
         drift = DriftSettings()
         drifted = np.stack([apply_drift(x, draw_drift(torch.Generator().manual_seed(seed + i), drift))

@@ -1,4 +1,5 @@
-"""Image similarity: PSNR and SSIM (Wang et al. 2004, Gaussian window 11, σ = 1.5), optionally inside a mask."""
+"""Image similarity and colour measures: PSNR, SSIM (Wang et al. 2004, Gaussian window 11, σ = 1.5), optionally
+inside a mask, colour spread and drift residuals."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ _C1 = (0.01 * 255) ** 2
 _C2 = (0.03 * 255) ** 2
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB of two uint8 images of one shape."""
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
+def psnr(a, b, data_range: float = 255.0) -> float:
+    """PSNR in dB of two images of one shape: uint8 arrays (`data_range` 255), or arrays / tensors in [-1, 1]
+    (`data_range` 2), over all their values (a whole batch gives one figure)."""
+    a, b = (np.asarray(x.detach().cpu() if hasattr(x, "detach") else x, dtype=np.float64) for x in (a, b))
+    mse = np.mean((a - b) ** 2)
+    return float("inf") if mse == 0 else float(10 * np.log10(data_range**2 / mse))
 
 
 def ssim_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -1,4 +1,8 @@
-"""Conversions between user inputs (PIL, numpy, torch, paths) and the pipeline's tensors, with clear errors."""
+"""Conversions between user inputs (PIL, numpy, torch, paths) and the models' tensors, with clear errors.
+
+Images are HxWx3 uint8 arrays outside the models and (B,3,H,W) float tensors in [-1, 1] inside them:
+`uint8_to_tensor` and `tensor_to_uint8` are the two directions, and the only place they are written.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from .errors import ChangeAnywhereError, MapSizeError
-
-IGNORE_INDEX = 255
+from .labels import IGNORE_INDEX
 
 
 def load_rgb(image: Any) -> np.ndarray:
@@ -29,7 +32,7 @@ def load_rgb(image: Any) -> np.ndarray:
         t = image.detach().float().cpu()
         if t.ndim != 3 or t.shape[0] != 3:
             raise ChangeAnywhereError(f"image tensor must be 3×H×W in [-1, 1], got shape {tuple(t.shape)}")
-        return ((t.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+        return tensor_to_uint8(t[None])[0]
     arr = np.asarray(image)
     if arr.ndim != 3 or arr.shape[2] not in (3, 4):
         raise ChangeAnywhereError(
@@ -52,8 +55,7 @@ def images_to_tensor(images: Any) -> torch.Tensor:
     items = list(images) if isinstance(images, list | tuple) else [images]
     arrays = [load_rgb(x) for x in items]
     _check_same_size([a.shape[:2] for a in arrays], "images")
-    batch = np.stack(arrays).astype(np.float32) / 127.5 - 1.0
-    return torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous()
+    return uint8_to_tensor(np.stack(arrays)).contiguous()
 
 
 def maps_to_tensor(maps: Any, num_classes: int, class_set: Any = None) -> torch.Tensor:
@@ -91,6 +93,12 @@ def _check_same_size(shapes: Sequence[tuple[int, ...]], what: str) -> None:
         raise MapSizeError(f"all {what} in a batch must have one size, got {sorted(set(shapes))}")
 
 
+def uint8_to_tensor(images: np.ndarray) -> torch.Tensor:
+    """HxWx3 -> 3xHxW, or BxHxWx3 -> Bx3xHxW: uint8 images as float32 in [-1, 1]."""
+    t = torch.from_numpy(np.require(images, requirements=("C", "W")))  # a copy only when it must
+    return (t.float() / 127.5 - 1.0).movedim(-1, -3)
+
+
 def tensor_to_uint8(images: torch.Tensor) -> np.ndarray:
     """(B, 3, H, W) in [-1, 1] -> (B, H, W, 3) uint8."""
-    return ((images.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+    return ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()

@@ -20,8 +20,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .data import LandCoverCrops
-
-IGNORE_INDEX = 255
+from .labels import IGNORE_INDEX
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:

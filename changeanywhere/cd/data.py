@@ -18,9 +18,10 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from ..data import IMAGE_SUFFIXES, files_by_stem, listing
+from ..data import IMAGE_SUFFIXES, dihedral, files_by_stem, listing
 from ..errors import ChangeAnywhereError, MapSizeError
-from .metrics import IGNORE
+from ..image_utils import uint8_to_tensor
+from ..labels import IGNORE_INDEX
 
 LABEL_DIRS = ("label", "labels")
 
@@ -93,7 +94,7 @@ def read_label(path: Path) -> np.ndarray:
     if arr.ndim == 3:
         arr = arr[..., 0]
     values = set(np.unique(arr).tolist())
-    if values <= {0, 1} or (1 in values and values <= {0, 1, IGNORE}):  # 0/1, maybe with 255 = ignore
+    if values <= {0, 1} or (1 in values and values <= {0, 1, IGNORE_INDEX}):  # 0/1, maybe with 255 = ignore
         return arr.astype(np.uint8)
     return (arr > 127).astype(np.uint8)  # 0/255 (or anti-aliased) masks
 
@@ -112,11 +113,6 @@ def read_cd_item(item: CDItem) -> tuple[np.ndarray, np.ndarray, np.ndarray | Non
                 f"{a.shape[1]}×{a.shape[0]}"
             )
     return a, b, label
-
-
-def to_tensor(image: np.ndarray) -> torch.Tensor:
-    """HxWx3 uint8 -> 3xHxW float in [-1, 1]."""
-    return torch.from_numpy(np.array(image, dtype=np.float32)).permute(2, 0, 1).div(127.5).sub(1.0)
 
 
 # ----------------------------------------------------------------------------------------------- training
@@ -138,13 +134,6 @@ def color_jitter(images: torch.Tensor, strength: float, gen: torch.Generator) ->
     x = (x - grey) * (1 + strength * u(n, 1, 1, 1)) + grey  # saturation
     x = x * (1 + 0.5 * strength * u(n, 3, 1, 1)) + 0.5 * strength * u(n, 1, 1, 1)  # colour gain, brightness
     return (x.clamp(0, 1) * 2 - 1).to(images.dtype)
-
-
-def _dihedral(x: np.ndarray, k: int) -> np.ndarray:
-    """One of the 8 flips/rotations (k in 0..7) of an HxW(xC) array."""
-    if k >= 4:
-        x = x[:, ::-1]
-    return np.rot90(x, k % 4)
 
 
 class CDTrainData:
@@ -186,7 +175,7 @@ class CDTrainData:
             ph, pw = max(0, s - h), max(0, s - w)
             a = np.pad(a, ((0, ph), (0, pw), (0, 0)), mode="reflect" if ph < h and pw < w else "edge")
             b = np.pad(b, ((0, ph), (0, pw), (0, 0)), mode="reflect" if ph < h and pw < w else "edge")
-            label = np.pad(label, ((0, ph), (0, pw)), constant_values=IGNORE)
+            label = np.pad(label, ((0, ph), (0, pw)), constant_values=IGNORE_INDEX)
             h, w = label.shape
         y, x = int(rng.integers(0, h - s + 1)), int(rng.integers(0, w - s + 1))
         return a[y : y + s, x : x + s], b[y : y + s, x : x + s], label[y : y + s, x : x + s]
@@ -200,11 +189,11 @@ class CDTrainData:
             a, b, label = self._crop(rng, *self.load(int(rng.integers(0, len(self.items)))))
             if self.augment:
                 k = int(rng.integers(0, 8))
-                a, b, label = _dihedral(a, k), _dihedral(b, k), _dihedral(label, k)
+                a, b, label = dihedral(a, k), dihedral(b, k), dihedral(label, k)
                 if rng.random() < self.swap_prob:
                     a, b = b, a
-            a_list.append(to_tensor(a))
-            b_list.append(to_tensor(b))
+            a_list.append(uint8_to_tensor(a))
+            b_list.append(uint8_to_tensor(b))
             l_list.append(torch.from_numpy(label.astype(np.int64)))
         ta, tb = torch.stack(a_list), torch.stack(b_list)
         if self.augment and self.jitter > 0:

@@ -17,11 +17,12 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import MapSizeError
-from ..image_utils import load_rgb
+from ..image_utils import load_rgb, uint8_to_tensor
 from ..io import atomic_write_png
+from ..labels import IGNORE_INDEX
 from .cva import cva_predict
-from .data import find_cd_pairs, read_cd_item, to_tensor
-from .metrics import IGNORE, BinaryConfusion
+from .data import find_cd_pairs, read_cd_item
+from .metrics import BinaryConfusion
 from .tiling import sliding_window
 
 TP_COLOR, FP_COLOR, FN_COLOR = (255, 255, 255), (255, 0, 0), (0, 255, 0)
@@ -42,7 +43,7 @@ def predict_proba(model: torch.nn.Module, a: Any, b: Any, tile_size: int = 256, 
                            f"{b.shape[1]}×{b.shape[0]}")
     model.eval()
     device = next(model.parameters()).device
-    logits = sliding_window(lambda x, y: model(x, y), to_tensor(a).to(device), to_tensor(b).to(device),
+    logits = sliding_window(lambda x, y: model(x, y), uint8_to_tensor(a).to(device), uint8_to_tensor(b).to(device),
                             tile=tile_size, overlap=overlap, batch_size=batch_size)
     return torch.softmax(logits, dim=0)[1].cpu().numpy()
 
@@ -56,7 +57,7 @@ def predict(model: torch.nn.Module, a: Any, b: Any, tile_size: int = 256, overla
 def error_overlay(after: np.ndarray, pred: np.ndarray, label: np.ndarray) -> np.ndarray:
     """HxWx3 uint8: darkened after image, TP white, FP red, FN green (ignore pixels left dark)."""
     out = (after.astype(np.float32) * 0.35).astype(np.uint8)
-    valid = label != IGNORE
+    valid = label != IGNORE_INDEX
     truth = (label == 1) & valid
     pred = pred.astype(bool) & valid
     out[pred & truth] = TP_COLOR

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..labels import IGNORE_INDEX
+
 METRIC_KEYS = ("precision", "recall", "f1", "iou", "oa", "kappa")
-IGNORE = 255
 
 
 def _ratio(num: float, den: float) -> float:
@@ -50,7 +51,7 @@ class BinaryConfusion:
     fn: int = 0
     tn: int = 0
 
-    def update(self, pred: np.ndarray, target: np.ndarray, ignore: int | None = IGNORE) -> BinaryConfusion:
+    def update(self, pred: np.ndarray, target: np.ndarray, ignore: int | None = IGNORE_INDEX) -> BinaryConfusion:
         """Add one prediction (bool / 0-1) against one target (0/1, or `ignore` pixels left out)."""
         pred = np.asarray(pred)
         target = np.asarray(target)

@@ -20,9 +20,9 @@ from tqdm.auto import tqdm
 from ..classes import ClassSet
 from ..errors import ChangeAnywhereError, MapSizeError
 from ..io import atomic_write_png, atomic_write_text
+from ..labels import IGNORE_INDEX
 from .data import image_files, read_image
 
-IGNORE = 255
 Source = tuple[np.ndarray, np.ndarray]  # (HxWx3 uint8 image, HxW index map)
 
 
@@ -56,7 +56,7 @@ def naive_after_image(
     h, w = before_map.shape
     pool: list[Source] = [(before, before_map)] + [s for s in sources if s[1].shape == (h, w)]
     out = before.copy()
-    changed = (before_map != after_map) & (after_map != IGNORE)
+    changed = (before_map != after_map) & (after_map != IGNORE_INDEX)
     for c in np.unique(after_map[changed]):
         todo = changed & (after_map == c)
         holders = [(img, m, np.flatnonzero(m == c)) for img, m in pool]

@@ -22,11 +22,12 @@ from torch import nn
 
 from ..errors import ChangeAnywhereError
 from ..io import atomic_write_text
+from ..labels import IGNORE_INDEX
 from ..training.checkpoint import save_training_state
 from ..training.common import RunLog, args_record, make_accelerator, resume_or_start, run_steps, write_json
 from .data import CDTrainData
 from .inference import evaluate_folder, model_predictor
-from .metrics import IGNORE, BinaryConfusion
+from .metrics import BinaryConfusion
 from .models import CDModel, load_cd_model
 
 TRAIN_DEFAULTS: dict[str, Any] = dict(
@@ -38,7 +39,7 @@ TRAIN_DEFAULTS: dict[str, Any] = dict(
 
 
 def ohem_cross_entropy(logits: torch.Tensor, target: torch.Tensor, keep_ratio: float = 0.25,
-                       min_kept: int = 10_000, ignore_index: int = IGNORE) -> torch.Tensor:
+                       min_kept: int = 10_000, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
     """Mean cross-entropy of the hardest `keep_ratio` of valid pixels (at least `min_kept`, at most all)."""
     loss = F.cross_entropy(logits.float(), target, ignore_index=ignore_index, reduction="none").flatten()
     loss = loss[target.flatten() != ignore_index]

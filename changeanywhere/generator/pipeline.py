@@ -26,7 +26,8 @@ from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
 from ..errors import ChangeAnywhereError, MapSizeError
-from ..image_utils import IGNORE_INDEX, images_to_tensor, maps_to_tensor, tensor_to_uint8
+from ..image_utils import images_to_tensor, maps_to_tensor, tensor_to_uint8, uint8_to_tensor
+from ..labels import change_mask
 from .autoencoder import ColorAutoencoder
 from .compositing import composite, latent_keep_mask
 from .drift import DriftSettings, apply_drift, as_drift_settings, draw_drift
@@ -59,11 +60,6 @@ class ChangeOutput(BaseOutput):
     mix_steps: list[int]
     drifts: list[dict | None]
     sampler: dict[str, Any]
-
-
-def change_mask(before_map: np.ndarray | torch.Tensor, after_map: np.ndarray | torch.Tensor):
-    """Binary change label: where the maps differ, ignore pixels of either date excluded."""
-    return (before_map != after_map) & (before_map != IGNORE_INDEX) & (after_map != IGNORE_INDEX)
 
 
 def mix_known_region(
@@ -437,7 +433,7 @@ class ChangeAnywherePipeline(DiffusionPipeline):
                 out = composite(images, out, changed, feather)
             if drift_settings is not None:
                 arr = np.stack([apply_drift(a, d) for a, d in zip(tensor_to_uint8(out), drifts, strict=True)])
-                out = torch.from_numpy(arr).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+                out = uint8_to_tensor(arr)
         return ChangeOutput(
             images=self._format_images(out, output_type),
             change_masks=changed.numpy(),

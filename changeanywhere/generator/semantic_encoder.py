@@ -16,7 +16,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
-IGNORE_INDEX = 255
+from ..labels import IGNORE_INDEX
 
 
 class SemanticEncoder(ModelMixin, ConfigMixin):

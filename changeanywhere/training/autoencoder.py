@@ -17,9 +17,11 @@ from diffusers import AutoencoderKL, VQModel
 from torch import nn
 
 from ..classes import ClassSet
-from ..data import LandCoverCrops, collate_tiles, tiles
+from ..data import LandCoverCrops, collate_tiles, spread, tiles
 from ..generator.autoencoder import ColorAutoencoder
 from ..generator.presets import PRESETS, build_autoencoder
+from ..image_metrics import psnr
+from ..image_utils import tensor_to_uint8
 from .common import (
     RunLog,
     args_record,
@@ -28,12 +30,10 @@ from .common import (
     fill_defaults,
     load_split,
     make_accelerator,
-    psnr,
     rank_seed,
     resume_or_start,
     run_steps,
     save_grid,
-    to_uint8,
     torch_generator,
     write_json,
 )
@@ -112,13 +112,6 @@ def evaluate_psnr(vae: AutoencoderKL | VQModel, items: list, batch: int = 8) -> 
     return float(10 * np.log10(1.0 / max(se / max(count, 1), 1e-12)))
 
 
-def _spread(items: list, n: int) -> list:
-    """`n` items spread evenly over the list (deterministic)."""
-    if len(items) <= n:
-        return items
-    return [items[i] for i in np.linspace(0, len(items) - 1, n).round().astype(int)]
-
-
 def train_autoencoder(args: argparse.Namespace) -> dict[str, Any]:
     """Run `train-autoencoder`; returns the final metrics."""
     args = fill_defaults(args, AUTOENCODER_DEFAULTS)
@@ -134,8 +127,8 @@ def train_autoencoder(args: argparse.Namespace) -> dict[str, Any]:
     train = load_split(args, class_set, "train")
     val = load_split(args, class_set, "val", required=False)
     dataset = LandCoverCrops(train, args.crop_size, length=args.batch_size, seed=rank_seed(args.seed, rank))
-    eval_items = _spread(tiles(val if val is not None else train, args.eval_size), args.eval_tiles)
-    grid_items = _spread(tiles(val if val is not None else train, args.crop_size), 4)
+    eval_items = spread(tiles(val if val is not None else train, args.eval_size), args.eval_tiles)
+    grid_items = spread(tiles(val if val is not None else train, args.crop_size), 4)
 
     torch.manual_seed(args.seed)
     vae = build_autoencoder(args.preset, args.autoencoder)
@@ -161,9 +154,10 @@ def train_autoencoder(args: argparse.Namespace) -> dict[str, Any]:
         imgs = collate_tiles(grid_items)["image"].to(accelerator.device)
         with torch.no_grad():
             rec = reconstruct(vae, imgs)
-        path = save_grid([list(to_uint8(imgs)), list(to_uint8(rec))], out / "samples" / f"step-{step:07d}.png")
-        log(f"wrote {path} (val PSNR of these tiles {psnr(rec, imgs):.2f} dB)", event="sample", step=step,
-            path=str(path))
+        rows = [list(tensor_to_uint8(imgs)), list(tensor_to_uint8(rec))]
+        path = save_grid(rows, out / "samples" / f"step-{step:07d}.png")
+        log(f"wrote {path} (val PSNR of these tiles {psnr(rec, imgs, data_range=2.0):.2f} dB)", event="sample",
+            step=step, path=str(path))
 
     save = checkpoint_saver({"vae": vae}, optimizer, None, {"command": "train-autoencoder", "args": args_record(args)})
     result = run_steps(accelerator=accelerator, model=wrapper, optimizer=optimizer, params=params,

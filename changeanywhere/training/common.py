@@ -227,11 +227,6 @@ def checkpoint_saver(
 # ----------------------------------------------------------------------------------------------- images
 
 
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """(B,3,H,W) in [-1,1] -> (B,H,W,3) uint8."""
-    return ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
-
-
 def save_grid(rows: Sequence[Sequence[np.ndarray]], path: Path, gap: int = 2) -> Path:
     """Write a grid of equally sized HxWx3 uint8 images (rows of columns) as one PNG."""
     h, w = rows[0][0].shape[:2]
@@ -242,12 +237,6 @@ def save_grid(rows: Sequence[Sequence[np.ndarray]], path: Path, gap: int = 2) ->
             grid[i * (h + gap) : i * (h + gap) + h, j * (w + gap) : j * (w + gap) + w] = im[..., :3]
     path.parent.mkdir(parents=True, exist_ok=True)
     return atomic_write_png(path, grid)
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    """PSNR in dB of images in [-1, 1] (computed on the [0, 1] scale, over the whole batch)."""
-    mse = float((((a.float() - b.float()) / 2) ** 2).mean())
-    return 10 * math.log10(1.0 / max(mse, 1e-12))
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..classes import ClassSet
-from ..data import LandCoverCrops, collate_tiles, tiles
+from ..data import LandCoverCrops, collate_tiles, spread, tiles
 from ..errors import ChangeAnywhereError
 from ..generator.autoencoder import ColorAutoencoder
 from ..generator.pipeline import ChangeAnywherePipeline
@@ -138,12 +138,6 @@ def cache_latents(
     return latents, labels
 
 
-def _spread(items: list, n: int) -> list:
-    if len(items) <= n:
-        return items
-    return [items[i] for i in np.linspace(0, len(items) - 1, n).round().astype(int)]
-
-
 def diverse_tiles(items: list, n: int) -> list:
     """`n` tiles for the sample grid: those showing the most classes (>= 2 % of pixels each), spread evenly."""
     def score(label: np.ndarray) -> int:
@@ -152,7 +146,7 @@ def diverse_tiles(items: list, n: int) -> list:
 
     scores = np.array([score(lab) for _, lab in items])
     best = [items[i] for i in np.flatnonzero(scores >= np.sort(scores)[::-1][min(n * 4, len(items)) - 1])]
-    return _spread(best, n)
+    return spread(best, n)
 
 
 def pipeline_from_checkpoint(checkpoint: str | Path, autoencoder: str | Path | None = None) -> ChangeAnywherePipeline:
