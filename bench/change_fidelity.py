@@ -45,9 +45,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from changeanywhere.events import simulate_changes
     from changeanywhere.fidelity import select_tiles
-    from changeanywhere.generation import PairSettings
     from changeanywhere.hub import load_pipeline
     from changeanywhere.image_metrics import colour_spread, distance_from, fit_residual
+    from changeanywhere.pairs import PairSettings
 
     pipe = load_pipeline(args.model, device="cpu", dtype="fp32")
     pipe.set_progress_bar_config(disable=True)

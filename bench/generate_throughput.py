@@ -1,6 +1,6 @@
 """Throughput of `changeanywhere generate`: pairs/s per batch size, and the sampler's overhead over the UNet.
 
-For each batch size B the script runs the generate loop itself (`generation.run_batches`: tiles, change events,
+For each batch size B the script runs the generate loop itself (`dataset.run_batches`: tiles, change events,
 the latent-mixing sampler, the PNG/JSON writes, with its input-prefetch and writer threads) on `--batches`
 batches after one warm-up batch, into a temporary folder, with the sources already decoded in memory (as in a
 long run). It then times the same number of UNet forward passes alone, on random inputs of the same shape
@@ -92,15 +92,10 @@ def unet_only(pipe, batch: int, steps: int, guidance: float, size: int, device: 
 
 def bench_dtype(args: argparse.Namespace, dtype: str, work: Path) -> list[dict]:
     from changeanywhere.classes import ClassSet
-    from changeanywhere.generation import (
-        GenerateConfig,
-        PairSettings,
-        SourceCache,
-        find_sources,
-        make_plan,
-        run_batches,
-    )
+    from changeanywhere.dataset import GenerateConfig, SourceCache, find_sources, make_plan, run_batches
+    from changeanywhere.dataset.layout import make_folders
     from changeanywhere.hub import load_pipeline, resolve_device
+    from changeanywhere.pairs import PairSettings
 
     device = resolve_device(args.device)
     pipe = load_pipeline(args.model, device=device, dtype=dtype)
@@ -110,7 +105,7 @@ def bench_dtype(args: argparse.Namespace, dtype: str, work: Path) -> list[dict]:
         print(f"(no data at {images}: using synthetic maps)")
         images, labels = synthetic_sources(work / "synthetic", class_set)
     sources = find_sources(images, labels)
-    pair = PairSettings(steps=args.steps, guidance_scale=args.guidance_scale).resolved(pipe)
+    pair = PairSettings(num_inference_steps=args.steps, guidance_scale=args.guidance_scale).resolved(pipe)
     cache = SourceCache(sources, class_set, args.size)
     for k in range(len(sources)):  # decoded once, as in a long run
         cache.get(k)
@@ -129,8 +124,7 @@ def bench_dtype(args: argparse.Namespace, dtype: str, work: Path) -> list[dict]:
             device=device,
             dtype=dtype,
         )
-        for d in ("A", "B", "label", "label_A", "label_B", "change_type", "meta"):
-            (cfg.out / d).mkdir(parents=True, exist_ok=True)
+        make_folders(cfg.out)
         plan = make_plan(cfg.num, b, [], 1)
         run_batches(pipe, cfg, class_set, sources, plan, [0], cfg.out, cache=cache)  # warm-up
         timings: dict[str, float] = {}

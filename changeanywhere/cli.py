@@ -7,7 +7,8 @@ import sys
 from collections.abc import Sequence
 
 from .commands import COMMANDS
-from .errors import ChangeAnywhereError
+from .commands.options import flags
+from .errors import ChangeAnywhereError, ParameterError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,16 +18,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
-        command.add_parser(sub)
+        p = command.add_parser(sub)
+        p.set_defaults(flags=flags(p))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one sub-command; library errors become a one-line message and exit status 2."""
+    """Run one sub-command; library errors become a one-line message (parameters named by their flags) and
+    exit status 2."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except ParameterError as err:
+        print(f"changeanywhere {args.command}: error: {err.for_flags(args.flags)}", file=sys.stderr)
+        return 2
     except ChangeAnywhereError as err:
         print(f"changeanywhere {args.command}: error: {err}", file=sys.stderr)
         return 2

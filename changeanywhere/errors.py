@@ -33,3 +33,11 @@ class ParameterError(ChangeAnywhereError):
             if name in flags:
                 text = text.replace(f"`{name}`", flags[name])
         return text
+
+
+class GenerationError(ParameterError):
+    """Bad input or output folder for `generate`."""
+
+
+class SettingsMismatchError(GenerationError):
+    """The output folder was made with different settings."""

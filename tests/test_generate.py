@@ -18,8 +18,10 @@ from PIL import Image
 
 from changeanywhere.classes import ClassSet
 from changeanywhere.cli import main
+from changeanywhere.dataset import IMAGE_DIRS, make_plan
 from changeanywhere.events import change_type_legend
-from changeanywhere.generation import IMAGE_DIRS, PairSettings, derive_seed, make_pair, make_plan, sample_seed
+from changeanywhere.pairs import PairSettings, build_pairs, simulate_events
+from changeanywhere.seeds import derive_seed, sample_seed
 
 ROOT = Path(__file__).resolve().parents[1]
 DUBAI = ClassSet.builtin("dubai-landcover")
@@ -147,18 +149,19 @@ def test_layout_manifest_and_card_match_the_files(reference):
     assert settings["num"] == NUM and settings["sampler"]["steps"] == 5 and settings["batch_size"] == 4
 
 
-def test_make_pair_matches_a_generated_sample(reference, tiny_pipe):
-    """The function the app uses gives the same pair (same seed, same batch size 1 -> within rounding)."""
+def test_build_pairs_matches_a_generated_sample(reference, tiny_pipe):
+    """The builder the app uses gives the same pair (same seed, same batch size 1 -> within rounding)."""
     m = json.loads((reference / "meta" / "000003.json").read_text())
     a = png(reference / "A" / "000003.png")
     before = DUBAI.read_map(reference / "label_A" / "000003.png")
-    settings = PairSettings(steps=5, min_area=16)
-    rec = make_pair(tiny_pipe, a, before, DUBAI, m["seed"], settings)
-    assert rec["meta"]["events"] == m["events"] and rec["meta"]["events_seed"] == m["events_seed"]
-    np.testing.assert_array_equal(rec["label_B"], DUBAI.read_map(reference / "label_B" / "000003.png"))
-    assert rec["meta"]["content_scale"] == m["content_scale"]
+    settings = PairSettings(num_inference_steps=5, min_area=16)
+    change, event_meta = simulate_events(before, DUBAI, m["seed"], settings)
+    (pair,) = build_pairs(tiny_pipe, [a], [change], [m["seed"]], DUBAI, settings, meta=[event_meta])
+    assert pair.meta["events"] == m["events"] and pair.meta["events_seed"] == m["events_seed"]
+    np.testing.assert_array_equal(pair.after_map, DUBAI.read_map(reference / "label_B" / "000003.png"))
+    assert pair.content_scale == m["content_scale"]
     b = png(reference / "B" / "000003.png").astype(int)
-    assert np.abs(rec["B"].astype(int) - b).max() <= 2  # a batch of 1 vs 4: float rounding only
+    assert np.abs(pair.after_image.astype(int) - b).max() <= 2  # a batch of 1 vs 4: float rounding only
 
 
 # --------------------------------------------------------------------------------------------------- determinism

@@ -6,10 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..errors import ChangeAnywhereError
-
-DEFAULT_VAL_PATTERN = ("*_008.*", "*_009.*")  # as in changeanywhere.data (kept here so --help stays fast)
-EVENT_TYPES = ("remove", "add", "transition")
+from ..data import DEFAULT_VAL_PATTERN
+from ..events import EVENT_TYPES
+from .options import add_event_args, config_from_args, parse_range, parse_ratios, split_list
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -27,7 +26,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--images", required=True, type=Path, help="folder of source images (RGB)")
     p.add_argument("--labels", required=True, type=Path, help="folder of land-cover maps (same file stems)")
     p.add_argument("--classes", required=True, help="class set: a built-in name or a JSON file")
-    p.add_argument("--out", required=True, type=Path, help="output folder (created; rerun to resume)")
+    p.add_argument("--out", "--output-dir", dest="out", required=True, type=Path,
+                   help="output folder (created; rerun to resume)")
     p.add_argument(
         "--num",
         "--num-pairs",
@@ -39,12 +39,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     p.add_argument("--model", default=None, help="pipeline folder or Hub repo id (default: the embedded model)")
     p.add_argument("--size", type=int, default=256, help="tile side in pixels (default 256)")
-    p.add_argument("--events-per-sample", default="1:6", help="N or LO:HI change events per pair (default 1:6)")
-    p.add_argument(
-        "--event-types", default=",".join(EVENT_TYPES), help=f"comma-separated (default {','.join(EVENT_TYPES)})"
-    )
-    p.add_argument("--min-area", type=int, default=64, help="smallest object an event may pick, px (default 64)")
-    p.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50)")
+    add_event_args(p, "1:6", EVENT_TYPES)
+    p.add_argument("--num-inference-steps", "--steps", dest="num_inference_steps", type=int, default=50,
+                   help="denoising steps (default 50)")
     p.add_argument("--eta", type=float, default=1.0, help="DDIM eta (default 1, as the original)")
     p.add_argument("--content-scale", default="1", help="S or LO:HI, drawn per pair (default 1: unchanged "
                    "latents anchored to the end; the paper: 0.7:1 with --blend latent)")
@@ -85,63 +82,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     p.add_argument("--snap-colors", action="store_true", help="map colours not in the class set to the nearest")
     p.add_argument("--dry-run", action="store_true", help="print the plan (and check inputs); write nothing")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", "--quiet", dest="no_progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
     return p
 
 
-def _range(text: str, what: str, cast: type) -> tuple:
-    try:
-        parts = [cast(v) for v in text.split(":")]
-    except ValueError:
-        parts = []
-    if len(parts) == 1:
-        parts *= 2
-    if len(parts) != 2:
-        raise ChangeAnywhereError(f"{what} must be X or LO:HI, got {text!r}")
-    return tuple(parts)
-
-
 def run(args: argparse.Namespace) -> int:
-    from ..generation import GenerateConfig, PairSettings, format_plan, format_summary, generate
+    from ..dataset import GenerateConfig, format_plan, format_summary, generate
+    from ..pairs import PairSettings
 
-    splits = None
-    if args.splits:
-        try:
-            splits = tuple(float(v) for v in args.splits.split(":"))
-        except ValueError:
-            raise ChangeAnywhereError(f"--splits must be ratios like 0.8:0.1:0.1, got {args.splits!r}") from None
-    pair = PairSettings(
-        steps=args.steps,
-        eta=args.eta,
-        content_scale=_range(args.content_scale, "--content-scale", float),
-        blend=args.blend,
-        feather=args.feather,
-        drift=args.drift,
-        guidance_scale=args.guidance_scale,
-        num_events=_range(args.events_per_sample, "--events-per-sample", int),
-        event_types=tuple(t.strip() for t in args.event_types.split(",") if t.strip()),
-        min_area=args.min_area,
+    pair = config_from_args(
+        PairSettings, args,
+        content_scale=parse_range(args.content_scale, "--content-scale", float),
+        num_events=parse_range(args.num_events, "--num-events", int),
+        event_types=split_list(args.event_types),
     )
-    cfg = GenerateConfig(
-        images=args.images,
-        labels=args.labels,
-        classes=args.classes,
-        out=args.out,
-        num=args.num,
-        model=args.model,
-        size=args.size,
-        pair=pair,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        device=args.device,
-        dtype=args.dtype,
-        tiling=args.tiling,
-        split=None if args.split == "all" else args.split,
-        val_pattern=tuple(args.val_pattern),
-        snap_colors=args.snap_colors,
-        splits=splits,
-        dry_run=args.dry_run,
+    cfg = config_from_args(
+        GenerateConfig, args, pair=pair, split=None if args.split == "all" else args.split,
+        val_pattern=tuple(args.val_pattern), splits=parse_ratios(args.splits, "--splits"),
         progress=not args.no_progress,
     )
     try:

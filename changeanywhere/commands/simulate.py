@@ -6,12 +6,12 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
 from ..classes import BUILTIN_CLASS_SETS, ClassSet
 from ..errors import ChangeAnywhereError
 from ..events import EVENT_TYPES, change_type_legend, simulate_changes
 from ..io import atomic_write_png, atomic_write_text
+from ..labels import mask_image
+from .options import add_event_args, parse_range, split_list
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -24,27 +24,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "1 + from * K + to) and events.json (events, legend, seed) to --out."
         ),
     )
-    p.add_argument("--label", required=True, type=Path, help="before land-cover map (colour or index PNG)")
+    p.add_argument("--before-map", "--label", dest="before_map", required=True, type=Path,
+                   help="before land-cover map (colour or index PNG)")
     p.add_argument(
         "--classes",
         required=True,
         help=f"built-in class set or a JSON file ({', '.join(BUILTIN_CLASS_SETS)})",
     )
-    p.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
+    p.add_argument("--out", "--output-dir", dest="out", required=True, type=Path,
+                   help="output folder (created if missing)")
     p.add_argument(
         "--seed", type=int, default=0, help="random seed; the same seed gives identical files (default 0)"
     )
-    p.add_argument(
-        "--num-events", default="1:6", help="N, or LO:HI inclusive range to draw from (default 1:6)"
-    )
-    p.add_argument(
-        "--events",
-        default=",".join(EVENT_TYPES),
-        help=f"comma-separated event types (default {','.join(EVENT_TYPES)})",
-    )
-    p.add_argument(
-        "--min-area", type=int, default=64, help="smallest object, in pixels, an event may pick (default 64)"
-    )
+    add_event_args(p, "1:6", EVENT_TYPES)
     p.add_argument(
         "--snap-colors", action="store_true", help="map colours not in the class set to the nearest class"
     )
@@ -55,13 +47,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run(args: argparse.Namespace) -> int:
     # Everything that can fail on user input happens before the output folder is touched.
     class_set = ClassSet.load(args.classes)
-    before = class_set.read_map(args.label, snap=args.snap_colors)
+    before = class_set.read_map(args.before_map, snap=args.snap_colors)
     result = simulate_changes(
         before,
         class_set,
         seed=args.seed,
-        num_events=parse_num_events(args.num_events),
-        event_types=[t.strip() for t in args.events.split(",") if t.strip()],
+        num_events=parse_range(args.num_events, "--num-events", int),
+        event_types=split_list(args.event_types),
         min_area=args.min_area,
     )
     out: Path = args.out
@@ -70,14 +62,14 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
 
     class_set.write_map(result.after, out / "label_after.png")
-    atomic_write_png(out / "change_mask.png", result.change_mask.astype(np.uint8) * 255)
+    atomic_write_png(out / "change_mask.png", mask_image(result.change_mask))
     atomic_write_png(out / "change_type.png", result.change_type)
     report = {
-        "label": str(args.label),
+        "label": str(args.before_map),
         "class_set": class_set.to_dict(),
         "seed": args.seed,
         "num_events": args.num_events,
-        "event_types": args.events,
+        "event_types": args.event_types,
         "min_area": args.min_area,
         "changed_pixels": int(result.change_mask.sum()),
         "events": result.events,
@@ -90,13 +82,3 @@ def run(args: argparse.Namespace) -> int:
     )
     return 0
 
-
-def parse_num_events(text: str) -> int | tuple[int, int]:
-    """'3' -> 3, '1:6' -> (1, 6)."""
-    try:
-        if ":" in text:
-            lo, hi = text.split(":")
-            return int(lo), int(hi)
-        return int(text)
-    except ValueError:
-        raise ChangeAnywhereError(f"--num-events must be N or LO:HI (e.g. 3 or 1:6), got {text!r}") from None

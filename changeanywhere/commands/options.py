@@ -1,0 +1,58 @@
+"""Pieces the sub-commands share: option groups spelled the same everywhere, value parsers, and the
+translation of parameter names (what the library speaks of) into flags (what a user typed)."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+from typing import Any
+
+from ..errors import ParameterError
+
+
+def parse_range(text: str, flag: str, cast: type = float) -> tuple[Any, Any]:
+    """'X' -> (X, X), 'LO:HI' -> (LO, HI), cast to `cast`; anything else is an error naming `flag`."""
+    try:
+        parts = [cast(v) for v in str(text).split(":")]
+    except ValueError:
+        parts = []
+    if len(parts) == 1:
+        parts *= 2
+    if len(parts) != 2:
+        raise ParameterError(f"{flag} must be X or LO:HI (e.g. 3 or 1:6), got {text!r}")
+    return parts[0], parts[1]
+
+
+def parse_ratios(text: str | None, flag: str) -> tuple[float, ...] | None:
+    """'0.8:0.1:0.1' -> (0.8, 0.1, 0.1); None stays None."""
+    if not text:
+        return None
+    try:
+        return tuple(float(v) for v in text.split(":"))
+    except ValueError:
+        raise ParameterError(f"{flag} must be ratios like 0.8:0.1:0.1, got {text!r}") from None
+
+
+def split_list(text: str) -> tuple[str, ...]:
+    """'a, b,c' -> ('a', 'b', 'c')."""
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+def add_event_args(p: argparse.ArgumentParser, default_events: str, event_types: tuple[str, ...]) -> None:
+    """The change-event options of `simulate` and `generate` (old spellings kept as aliases)."""
+    p.add_argument("--num-events", "--events-per-sample", dest="num_events", default=default_events,
+                   help=f"N or LO:HI change events per pair, drawn per pair (default {default_events})")
+    p.add_argument("--event-types", "--events", dest="event_types", default=",".join(event_types),
+                   help=f"comma-separated event types (default {','.join(event_types)})")
+    p.add_argument("--min-area", type=int, default=64, help="smallest object an event may pick, px (default 64)")
+
+
+def flags(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """Parameter (argparse dest) -> the flag that sets it, for the options of `parser`."""
+    return {a.dest: a.option_strings[0] for a in parser._actions if a.option_strings}
+
+
+def config_from_args(cls: type, args: argparse.Namespace, **overrides: Any) -> Any:
+    """A config dataclass from the parsed arguments whose names are its fields (and `overrides`)."""
+    values = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}
+    return cls(**{**values, **overrides})

@@ -1,0 +1,219 @@
+"""What defines a generated dataset: `GenerateConfig` (the command's parameters) and `generation.json`, the
+record of the settings, model and sources a folder was made with; a rerun must match it to resume or grow."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from ..classes import ClassSet
+from ..data import DEFAULT_VAL_PATTERN, listing
+from ..errors import GenerationError, ParameterError, SettingsMismatchError
+from ..pairs import PairSettings
+from .layout import SPLIT_NAMES
+
+if TYPE_CHECKING:
+    from ..generator.pipeline import ChangeAnywherePipeline
+    from .sources import Source
+
+FORMAT = "changeanywhere-generate/1"
+# keys of generation.json a rerun may change: `num` may grow, `splits` may be (re)set; `info` is descriptive
+MUTABLE_KEYS = ("num", "splits")
+INFO_KEY = "info"
+
+
+@dataclass
+class GenerateConfig:
+    """Everything `generate` needs: the sources, the output folder, the model, and how pairs are made (the
+    command's flags, one for each field; `pair` gathers the per-pair settings)."""
+
+    images: Path
+    labels: Path
+    classes: str | ClassSet
+    out: Path
+    num: int
+    model: str | None = None
+    size: int = 256
+    pair: PairSettings = field(default_factory=PairSettings)
+    batch_size: int = 8
+    seed: int = 0
+    device: str = "auto"
+    dtype: str = "auto"
+    tiling: str = "random"
+    split: str | None = None
+    val_pattern: tuple[str, ...] = DEFAULT_VAL_PATTERN
+    snap_colors: bool = False
+    splits: tuple[float, ...] | None = None  # train:val[:test] ratios; None keeps the folder's
+    dry_run: bool = False
+    progress: bool = True
+
+    def check(self) -> None:
+        """Validate every parameter once, before anything is read or written."""
+        for name in ("num", "size", "batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise ParameterError(f"`{name}` must be at least 1, got {getattr(self, name)}", name)
+        if self.seed < 0:
+            raise ParameterError(f"`seed` must be ≥ 0, got {self.seed}", "seed")
+        if self.tiling not in ("random", "grid"):
+            raise ParameterError(f"`tiling` must be 'random' or 'grid', got {self.tiling!r}", "tiling")
+        if self.splits is not None:
+            if not 2 <= len(self.splits) <= 3 or min(self.splits) < 0 or sum(self.splits) <= 0:
+                raise ParameterError(
+                    f"`splits` must be 2 or 3 non-negative ratios (train:val[:test]), got {self.splits}", "splits"
+                )
+        self.pair.check()
+
+
+def _sha256_json(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def sources_fingerprint(sources: Sequence[Source]) -> str:
+    return _sha256_json([s.key() for s in sources])
+
+
+def model_fingerprint(pipe: ChangeAnywherePipeline) -> dict[str, str]:
+    """sha256 of the components' configs and of their weights (as loaded, in their dtype)."""
+    configs = {"pipeline": {k: v for k, v in dict(pipe.config).items() if not k.startswith("_")}}
+    weights = hashlib.sha256()
+    for name in ("vae", "semantic_encoder", "unet", "scheduler"):
+        comp = getattr(pipe, name)
+        configs[name] = {k: v for k, v in dict(comp.config).items() if not k.startswith("_")}
+        if isinstance(comp, torch.nn.Module):
+            for key, t in sorted(comp.state_dict().items()):
+                weights.update(f"{name}.{key}:{t.dtype}:{tuple(t.shape)}".encode())
+                weights.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    configs["pipeline"].pop("vae", None)
+    return {"config_sha256": _sha256_json(configs), "weights_sha256": weights.hexdigest()}
+
+
+def dataset_settings(
+    cfg: GenerateConfig, pipe: ChangeAnywherePipeline, class_set: ClassSet, sources: Sequence[Source],
+    dtype: torch.dtype,
+) -> dict[str, Any]:
+    """The contents of generation.json: the settings that define the dataset (plus `num`, `splits`, `info`)."""
+    p = cfg.pair.resolved(pipe)
+    return {
+        "format": FORMAT,
+        "model": model_fingerprint(pipe),
+        "dtype": str(dtype).removeprefix("torch."),
+        "class_set": class_set.to_dict(),
+        "sources": {
+            "count": len(sources),
+            "fingerprint": sources_fingerprint(sources),
+            "split": cfg.split or "all",
+            "val_pattern": list(cfg.val_pattern) if cfg.split else None,
+            "snap_colors": bool(cfg.snap_colors),
+        },
+        "size": int(cfg.size),
+        "tiling": cfg.tiling,
+        "seed": int(cfg.seed),
+        "batch_size": int(cfg.batch_size),
+        "sampler": {
+            "steps": p.num_inference_steps,
+            "eta": float(p.eta),
+            "content_scale": [float(v) for v in p.content_scale],
+            "blend": p.blend,
+            "feather": int(p.feather),
+            "drift": float(p.drift),
+            "guidance_scale": float(p.guidance_scale),
+        },
+        "events": {
+            "num_events": [int(v) for v in p.num_events],
+            "event_types": list(p.event_types),
+            "min_area": int(p.min_area),
+            "max_event_tries": int(p.max_event_tries),
+        },
+        "num": int(cfg.num),
+        "splits": normalise_splits(cfg.splits),
+        INFO_KEY: {
+            "model": str(cfg.model) if cfg.model else "embedded default (checkpoints/changeanywhere-dubai-256)",
+            "images": str(cfg.images),
+            "labels": str(cfg.labels),
+        },
+    }
+
+
+def normalise_splits(splits: Sequence[float] | None) -> dict[str, float] | None:
+    if splits is None:
+        return None
+    total = float(sum(splits))
+    return {name: round(float(v) / total, 6) for name, v in zip(SPLIT_NAMES, splits, strict=False)}
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and k != "class_set":
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def merge_settings(old: dict[str, Any] | None, new: dict[str, Any], where: Path) -> dict[str, Any]:
+    """Check a rerun's settings against the folder's; return what generation.json should now hold."""
+    if old is None:
+        return new
+    a = _flatten({k: v for k, v in old.items() if k not in (*MUTABLE_KEYS, INFO_KEY)})
+    b = _flatten({k: v for k, v in new.items() if k not in (*MUTABLE_KEYS, INFO_KEY)})
+    diff = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    if diff:
+        shown = "; ".join(f"{k}: {_short(a.get(k))} in the folder, {_short(b.get(k))} now" for k in diff[:8])
+        more = f" (and {len(diff) - 8} more)" if len(diff) > 8 else ""
+        hint = ""
+        if "batch_size" in diff:
+            hint = " (the batch size fixes which samples are computed together, hence their exact bytes)"
+        raise SettingsMismatchError(
+            f"{where} was generated with different settings: {shown}{more}{hint}. Rerun with the folder's "
+            f"settings (see {where / 'generation.json'}) to resume or extend it, or choose a new `out`", "out"
+        )
+    if new["num"] < old["num"]:
+        raise SettingsMismatchError(
+            f"{where} was planned for {old['num']} samples; `num` may grow but not shrink (give at least "
+            f"{old['num']}, or choose a new `out`)", "num", "out"
+        )
+    merged = dict(old)
+    merged["num"] = new["num"]
+    if new["splits"] is not None:
+        merged["splits"] = new["splits"]
+    return merged
+
+
+def _short(v: Any) -> str:
+    text = json.dumps(v, sort_keys=True) if not isinstance(v, str) else v
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_out_folder(out: Path) -> None:
+    """A new folder, an empty one, or one made by `generate` (it holds generation.json)."""
+    if out.exists() and not out.is_dir():
+        raise GenerationError(f"`out` {out} exists and is not a folder", "out")
+    if out.is_dir() and not (out / "generation.json").is_file():
+        visible = [p.name for p in out.iterdir() if not p.name.startswith(".")]
+        if visible:
+            raise GenerationError(
+                f"`out` {out} is not empty ({listing(sorted(visible))}) and holds no generation.json: "
+                "it was not made by changeanywhere generate; choose a new or empty folder", "out"
+            )
+
+
+def read_settings(out: Path) -> dict[str, Any] | None:
+    """The folder's generation.json (None when there is none yet)."""
+    path = out / "generation.json"
+    if not path.is_file():
+        return None
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise GenerationError(f"cannot read {path}: {err}; restore it or choose a new `out`", "out") from None
+    if not isinstance(d, dict) or d.get("format") != FORMAT:
+        raise GenerationError(f"{path} is not a generation record of this version ({FORMAT})")
+    return d
+

@@ -1,0 +1,235 @@
+"""Running `generate`: check the inputs, agree on the plan across processes, make this process's batches
+(inputs of the next batch prepared and files of the last one written while a batch denoises), finalize."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..classes import ClassSet
+from ..errors import GenerationError
+from ..events import ChangeResult
+from ..generator.pipeline import ChangeAnywherePipeline
+from ..io import atomic_write_text
+from ..pairs import PairSettings, build_pairs, simulate_events
+from ..seeds import sample_seed
+from .card import finalize
+from .config import GenerateConfig, check_out_folder, dataset_settings, merge_settings, read_settings
+from .layout import make_folders, remove_temp_files, scan_done, write_pair
+from .plan import Plan, make_plan
+from .sources import Source, SourceCache, TilePicker, find_sources, validate_sources
+
+
+@dataclass
+class GenerateResult:
+    """What a call of `generate` did (the main process's view; other ranks get `is_main=False`)."""
+
+    is_main: bool
+    out: Path
+    plan: Plan
+    settings: dict[str, Any]
+    sources: list[Source]
+    device: str
+    made: int = 0
+    seconds: float = 0.0
+    stats: dict[str, Any] | None = None
+    dry_run: bool = False
+
+
+def generate(cfg: GenerateConfig, pipe: ChangeAnywherePipeline | None = None) -> GenerateResult:
+    """Generate (or resume, or extend) the dataset at `cfg.out`; under torchrun / accelerate launch, each
+    process makes its share of the batches and the main process writes the manifest and card at the end."""
+    from accelerate import PartialState
+
+    from ..hub import load_pipeline, resolve_device
+
+    cfg.check()
+    class_set = cfg.classes if isinstance(cfg.classes, ClassSet) else ClassSet.load(cfg.classes)
+    sources = find_sources(cfg.images, cfg.labels, cfg.split, cfg.val_pattern)
+    out = Path(cfg.out)
+    check_out_folder(out)
+
+    device = resolve_device(cfg.device)
+    state = PartialState(cpu=device == "cpu")
+    if state.num_processes > 1 and device != "cpu":
+        device = str(state.device)
+    if pipe is None:
+        pipe = load_pipeline(cfg.model, device=device, dtype=cfg.dtype)
+    dtype = pipe.unet.dtype  # as loaded (a pipeline passed in keeps its own)
+    check_model(pipe, class_set, cfg.size)
+    settings = dataset_settings(cfg, pipe, class_set, sources, dtype)
+    cache = SourceCache(sources, class_set, cfg.size, cfg.snap_colors)
+
+    def prepare() -> tuple[dict[str, Any], list[int]]:
+        return prepare_folder(out, settings, sources, class_set, cfg, cache)
+
+    merged, done = _on_main(state, prepare)
+    plan = make_plan(cfg.num, cfg.batch_size, done, state.num_processes)
+    result = GenerateResult(state.is_main_process, out, plan, merged, sources, device, dry_run=cfg.dry_run)
+    if cfg.dry_run:
+        return result
+
+    start = time.perf_counter()
+    share = plan.shares[state.process_index]
+    show = state.is_main_process and cfg.progress
+    run_batches(pipe, cfg, class_set, sources, plan, share, out, show_progress=show, cache=cache)
+    state.wait_for_everyone()
+    if state.is_main_process:
+        result.stats = finalize(out, merged, class_set)
+        result.made = len(plan.to_make(plan.pending))
+        result.seconds = time.perf_counter() - start
+    return result
+
+
+def prepare_folder(
+    out: Path, settings: dict[str, Any], sources: Sequence[Source], class_set: ClassSet, cfg: GenerateConfig,
+    cache: SourceCache,
+) -> tuple[dict[str, Any], list[int]]:
+    """Check the settings against the folder's and every source map; unless a dry run, create the folders,
+    clear a killed run's temp files and write generation.json. Returns (settings, finished samples)."""
+    old = read_settings(out)
+    merged = merge_settings(old, settings, out)
+    validate_sources(sources, class_set, cfg.snap_colors, cache)
+    if cfg.dry_run:
+        return merged, scan_done(out) if out.is_dir() else []
+    make_folders(out)
+    remove_temp_files(out)
+    if merged != old:
+        atomic_write_text(out / "generation.json", json.dumps(merged, indent=2, sort_keys=True) + "\n")
+    return merged, scan_done(out)
+
+
+def _on_main(state: Any, fn: Callable[[], Any]) -> Any:
+    """Run `fn` on the main process and hand its result (or its error) to every process."""
+    if state.num_processes == 1:
+        return fn()
+    from accelerate.utils import broadcast_object_list
+
+    box: list[Any] = [None]
+    if state.is_main_process:
+        try:
+            box[0] = ("ok", fn())
+        except Exception as err:  # every rank raises it, none waits forever
+            box[0] = ("error", err)
+    broadcast_object_list(box, from_process=0)
+    status, value = box[0]
+    if status == "error":
+        raise value
+    return value
+
+
+def check_model(pipe: ChangeAnywherePipeline, class_set: ClassSet, size: int) -> None:
+    """The model draws this class set, in this order, at this tile size."""
+    if pipe.num_classes != class_set.num_classes:
+        raise GenerationError(
+            f"the model expects {pipe.num_classes} classes but class set {class_set.name!r} has "
+            f"{class_set.num_classes}: use the class set the model was trained with"
+        )
+    own = pipe.class_set
+    if own is not None and [n.lower() for n in own.names] != [n.lower() for n in class_set.names]:
+        raise GenerationError(
+            f"the model was trained on classes {list(own.names)} ({own.name!r}) but `classes` gives "
+            f"{list(class_set.names)} ({class_set.name!r}): the class order must match", "classes"
+        )
+    if size % pipe.size_multiple:
+        m = pipe.size_multiple
+        raise GenerationError(
+            f"`size` {size} must be a multiple of {m} for this model (e.g. {max(size // m, 1) * m})", "size"
+        )
+
+
+@dataclass
+class SampleInput:
+    """What a batch's preparation hands the sampler for one sample: its tile, its events, their record."""
+
+    index: int
+    seed: int
+    image: np.ndarray
+    change: ChangeResult
+    meta: dict[str, Any]
+
+
+def sample_input(
+    index: int, cfg: GenerateConfig, class_set: ClassSet, settings: PairSettings, sources: Sequence[Source],
+    picker: TilePicker, cache: SourceCache,
+) -> SampleInput:
+    """Sample `index`'s before tile (image and map) and its change events, all from its seed."""
+    seed = sample_seed(cfg.seed, index)
+    k, x, y = picker.pick(index, seed)
+    image, label = cache.get(k)
+    s = cfg.size
+    change, event_meta = simulate_events(np.ascontiguousarray(label[y : y + s, x : x + s]), class_set, seed, settings)
+    src = sources[k]
+    where = {"image": src.image.name, "label": src.label.name, "x": x, "y": y, "size": s,
+             "padded": x + s > src.width or y + s > src.height}
+    return SampleInput(index, seed, np.ascontiguousarray(image[y : y + s, x : x + s]), change,
+                       {**event_meta, "source": where})
+
+
+def run_batches(
+    pipe: ChangeAnywherePipeline,
+    cfg: GenerateConfig,
+    class_set: ClassSet,
+    sources: Sequence[Source],
+    plan: Plan,
+    batches: Sequence[int],
+    out: Path,
+    *,
+    show_progress: bool = False,
+    cache: SourceCache | None = None,
+    timings: dict[str, float] | None = None,
+) -> None:
+    """Make the given batches (one rank's share): the inputs of batch j+1 (tiles, events) are prepared in a
+    thread while batch j denoises, and batch j's files are written by worker threads while batch j+1 runs.
+    `timings` (optional) accumulates the seconds spent in the sampler (`render_s`) and waiting for inputs."""
+    from tqdm.auto import tqdm
+
+    if not batches:
+        return
+    cache = cache or SourceCache(sources, class_set, cfg.size, cfg.snap_colors)
+    timings = timings if timings is not None else {}
+    picker = TilePicker(sources, cfg.size, cfg.tiling)
+    done = set(plan.done)
+    b = cfg.batch_size
+    settings = cfg.pair.resolved(pipe)
+
+    def prepare(k: int) -> list[SampleInput]:
+        return [sample_input(i, cfg, class_set, settings, sources, picker, cache) for i in range(k * b, (k + 1) * b)]
+
+    desc = "generate" if plan.world == 1 else f"generate (main's share, {plan.world} processes)"
+    bar = tqdm(total=len(plan.to_make(batches)), unit="pair", desc=desc, disable=not show_progress,
+               dynamic_ncols=True)
+    writes: list[Future] = []
+    # PNG encoding and fsync release the GIL: about 0.1 s of one core per pair, so use the cores there are
+    writers = max(2, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2))
+    with ThreadPoolExecutor(1) as prep_pool, ThreadPoolExecutor(writers) as write_pool:
+        upcoming = prep_pool.submit(prepare, batches[0])
+        for j in range(len(batches)):
+            t0 = time.perf_counter()
+            items = upcoming.result()
+            if j + 1 < len(batches):
+                upcoming = prep_pool.submit(prepare, batches[j + 1])
+            t1 = time.perf_counter()
+            pairs = build_pairs(pipe, [it.image for it in items], [it.change for it in items],
+                                [it.seed for it in items], class_set, settings, meta=[it.meta for it in items])
+            t2 = time.perf_counter()
+            for f in writes:  # at most one batch of writes in flight
+                f.result()
+            t3 = time.perf_counter()
+            for key, dt in (("wait_inputs_s", t1 - t0), ("render_s", t2 - t1), ("wait_writes_s", t3 - t2)):
+                timings[key] = timings.get(key, 0.0) + dt
+            bar.update(len(writes))
+            writes = [write_pool.submit(write_pair, out, it.index, pair, class_set)
+                      for it, pair in zip(items, pairs, strict=True) if it.index < plan.num and it.index not in done]
+        for f in writes:
+            f.result()
+        bar.update(len(writes))
+    bar.close()

@@ -1,0 +1,156 @@
+"""Where the before tiles come from: image / land-cover map pairs of two folders, decoded once and cached,
+and the tile of each sample (a seeded random crop, or the grid of non-overlapping tiles)."""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ..classes import ClassSet
+from ..data import DEFAULT_VAL_PATTERN, listing, pad_to, pair_folders
+from ..errors import GenerationError, MapSizeError, ParameterError
+from ..image_utils import load_rgb
+from ..seeds import TILE, derive_seed
+
+
+@dataclass(frozen=True)
+class Source:
+    """One image / land-cover map pair of the source folders and its size in pixels."""
+
+    stem: str
+    image: Path
+    label: Path
+    width: int
+    height: int
+
+    def key(self) -> list[Any]:
+        """What identifies the source in generation.json's fingerprint (names, pixel and byte sizes)."""
+        return [
+            self.stem,
+            self.image.name,
+            self.label.name,
+            self.width,
+            self.height,
+            self.image.stat().st_size,
+            self.label.stat().st_size,
+        ]
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except (OSError, UnidentifiedImageError) as err:
+        raise GenerationError(f"cannot read {path}: {err}") from None
+
+
+def find_sources(
+    images_dir: str | os.PathLike,
+    labels_dir: str | os.PathLike,
+    split: str | None = None,
+    val_pattern: Sequence[str] = DEFAULT_VAL_PATTERN,
+) -> list[Source]:
+    """Image/label pairs of two folders, matched by file stem and sorted; sizes read from the file headers.
+
+    `split`: None (all), "train" or "val" (val = image names matching a `val_pattern` glob).
+    """
+    for name, folder in (("images", images_dir), ("labels", labels_dir)):
+        if not Path(folder).is_dir():
+            raise ParameterError(f"`{name}` folder {folder} not found", name)
+    pairs = pair_folders(images_dir, labels_dir, split, val_pattern)
+    sources, bad = [], []
+    for image, label in pairs:
+        iw, ih = _image_size(image)
+        lw, lh = _image_size(label)
+        if (iw, ih) != (lw, lh):
+            bad.append(f"{image.name} {iw}×{ih} vs {label.name} {lw}×{lh}")
+        sources.append(Source(image.stem, image, label, iw, ih))
+    if bad:
+        raise MapSizeError(f"images and their maps differ in size: {listing(bad)}")
+    return sources
+
+
+
+class SourceCache:
+    """Decoded (image, index map) pairs, padded to at least `size`, kept up to a memory budget (LRU)."""
+
+    def __init__(
+        self, sources: Sequence[Source], class_set: ClassSet, size: int, snap: bool = False, budget: int = 2 << 30
+    ):
+        self.sources = list(sources)
+        self.class_set = class_set
+        self.size = int(size)
+        self.snap = snap
+        self.budget = int(budget)
+        self._items: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._bytes = 0
+
+    def get(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if k in self._items:
+            self._items.move_to_end(k)
+            return self._items[k]
+        src = self.sources[k]
+        image = load_rgb(src.image)
+        label = self.class_set.read_map(src.label, snap=self.snap)
+        if image.shape[:2] != label.shape:
+            raise MapSizeError(f"{src.label} and {src.image} differ in size")
+        item = pad_to(image, label, self.size)
+        nbytes = item[0].nbytes + item[1].nbytes
+        while self._items and self._bytes + nbytes > self.budget:
+            _, old = self._items.popitem(last=False)
+            self._bytes -= old[0].nbytes + old[1].nbytes
+        self._items[k] = item
+        self._bytes += nbytes
+        return item
+
+
+class TilePicker:
+    """Where sample i's before tile comes from: a random `size`² crop (source drawn by area), or the i-th tile
+    of the grid of non-overlapping tiles (cycled)."""
+
+    def __init__(self, sources: Sequence[Source], size: int, tiling: str = "random"):
+        if tiling not in ("random", "grid"):
+            raise ParameterError(f"`tiling` must be 'random' or 'grid', got {tiling!r}", "tiling")
+        self.size = int(size)
+        self.tiling = tiling
+        self.dims = [(max(s.height, size), max(s.width, size)) for s in sources]
+        area = np.array([h * w for h, w in self.dims], dtype=np.float64)
+        self.weights = area / area.sum()
+        self.grid = [
+            (k, x, y)
+            for k, (h, w) in enumerate(self.dims)
+            for y in range(0, h - size + 1, size)
+            for x in range(0, w - size + 1, size)
+        ]
+
+    def pick(self, index: int, seed: int) -> tuple[int, int, int]:
+        """(source index, x, y) of the sample's tile."""
+        if self.tiling == "grid":
+            return self.grid[index % len(self.grid)]
+        rng = np.random.default_rng(derive_seed(seed, TILE))
+        k = int(rng.choice(len(self.dims), p=self.weights))
+        h, w = self.dims[k]
+        y = int(rng.integers(0, h - self.size + 1))
+        x = int(rng.integers(0, w - self.size + 1))
+        return k, x, y
+
+
+
+def validate_sources(
+    sources: Sequence[Source], class_set: ClassSet, snap: bool = False, cache: SourceCache | None = None
+) -> None:
+    """Read every map (and, through a cache, every image) once: unknown colours or values fail now, with the
+    file named, not mid-run. A cache given keeps what it can hold for the run."""
+    for k, s in enumerate(sources):
+        if cache is not None:
+            cache.get(k)
+        else:
+            class_set.read_map(s.label, snap=snap)
+

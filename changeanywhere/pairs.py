@@ -1,0 +1,187 @@
+"""The generated change pair: how one is made from a before image and its events, and what it holds.
+
+One builder, `build_pairs`, turns (before image or map, change events, settings, seed) into `ChangePair`s; the
+dataset generator (`changeanywhere generate`), the app and the tests all call it. The events come from
+`simulate_events` (a pair seed -> events) or from the user (painted edits); the after image from
+`ChangeAnywherePipeline.change`. `dataset.layout.write_pair` is the one writer of a pair to disk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .classes import ClassSet
+from .errors import ParameterError
+from .events import EVENT_TYPES, ChangeResult, change_type_legend, simulate_changes
+from .image_utils import load_rgb, tensor_to_uint8
+from .labels import IGNORE_INDEX
+from .seeds import DIFFUSION, EVENTS, derive_seed
+
+if TYPE_CHECKING:
+    from .generator.pipeline import ChangeAnywherePipeline
+
+
+@dataclass(frozen=True)
+class PairSettings:
+    """How a pair is made from a before tile: change events, then the pipeline's change sampler."""
+
+    num_inference_steps: int = 50
+    eta: float = 1.0
+    content_scale: tuple[float, float] = (1.0, 1.0)  # the paper's: (0.7, 1.0) with blend "latent"
+    blend: str = "pixel"
+    feather: int = 6
+    drift: float = 1.0  # strength of the radiometric drift of B (0: off)
+    guidance_scale: float | None = None  # None: the model's default
+    num_events: tuple[int, int] = (1, 6)
+    event_types: tuple[str, ...] = EVENT_TYPES
+    min_area: int = 64
+    max_event_tries: int = 10  # re-draw the events (next derived seed) while they change nothing
+
+    def resolved(self, pipe: ChangeAnywherePipeline) -> PairSettings:
+        """The same settings with the guidance scale the pipeline will use (its default for None)."""
+        if self.guidance_scale is not None:
+            return self
+        return replace(self, guidance_scale=float(pipe.config.default_guidance_scale))
+
+    def check(self) -> None:
+        """Validate every setting once, before a long run starts (errors name the parameters)."""
+        if self.num_inference_steps < 1:
+            raise ParameterError(f"`num_inference_steps` must be at least 1, got {self.num_inference_steps}",
+                                 "num_inference_steps")
+        if self.eta < 0:
+            raise ParameterError(f"`eta` must be ≥ 0, got {self.eta}", "eta")
+        lo, hi = self.content_scale
+        if not 0.0 <= lo <= hi <= 1.0:
+            raise ParameterError(f"`content_scale` must satisfy 0 ≤ low ≤ high ≤ 1, got {lo}:{hi}", "content_scale")
+        if self.blend not in ("pixel", "latent") or self.feather < 0 or not 0.0 <= self.drift <= 3.0:
+            raise ParameterError(f"`blend` must be pixel|latent, `feather` ≥ 0 and `drift` in [0, 3]; got "
+                                 f"{self.blend}, {self.feather}, {self.drift}", "blend", "feather", "drift")
+        elo, ehi = self.num_events
+        if not 0 <= elo <= ehi:
+            raise ParameterError(f"`num_events` must satisfy 0 ≤ low ≤ high, got {elo}:{ehi}", "num_events")
+        unknown = sorted(set(self.event_types) - set(EVENT_TYPES))
+        if unknown or not self.event_types:
+            raise ParameterError(f"unknown `event_types` {unknown}; choose from {', '.join(EVENT_TYPES)}",
+                                 "event_types")
+        if self.min_area < 1 or self.max_event_tries < 1:
+            raise ParameterError("`min_area` and `max_event_tries` must be at least 1", "min_area", "max_event_tries")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ChangePair:
+    """One change pair: the before image (A) and the generated after image (B), both dates' land-cover maps,
+    the change mask and change type (`events.ChangeResult`), and `meta`: its seeds, events, the sampler's
+    content scale, anchored steps and drift, and pixel statistics (JSON-serialisable)."""
+
+    before_image: np.ndarray  # HxWx3 uint8
+    after_image: np.ndarray  # HxWx3 uint8
+    before_map: np.ndarray  # HxW uint8 index map
+    after_map: np.ndarray  # HxW uint8 index map
+    change_mask: np.ndarray  # HxW bool
+    change_type: np.ndarray  # HxW uint8: 0 = no change, else 1 + from * K + to
+    meta: dict[str, Any]
+
+    @property
+    def seed(self) -> int:
+        return int(self.meta["seed"])
+
+    @property
+    def content_scale(self) -> float:
+        return float(self.meta["content_scale"])
+
+
+def simulate_events(
+    before_map: np.ndarray, class_set: ClassSet, seed: int, settings: PairSettings
+) -> tuple[ChangeResult, dict[str, int]]:
+    """The change events of a pair seed, re-drawn while they change nothing: (result, {events_seed,
+    event_attempts}), the second part for the pair's meta."""
+    attempts = 1 if settings.num_events[1] == 0 else settings.max_event_tries
+    for attempt in range(attempts):
+        events_seed = derive_seed(seed, EVENTS, attempt)
+        result = simulate_changes(before_map, class_set, seed=events_seed, num_events=settings.num_events,
+                                  event_types=settings.event_types, min_area=settings.min_area)
+        if result.change_mask.any():
+            break
+    return result, {"events_seed": events_seed, "event_attempts": attempt + 1}
+
+
+def pair_stats(result: ChangeResult, class_set: ClassSet) -> dict[str, Any]:
+    """Pixel statistics of one pair: changed pixels, from->to transitions, class pixels of both maps."""
+    k = class_set.num_classes
+    legend = change_type_legend(class_set)
+    changed = int(result.change_mask.sum())
+    codes = np.bincount(result.change_type[result.change_mask], minlength=1 + k * k)
+    names = [*class_set.names, class_set.ignore_name]
+
+    def class_pixels(m: np.ndarray) -> dict[str, int]:
+        counts = np.bincount(m.ravel(), minlength=256)
+        return {n: int(c) for n, c in zip(names, [*counts[:k], counts[IGNORE_INDEX]], strict=True)}
+
+    return {
+        "changed_pixels": changed,
+        "pixels": int(result.change_mask.size),
+        "change_ratio": round(changed / max(result.change_mask.size, 1), 6),
+        "transitions": {legend[c]: int(codes[c]) for c in sorted(legend) if codes[c]},
+        "class_pixels_A": class_pixels(result.before),
+        "class_pixels_B": class_pixels(result.after),
+    }
+
+
+def synthesize_before(
+    pipe: ChangeAnywherePipeline, before_maps: Sequence[np.ndarray], seeds: Sequence[int], settings: PairSettings,
+    callback_on_step_end: Callable | None = None,
+) -> list[np.ndarray]:
+    """Before images drawn from their maps (plain semantic synthesis), for pairs without a real image."""
+    out = pipe.synthesize(list(before_maps), seed=[int(s) for s in seeds], eta=settings.eta,
+                          num_inference_steps=settings.num_inference_steps, guidance_scale=settings.guidance_scale,
+                          output_type="pt", callback_on_step_end=callback_on_step_end)
+    return list(tensor_to_uint8(out.images))
+
+
+def build_pairs(
+    pipe: ChangeAnywherePipeline,
+    before_images: Sequence[Any | None],
+    changes: Sequence[ChangeResult],
+    seeds: Sequence[int],
+    class_set: ClassSet,
+    settings: PairSettings,
+    *,
+    meta: Sequence[Mapping[str, Any]] | None = None,
+    callback_on_step_end: Callable | None = None,
+) -> list[ChangePair]:
+    """Make the after images of a batch of changes: one `ChangePair` per (before image, change, seed).
+
+    A before image may be None: it is then synthesized from the change's before map with the pair's seed.
+    The diffusion noise derives from the pair's seed, so a pair does not depend on the rest of its batch (up
+    to float rounding). `meta`: extra JSON fields per pair (e.g. where its tile came from).
+    """
+    settings.check()
+    images = [None if im is None else load_rgb(im) for im in before_images]
+    missing = [i for i, im in enumerate(images) if im is None]
+    if missing:
+        drawn = synthesize_before(pipe, [changes[i].before for i in missing], [seeds[i] for i in missing], settings)
+        for i, im in zip(missing, drawn, strict=True):
+            images[i] = im
+    out = pipe.change(
+        images, [c.before for c in changes], [c.after for c in changes],
+        content_scale=settings.content_scale, blend=settings.blend, feather=settings.feather, drift=settings.drift,
+        num_inference_steps=settings.num_inference_steps, eta=settings.eta, guidance_scale=settings.guidance_scale,
+        seed=[derive_seed(s, DIFFUSION) for s in seeds], output_type="pt", callback_on_step_end=callback_on_step_end,
+    )
+    after = tensor_to_uint8(out.images)
+    extra = meta if meta is not None else [{}] * len(changes)
+    pairs = []
+    for i, (c, seed, more) in enumerate(zip(changes, seeds, extra, strict=True)):
+        record = {"seed": int(seed), "diffusion_seed": int(out.seeds[i]), "content_scale": float(out.content_scales[i]),
+                  "mix_steps": int(out.mix_steps[i]), "drift": out.drifts[i], "events": c.events,
+                  **pair_stats(c, class_set), **more}
+        pairs.append(ChangePair(np.ascontiguousarray(images[i]), after[i], c.before, c.after, c.change_mask,
+                                c.change_type, record))
+    return pairs
