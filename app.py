@@ -1,7 +1,8 @@
 """ChangeAnywhere demo: paint a change on a land-cover map, generate the before/after pair, see a CD model's
 zero-shot prediction. UI only: the logic lives in `changeanywhere.demo`.
 
-    python app.py [--model REPO_OR_DIR] [--cd-model REPO_OR_DIR] [--host 0.0.0.0] [--port 7860] [--share]
+    python app.py [--model REPO_OR_DIR] [--cd-model REPO_OR_DIR] [--no-fallback]
+                  [--host 0.0.0.0] [--port 7860] [--share]
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from changeanywhere import demo  # noqa: E402
 from changeanywhere.classes import BUILTIN_CLASS_SETS, rgb_to_hex  # noqa: E402
 from changeanywhere.errors import ChangeAnywhereError  # noqa: E402
 from changeanywhere.events import EVENT_TYPES  # noqa: E402
+from changeanywhere.labels import mask_image  # noqa: E402
 
 try:  # ZeroGPU Spaces: run generation on a borrowed GPU (a no-op elsewhere)
     import spaces
@@ -32,7 +34,6 @@ except ImportError:
 
 log = logging.getLogger("changeanywhere.app")
 MAX_FILE_SIZE = "20mb"
-MAX_VARIANTS = 4
 GPU_QUEUE = "gpu"
 IMAGE_HEIGHT = 300
 # small maps are shown enlarged; maps and masks with hard pixel edges (no smoothing)
@@ -68,105 +69,95 @@ def on_gpu(fn: Callable) -> Callable:
     return spaces.GPU(duration=120)(fn) if spaces is not None else fn
 
 
-def build_demo(models: demo.Models, *, example_size: int = 256, max_side: int = demo.MAX_SIDE) -> gr.Blocks:
-    """The Blocks app around `models` (`example_size`: side of the procedural example maps)."""
-    cs = models.class_set
-    colours = [rgb_to_hex(c.color) for c in cs.classes]
-    zip_dir = tempfile.mkdtemp(prefix="changeanywhere-app-")
-    atexit.register(shutil.rmtree, zip_dir, ignore_errors=True)
+class Handlers:
+    """The UI's event handlers: each takes the components' values and returns theirs; the logic is `demo`'s."""
 
-    # ------------------------------------------------------------------------------------- handlers
-    def start_session(before_map, image, source: str, notices: Sequence[str]):
-        before_map, image, fit_notices = demo.fit_to_model(before_map, image, models.size_multiple, max_side)
-        notices = [*notices, *fit_notices]
-        for n in fit_notices:
+    def __init__(self, models: demo.Models, example_size: int, max_side: int, zip_dir: str):
+        self.models, self.cs = models, models.class_set
+        self.example_size, self.max_side, self.zip_dir = example_size, max_side, zip_dir
+
+    def start_session(self, before_map, image, source: str, notices: Sequence[str]):
+        session = demo.start_session(before_map, image, source, notices, self.models.size_multiple, self.max_side)
+        for n in session.fit_notices:
             gr.Warning(n)
-        session = {"before_map": before_map, "before_image": image, "source": source}
-        h, w = before_map.shape
-        what = "real image" if image is not None else "no image: the before image is synthesized"
-        summary = f"Loaded **{source}** ({w}×{h} px, {what})." + "".join(f"  \n{n}" for n in notices)
-        no_change = demo.describe_change(demo.make_after_map(before_map, cs))
-        return (session, demo.editor_value(before_map, cs), image, summary,
-                cs.indices_to_colors(before_map), no_change)
+        no_change = demo.describe_change(demo.make_after_map(session.before_map, self.cs))
+        return (session, demo.editor_value(session.before_map, self.cs), session.before_image, session.summary,
+                self.cs.indices_to_colors(session.before_map), no_change)
 
-    @user_errors
-    def load_example(name: str):
-        return start_session(demo.load_example(name, cs, example_size), None, f"example {name}", [])
+    def load_example(self, name: str):
+        return self.start_session(demo.load_example(name, self.cs, self.example_size), None, f"example {name}", [])
 
-    @user_errors
-    def load_upload(map_file: str | None, choice: str, snap: bool, image_file: str | None):
+    def load_upload(self, map_file: str | None, choice: str, snap: bool, image_file: str | None):
         if not map_file:
             raise gr.Error("Upload a land-cover map first (a colour or index PNG).", print_exception=False)
-        before_map, notices = demo.read_uploaded_map(map_file, cs, choice, bool(snap))
+        before_map, notices = demo.read_uploaded_map(map_file, self.cs, choice, bool(snap))
         image = demo.read_before_image(image_file) if image_file else None
-        return start_session(before_map, image, f"upload {os.path.basename(map_file)}", notices)
+        return self.start_session(before_map, image, f"upload {os.path.basename(map_file)}", notices)
 
-    def after_map_of(session, editor, n_events, types, ev_seed):
-        if not session:
-            raise gr.Error("Load an example or upload a map first.", print_exception=False)
-        before = session["before_map"]
-        edits = demo.painted_edits(editor, cs, before.shape)
-        return demo.make_after_map(before, cs, edits, int(n_events or 0), types or [], int(ev_seed or 0))
+    def preview(self, session, editor, n_events, types, ev_seed):
+        change = demo.session_change(session, editor, self.cs, n_events, types, ev_seed)
+        return self.cs.indices_to_colors(change.after), demo.describe_change(change)
 
-    @user_errors
-    def preview(session, editor, n_events, types, ev_seed):
-        change = after_map_of(session, editor, n_events, types, ev_seed)
-        return cs.indices_to_colors(change.after), demo.describe_change(change)
-
-    def details(gen: demo.Generation | None, index: int):
+    def details(self, gen: demo.Generation | None, index: int):
         if gen is None:
             raise gr.Error("Generate a pair first.", print_exception=False)
         if not 0 <= index < len(gen.samples):
             raise gr.Error(f"There are {len(gen.samples)} variant(s); pick 1..{len(gen.samples)}.",
                            print_exception=False)
         s = gen.samples[index]
+        p = s.pair
         return (
-            s.before_image,
-            s.after_image,
-            demo.mask_image(s.change_mask),
+            p.before_image,
+            p.after_image,
+            mask_image(p.change_mask),
             demo.prediction_overlay(s),
             demo.metrics_markdown(s, gen.settings["cd_method"]),
-            cs.indices_to_colors(s.before_map),
-            cs.indices_to_colors(s.after_map),
-            (s.before_image, s.after_image),
+            self.cs.indices_to_colors(p.before_map),
+            self.cs.indices_to_colors(p.after_map),
+            (p.before_image, p.after_image),
         )
 
-    @on_gpu
-    @user_errors
-    def generate(session, editor, n_events, types, ev_seed, seed, randomize, steps, content_scale, drift,
+    def generate(self, session, editor, n_events, types, ev_seed, seed, randomize, steps, content_scale, drift,
                  variants, guidance, progress=gr.Progress()):  # noqa: B008 - Gradio's progress idiom
-        models.require_pipe()
-        change = after_map_of(session, editor, n_events, types, ev_seed)
-        demo.require_change(change)
+        change = demo.session_change(session, editor, self.cs, n_events, types, ev_seed)
         seed = random.randrange(2**31) if randomize else int(seed or 0)
-        variants = int(variants or 1)
-        if not 1 <= variants <= MAX_VARIANTS:
-            raise gr.Error(f"Variants must be 1..{MAX_VARIANTS}.", print_exception=False)
         gen = demo.generate(
-            models,
-            session["before_map"],
+            self.models,
+            session.before_map,
             change,
-            session["before_image"],
+            session.before_image,
             seed=seed,
             num_inference_steps=int(steps),
             content_scale=float(content_scale),
             drift=float(drift),
-            variants=variants,
+            variants=int(variants or 1),
             guidance_scale=float(guidance) if guidance is not None else None,
             progress=lambda f, desc: progress(f, desc=desc),
         )
-        path = demo.write_sample_zip(gen, cs, zip_dir, source=session["source"])
-        choices = [f"{i + 1} (seed {s.seed})" for i, s in enumerate(gen.samples)]
+        path = demo.write_sample_zip(gen, self.cs, self.zip_dir, source=session.source)
+        choices = [f"{i + 1} (seed {s.pair.seed})" for i, s in enumerate(gen.samples)]
         picker = gr.Radio(choices=choices, value=choices[0], visible=len(choices) > 1)
-        return (gen, seed, picker, *details(gen, 0), path)
+        return (gen, seed, picker, *self.details(gen, 0), path)
 
-    @user_errors
-    def show_variant(gen, choice: str):
+    def show_variant(self, gen, choice: str):
         try:
             index = int(str(choice).split()[0]) - 1
         except ValueError:
             raise gr.Error(f"Unknown variant {choice!r}.", print_exception=False) from None
-        return details(gen, index)
+        return self.details(gen, index)
+
+
+def build_demo(models: demo.Models, *, example_size: int = 256, max_side: int = demo.MAX_SIDE) -> gr.Blocks:
+    """The Blocks app around `models` (`example_size`: side of the procedural example maps). UI layout and
+    event wiring only: the handlers are `Handlers`' methods."""
+    cs = models.class_set
+    colours = [rgb_to_hex(c.color) for c in cs.classes]
+    zip_dir = tempfile.mkdtemp(prefix="changeanywhere-app-")
+    atexit.register(shutil.rmtree, zip_dir, ignore_errors=True)
+    h = Handlers(models, example_size, max_side, zip_dir)
+    load_example, load_upload = user_errors(h.load_example), user_errors(h.load_upload)
+    preview, show_variant = user_errors(h.preview), user_errors(h.show_variant)
+    generate = on_gpu(user_errors(h.generate))
 
     # ------------------------------------------------------------------------------------------ layout
     output = dict(format="png", interactive=False, height=IMAGE_HEIGHT)
@@ -229,7 +220,7 @@ def build_demo(models: demo.Models, *, example_size: int = 256, max_side: int = 
         with gr.Row():
             seed = gr.Number(0, precision=0, label="Seed", minimum=0)
             randomize = gr.Checkbox(True, label="Randomize seed")
-            variants = gr.Slider(1, MAX_VARIANTS, 1, step=1, label="Variants (after images)")
+            variants = gr.Slider(1, demo.MAX_VARIANTS, 1, step=1, label="Variants (after images)")
         with gr.Row():
             steps = gr.Slider(1, 200, demo.DEFAULT_STEPS, step=1, label="Denoising steps")
             content_scale = gr.Slider(0, 1, demo.DEFAULT_CONTENT_SCALE, step=0.01, label="Content scale s",
@@ -304,13 +295,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--host", help="address to listen on (default $GRADIO_SERVER_NAME or 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default $GRADIO_SERVER_PORT or 7860)")
     p.add_argument("--share", action="store_true", help="also serve through a public Gradio link (needs internet)")
+    p.add_argument("--no-fallback", action="store_true",
+                   help="do not fall back to the embedded weights when --model / --cd-model cannot be loaded")
     return p.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
-    models = demo.load_models(args.model, args.cd_model, device=args.device)
+    fallback = {"fallback": None, "cd_fallback": None} if args.no_fallback else {}
+    models = demo.load_models(args.model, args.cd_model, device=args.device, **fallback)
     for notice in models.notices:
         log.warning(notice)
     launch(build_demo(models), host=args.host, port=args.port, share=args.share)

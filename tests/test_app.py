@@ -245,20 +245,20 @@ def test_generate_and_package(models, dubai, before_map, tmp_path):
     steps = []
     gen = demo.generate(models, before_map, change, seed=7, num_inference_steps=3, variants=2,
                         progress=lambda f, d: steps.append((f, d)))
-    assert [s.seed for s in gen.samples] == [7, 8]
+    assert [s.pair.seed for s in gen.samples] == [7, 8]
     assert len(steps) == 3 + 3 + 1 and steps[-1][1].startswith("change detection")
     assert all(0 < a <= b <= 1 for (a, _), (b, _) in zip(steps, steps[1:], strict=False))
     for s in gen.samples:
-        assert s.before_image.shape == s.after_image.shape == (SIZE, SIZE, 3)
-        np.testing.assert_array_equal(s.change_mask, before_map != change.after)
+        assert s.pair.before_image.shape == s.pair.after_image.shape == (SIZE, SIZE, 3)
+        np.testing.assert_array_equal(s.pair.change_mask, before_map != change.after)
         assert s.prediction.shape == (SIZE, SIZE) and 0 <= s.metrics["f1"] <= 1
         assert demo.prediction_overlay(s).shape == (SIZE, SIZE, 3)
-    np.testing.assert_array_equal(gen.samples[0].before_image, gen.samples[1].before_image)  # one before image
+    np.testing.assert_array_equal(gen.samples[0].pair.before_image, gen.samples[1].pair.before_image)  # one
     assert gen.settings["before_image"] == "synthesized" and gen.settings["before_seed"] == 7
 
     real = np.full((SIZE, SIZE, 3), 90, np.uint8)
     gen2 = demo.generate(models, before_map, change, real, seed=1, num_inference_steps=2)
-    assert gen2.timings["synthesis"] == 0 and (gen2.samples[0].before_image == real).all()
+    assert gen2.timings["synthesis"] == 0 and (gen2.samples[0].pair.before_image == real).all()
 
     path = demo.write_sample_zip(gen, dubai, tmp_path, source="test")
     with zipfile.ZipFile(path) as zf:
@@ -411,12 +411,13 @@ def test_api_generate_before_loading_a_map(app_url):
 
 
 def test_app_starts_without_weights(tmp_path):
-    """`python app.py` with missing weights still serves the page, which says what is missing."""
+    """`python app.py` with no weights at all (no fallback to the embedded ones) still serves the page, which
+    says what is missing and offers no generation."""
     port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
            "CHANGEANYWHERE_CD_MODEL": str(tmp_path / "no-cd")}
     proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--model", str(tmp_path / "missing"),
-                             "--port", str(port), "--device", "cpu"],
+                             "--no-fallback", "--port", str(port), "--device", "cpu"],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 90
@@ -429,8 +430,12 @@ def test_app_starts_without_weights(tmp_path):
                     out = proc.stdout.read().decode() if proc.poll() is not None else ""
                     pytest.fail(f"app did not start: {out[-2000:]}")
                 time.sleep(0.5)
-        assert f"no pipeline at {tmp_path / 'missing'}" in config
-        assert "no-cd" in config
+        assert f"no pipeline at {tmp_path / 'missing'}" in config and "no-cd" in config
+        assert "No generator loaded: generation is disabled" in config  # the no-generator page, not a fallback
+        assert "Generator: using" not in config
+        generate_button = next(c for c in json.loads(config)["components"]
+                               if c.get("props", {}).get("elem_id") == "generate")
+        assert generate_button["props"]["interactive"] is False
     finally:
         proc.terminate()
         proc.wait(timeout=20)

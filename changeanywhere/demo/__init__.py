@@ -1,0 +1,78 @@
+"""The app's logic: plain functions that `app.py` wires to a Gradio UI (and tests call directly).
+
+The flow: `inputs` loads a before land-cover map (a procedural example, or an upload whose class set is
+detected from its colours), optionally with its real image; `editing` turns painted brush strokes and/or
+random change events into an after map; `session` generates the before image (when there is none) and the
+after image(s) with the dataset generator's builder, and predicts the change with a change-detection model,
+zero-shot, scored against the label; `package` zips the pairs in the layout of `changeanywhere generate`.
+`models` loads what all this runs on. Errors are `ChangeAnywhereError`s whose text is shown as it is.
+"""
+
+from .editing import describe_change, make_after_map, nearest_class, painted_edits, require_change, session_change
+from .inputs import (
+    AUTO,
+    MAX_SIDE,
+    Session,
+    detect_class_set,
+    editor_value,
+    example_names,
+    fit_to_model,
+    legend_html,
+    load_example,
+    read_before_image,
+    read_uploaded_map,
+    start_session,
+)
+from .models import CD_MODEL_ENV, MODEL_ENV, Models, load_models, status_markdown
+from .package import write_sample_zip
+from .session import (
+    DEFAULT_CONTENT_SCALE,
+    DEFAULT_DRIFT,
+    DEFAULT_STEPS,
+    MAX_VARIANTS,
+    Generation,
+    Sample,
+    generate,
+    metrics_markdown,
+    pair_metrics,
+    prediction_overlay,
+    zero_shot_prediction,
+)
+
+__all__ = [
+    "AUTO",
+    "CD_MODEL_ENV",
+    "DEFAULT_CONTENT_SCALE",
+    "DEFAULT_DRIFT",
+    "DEFAULT_STEPS",
+    "MAX_SIDE",
+    "MAX_VARIANTS",
+    "MODEL_ENV",
+    "Generation",
+    "Models",
+    "Sample",
+    "Session",
+    "describe_change",
+    "detect_class_set",
+    "editor_value",
+    "example_names",
+    "fit_to_model",
+    "generate",
+    "legend_html",
+    "load_example",
+    "load_models",
+    "make_after_map",
+    "metrics_markdown",
+    "nearest_class",
+    "painted_edits",
+    "pair_metrics",
+    "prediction_overlay",
+    "read_before_image",
+    "read_uploaded_map",
+    "require_change",
+    "session_change",
+    "start_session",
+    "status_markdown",
+    "write_sample_zip",
+    "zero_shot_prediction",
+]

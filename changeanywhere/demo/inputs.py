@@ -1,0 +1,214 @@
+"""The app's inputs: procedural example maps, uploaded maps (class set detected from their colours) and real
+before images, fitted to the generator's size rules; the editor's starting value and the brush legend.
+
+Sizes: a map larger than `MAX_SIDE` on its longer side is downscaled (nearest for the map, area averaging for
+the image); every map is then centre-cropped to a multiple of the model's `size_multiple`. A map smaller than
+one multiple is refused (there is nothing sensible to pad it with).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ..classes import BUILTIN_CLASS_SETS, ClassSet, pack_rgb, rgb_to_hex
+from ..errors import ChangeAnywhereError, MapSizeError, UnknownColorsError
+from ..examples import make_example_map
+from .models import MODEL_ENV
+
+MAX_SIDE = 512  # longer side of an uploaded map above which it is downscaled
+AUTO = "auto-detect"
+EXAMPLE_SEEDS = (0, 1, 2, 3)
+
+
+def example_names() -> list[str]:
+    return [f"Town (seed {s})" for s in EXAMPLE_SEEDS]
+
+
+def load_example(name: str, class_set: ClassSet, size: int) -> np.ndarray:
+    """The procedural example map called `name` (see `example_names`), `size`² px."""
+    if name not in example_names():
+        raise ChangeAnywhereError(f"unknown example {name!r}; choose one of: {', '.join(example_names())}")
+    return make_example_map(class_set, size=size, seed=EXAMPLE_SEEDS[example_names().index(name)])
+
+
+def _open_image(path: str | os.PathLike, what: str) -> Image.Image:
+    name = Path(path).name
+    try:
+        im = Image.open(path)
+        im.load()
+        return im
+    except FileNotFoundError:
+        raise ChangeAnywhereError(f"the {what} {name} was not found (upload it again)") from None
+    except Image.DecompressionBombError:
+        raise ChangeAnywhereError(f"the {what} {name} has too many pixels to open safely: downscale it first") from None
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
+        raise ChangeAnywhereError(
+            f"cannot read the {what} {name}: not a readable image ({type(err).__name__}); upload a PNG"
+        ) from None
+
+
+def _is_colour_map(im: Image.Image) -> bool:
+    """RGB(A) maps, and palette maps whose used palette entries are the colours of some built-in class set."""
+    if im.mode in ("RGB", "RGBA", "RGBX"):
+        return True
+    if im.mode != "P":
+        return False
+    raw = np.asarray(im)
+    palette = np.asarray(im.getpalette("RGB") or [], dtype=np.uint8).reshape(-1, 3)
+    used = np.unique(raw)
+    if used.max() >= len(palette):
+        return False
+    colours = set(pack_rgb(palette[used]).tolist())
+    return any(colours <= _known_colours(cs) for cs in BUILTIN_CLASS_SETS.values())
+
+
+def _known_colours(cs: ClassSet) -> set[int]:
+    return set(pack_rgb(np.array([*(c.color for c in cs.classes), *cs.ignore_colors], np.uint8)).tolist())
+
+
+def detect_class_set(rgb: np.ndarray, candidates: Sequence[ClassSet]) -> ClassSet | None:
+    """The first class set whose class and ignore colours cover every colour of an HxWx3 map, or None."""
+    colours = set(np.unique(pack_rgb(rgb[..., :3])).tolist())
+    return next((cs for cs in candidates if colours <= _known_colours(cs)), None)
+
+
+def read_uploaded_map(
+    path: str | os.PathLike, class_set: ClassSet, choice: str = AUTO, snap: bool = False
+) -> tuple[np.ndarray, list[str]]:
+    """An uploaded land-cover map file -> HxW index map in `class_set` (the generator's), and notices.
+
+    Colour maps: the class set is detected from the colours (or `choice` names it); a map of another class set
+    than the generator's is refused with the reason. Index maps (greyscale PNG) are read with the generator's
+    class set. Unknown colours are an error unless `snap` maps each to its nearest class colour.
+    """
+    if choice not in (AUTO, *BUILTIN_CLASS_SETS):
+        raise ChangeAnywhereError(
+            f"unknown class set {choice!r}; choose {AUTO} or one of {', '.join(BUILTIN_CLASS_SETS)}"
+        )
+    if choice != AUTO and choice != class_set.name:
+        raise ChangeAnywhereError(_wrong_class_set(BUILTIN_CLASS_SETS[choice], class_set))
+    im = _open_image(path, "land-cover map")
+    name = Path(path).name
+    if not _is_colour_map(im):
+        try:
+            return class_set.read_map(im), [f"{name}: read as an index map of {class_set.name!r}."]
+        except ChangeAnywhereError as err:
+            raise type(err)(f"{name}: {err}") from None
+    rgb = np.asarray(im.convert("RGB"))
+    candidates = [class_set] if choice != AUTO else [class_set, *BUILTIN_CLASS_SETS.values()]
+    found = detect_class_set(rgb, candidates)
+    if found is not None and found.name != class_set.name:
+        raise ChangeAnywhereError(f"{name}: " + _wrong_class_set(found, class_set))
+    if found is None and not snap:
+        try:
+            class_set.colors_to_indices(rgb)
+        except UnknownColorsError as err:
+            raise UnknownColorsError(
+                f"{name}: {str(err).split(' Use the matching')[0]}. Upload a lossless (PNG) map of "
+                f"{class_set.name!r}, or tick 'snap unknown colours' to map each to its nearest class."
+            ) from None
+    notices = [f"{name}: unknown colours snapped to the nearest class colour."] if found is None else []
+    return class_set.colors_to_indices(rgb, snap=True), notices
+
+
+def _wrong_class_set(found: ClassSet, model_set: ClassSet) -> str:
+    return (
+        f"this map uses the class set {found.name!r} ({', '.join(found.names)}), but the loaded generator "
+        f"draws {model_set.name!r} ({', '.join(model_set.names)}). Upload a {model_set.name!r} map, or start "
+        f"the app with a generator trained on {found.name!r} (--model / {MODEL_ENV})."
+    )
+
+
+def read_before_image(path: str | os.PathLike) -> np.ndarray:
+    """An uploaded real before image -> HxWx3 uint8."""
+    return np.asarray(_open_image(path, "before image").convert("RGB"))
+
+
+def fit_to_model(
+    before_map: np.ndarray, image: np.ndarray | None, multiple: int, max_side: int = MAX_SIDE
+) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+    """Downscale a map (and its image) to at most `max_side`, then centre-crop both to a multiple of `multiple`."""
+    h, w = before_map.shape
+    if image is not None and image.shape[:2] != (h, w):
+        raise MapSizeError(
+            f"the before image is {image.shape[1]}×{image.shape[0]} px but the map is {w}×{h} px: "
+            "upload the image that the map labels, at the same size"
+        )
+    notices = []
+    if max(h, w) > max_side:
+        scale = max_side / max(h, w)
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        before_map = cv2.resize(before_map, size, interpolation=cv2.INTER_NEAREST)
+        if image is not None:
+            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        notices.append(f"The map was {w}×{h} px: downscaled to {size[0]}×{size[1]} px (limit {max_side} px).")
+        h, w = before_map.shape
+    h2, w2 = h // multiple * multiple, w // multiple * multiple
+    if h2 == 0 or w2 == 0:
+        raise MapSizeError(
+            f"the map is {w}×{h} px; the generator needs at least {multiple}×{multiple} px (sides are multiples "
+            f"of {multiple})"
+        )
+    if (h2, w2) != (h, w):
+        y, x = (h - h2) // 2, (w - w2) // 2
+        before_map = before_map[y : y + h2, x : x + w2]
+        image = image[y : y + h2, x : x + w2] if image is not None else None
+        notices.append(f"Centre-cropped from {w}×{h} to {w2}×{h2} px (sides must be multiples of {multiple}).")
+    return np.ascontiguousarray(before_map), None if image is None else np.ascontiguousarray(image), notices
+
+
+def editor_value(before_map: np.ndarray, class_set: ClassSet) -> dict[str, Any]:
+    """The image editor's value for a map: its colours as an opaque RGBA background and one empty stroke layer.
+
+    (Sending the empty layer also makes the editor report the user's first stroke: Gradio's editor ignores
+    the first change after it is mounted, and adding a layer from the server counts as that one.)
+    """
+    rgb = class_set.indices_to_colors(before_map)
+    rgba = np.dstack([rgb, np.full(before_map.shape, 255, np.uint8)])
+    return {"background": rgba, "layers": [np.zeros_like(rgba)], "composite": rgba}
+
+
+def legend_html(class_set: ClassSet) -> str:
+    """A colour swatch and name per class (the brush colours of the editor)."""
+    items = "".join(
+        f'<span style="display:inline-flex;align-items:center;margin-right:14px;white-space:nowrap">'
+        f'<span style="width:16px;height:16px;border:1px solid #888;margin-right:5px;background:{rgb_to_hex(c.color)}">'
+        f"</span>{c.name}</span>"
+        for c in class_set.classes
+    )
+    return f'<div style="line-height:2">{items}</div>'
+
+
+@dataclass
+class Session:
+    """A loaded before map (fitted to the model), its real image if one was given, and what to tell the user."""
+
+    before_map: np.ndarray
+    before_image: np.ndarray | None
+    source: str
+    notices: list[str] = field(default_factory=list)  # all of them; `fit_notices` are the ones to flash
+    fit_notices: list[str] = field(default_factory=list)
+
+    @property
+    def summary(self) -> str:
+        """Markdown: what was loaded."""
+        h, w = self.before_map.shape
+        what = "real image" if self.before_image is not None else "no image: the before image is synthesized"
+        return f"Loaded **{self.source}** ({w}×{h} px, {what})." + "".join(f"  \n{n}" for n in self.notices)
+
+
+def start_session(
+    before_map: np.ndarray, image: np.ndarray | None, source: str, notices: Sequence[str], multiple: int,
+    max_side: int = MAX_SIDE,
+) -> Session:
+    """A session for a map (and optional image), fitted to the generator's size rules (see `fit_to_model`)."""
+    before_map, image, fit_notices = fit_to_model(before_map, image, multiple, max_side)
+    return Session(before_map, image, source, [*notices, *fit_notices], fit_notices)

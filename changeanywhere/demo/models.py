@@ -1,0 +1,125 @@
+"""What the app runs on: the generator and the CD model, loaded without ever raising for missing weights."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..cd import DEFAULT_CD_MODEL, CDModel, load_cd_model
+from ..classes import ClassSet
+from ..errors import ChangeAnywhereError, WeightsNotFoundError
+from ..generator.pipeline import ChangeAnywherePipeline
+from ..hub import DEFAULT_MODEL, load_pipeline
+from ..pairs import PairSettings
+
+MODEL_ENV = "CHANGEANYWHERE_MODEL"
+CD_MODEL_ENV = "CHANGEANYWHERE_CD_MODEL"
+FALLBACK_CLASS_SET = "dubai-landcover"  # offered for editing when no generator could be loaded
+
+
+@dataclass
+class Models:
+    """What the demo runs on: the generator (None when no weights could be loaded), the CD model (None: the
+    training-free CVA baseline predicts instead), and messages about what was (not) loaded."""
+
+    pipe: ChangeAnywherePipeline | None
+    cd_model: CDModel | None
+    class_set: ClassSet
+    model_source: str
+    cd_source: str
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def size_multiple(self) -> int:
+        return self.pipe.size_multiple if self.pipe is not None else 8
+
+    @property
+    def default_guidance(self) -> float:
+        """The guidance a generation uses when none is given (the generator's measured default)."""
+        return PairSettings().resolved(self.pipe).guidance_scale if self.pipe is not None else 1.0
+
+    @property
+    def cd_method(self) -> str:
+        return "CD model" if self.cd_model is not None else "CVA + Otsu (training-free baseline)"
+
+    def require_pipe(self) -> ChangeAnywherePipeline:
+        if self.pipe is None:
+            raise WeightsNotFoundError(
+                "no generator is loaded, so nothing can be generated: "
+                + (self.notices[0] if self.notices else "weights missing")
+            )
+        return self.pipe
+
+
+def load_models(
+    model: str | os.PathLike | None = None,
+    cd_model: str | os.PathLike | None = None,
+    *,
+    device: str | None = None,
+    fallback: str | os.PathLike | None = DEFAULT_MODEL,
+    cd_fallback: str | os.PathLike | None = DEFAULT_CD_MODEL,
+) -> Models:
+    """Load the generator and the CD model, never raising for missing weights.
+
+    `model` / `cd_model` (or the environment variables `CHANGEANYWHERE_MODEL` / `CHANGEANYWHERE_CD_MODEL`)
+    name a Hub repo id or a folder; when absent or unloadable the embedded defaults under `checkpoints/` are
+    used (`fallback` / `cd_fallback`; None: none). What failed is recorded in `notices`, for the UI to show.
+    """
+    notices: list[str] = []
+    model = model or os.environ.get(MODEL_ENV) or None
+    pipe, source = None, str(model or fallback)
+    for candidate in dict.fromkeys(str(s) for s in (model, fallback) if s):
+        try:
+            pipe, source = load_pipeline(candidate, device=device), candidate
+            break
+        except Exception as err:  # noqa: BLE001 - the app must start whatever the weights are
+            notices.append(f"Generator: {_load_error(err, candidate)}")
+    if pipe is not None and pipe.class_set is None:
+        notices.append(f"Generator {source!r} stores no class set, so its maps cannot be read or painted.")
+        pipe = None
+    if pipe is not None and notices:
+        notices.append(f"Generator: using {source}.")
+    class_set = pipe.class_set if pipe is not None else ClassSet.builtin(FALLBACK_CLASS_SET)
+
+    cd_model = cd_model or os.environ.get(CD_MODEL_ENV) or None
+    cd, cd_source = None, "cva"
+    for candidate in dict.fromkeys(str(s) for s in (cd_model, cd_fallback) if s):
+        try:
+            cd, cd_source = load_cd_model(candidate, device=device), candidate
+            break
+        except Exception as err:  # noqa: BLE001
+            notices.append(f"Change detection: {_load_error(err, candidate)}")
+    if cd is None:
+        notices.append(
+            "No change-detection model available: the prediction shown is the training-free CVA + Otsu baseline."
+        )
+    return Models(pipe, cd, class_set, source, cd_source, notices)
+
+
+def _load_error(err: Exception, source: str) -> str:
+    if isinstance(err, ChangeAnywhereError):
+        return str(err)
+    detail = str(err).splitlines()[0][:200] if str(err) else "no details"
+    return f"could not load {source!r} ({type(err).__name__}: {detail})"
+
+
+def status_markdown(models: Models) -> str:
+    """One paragraph for the top of the page: what is loaded, and what went wrong."""
+    cs = models.class_set
+    gen = (
+        f"Generator **{_short(models.model_source)}** ({cs.name}: {', '.join(cs.names)}; "
+        f"sizes in multiples of {models.size_multiple} px) on {models.pipe.device}"
+        if models.pipe is not None
+        else "**No generator loaded: generation is disabled** (editing still works)"
+    )
+    cd = f"CD model **{_short(models.cd_source)}**" if models.cd_model is not None else "CD: CVA baseline"
+    lines = [f"{gen} · {cd}"]
+    lines += [f"> ⚠️ {n}" for n in models.notices]
+    return "\n\n".join(lines)
+
+
+def _short(source: str) -> str:
+    p = Path(source)
+    return p.name if p.is_absolute() else source
+
