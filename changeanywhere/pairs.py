@@ -42,18 +42,14 @@ class PairSettings:
     max_event_tries: int = 10  # re-draw the events (next derived seed) while they change nothing
 
     def resolved(self, pipe: ChangeAnywherePipeline) -> PairSettings:
-        """The same settings with the guidance scale the pipeline will use (its default for None)."""
-        if self.guidance_scale is not None:
-            return self
-        return replace(self, guidance_scale=float(pipe.config.default_guidance_scale))
+        """The sampler settings as the pipeline resolves and validates them (`check_inputs`: the guidance
+        default for None, steps and eta checked), so callers never re-resolve them."""
+        steps, guidance, eta = pipe.check_inputs(self.num_inference_steps, self.guidance_scale, self.eta)
+        return replace(self, num_inference_steps=steps, guidance_scale=guidance, eta=eta)
 
     def check(self) -> None:
-        """Validate every setting once, before a long run starts (errors name the parameters)."""
-        if self.num_inference_steps < 1:
-            raise ParameterError(f"`num_inference_steps` must be at least 1, got {self.num_inference_steps}",
-                                 "num_inference_steps")
-        if self.eta < 0:
-            raise ParameterError(f"`eta` must be ≥ 0, got {self.eta}", "eta")
+        """Validate the pair's own settings once, before a long run starts (errors name the parameters); the
+        sampler's steps, guidance and eta are the pipeline's to check (`resolved`)."""
         lo, hi = self.content_scale
         if not 0.0 <= lo <= hi <= 1.0:
             raise ParameterError(f"`content_scale` must satisfy 0 ≤ low ≤ high ≤ 1, got {lo}:{hi}", "content_scale")
