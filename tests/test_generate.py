@@ -164,6 +164,22 @@ def test_build_pairs_matches_a_generated_sample(reference, tiny_pipe):
     assert np.abs(pair.after_image.astype(int) - b).max() <= 2  # a batch of 1 vs 4: float rounding only
 
 
+def test_generated_folder_is_a_torch_dataset(reference):
+    from torch.utils.data import DataLoader
+
+    from changeanywhere.cd import ChangeFolderDataset
+
+    data = ChangeFolderDataset(reference, class_set=DUBAI)
+    assert len(data) == NUM
+    item = data[3]
+    assert item["a"].shape == item["b"].shape == (3, 32, 32) and item["a"].min() >= -1 and item["a"].max() <= 1
+    np.testing.assert_array_equal(item["label"].numpy(), png(reference / "label" / "000003.png") // 255)
+    np.testing.assert_array_equal(item["map_b"].numpy(), DUBAI.read_map(reference / "label_B" / "000003.png"))
+    batch = next(iter(DataLoader(data, batch_size=4)))
+    assert batch["a"].shape == (4, 3, 32, 32) and batch["label"].dtype == torch.int64
+    assert batch["stem"] == ["000000", "000001", "000002", "000003"]
+
+
 # --------------------------------------------------------------------------------------------------- determinism
 
 

@@ -1,13 +1,14 @@
 """Change detection: models (`CDModel`: ChangerEx-R18 style and a tiny variant), training on generated pairs,
 tiled inference, CVA + Otsu baseline, naive synthetic pairs, and metrics from one confusion matrix per set.
 
-    from changeanywhere.cd import load_cd_model, predict
+    from changeanywhere.cd import ChangeFolderDataset, load_cd_model, predict
     model = load_cd_model("checkpoints/cd-changeanywhere-dubai")   # or a Hub repo id
     mask = predict(model, before_rgb, after_rgb)                     # HxW bool
+    data = ChangeFolderDataset("OUT")                                # a generated folder, for any training loop
 """
 
 from .cva import cva_magnitude, cva_predict
-from .data import CDItem, CDTrainData, find_cd_pairs, read_cd_item
+from .data import CDItem, CDTrainData, ChangeFolderDataset, find_cd_pairs, read_cd_item
 from .inference import FolderResult, error_overlay, evaluate_folder, model_predictor, predict, predict_proba
 from .metrics import METRIC_KEYS, BinaryConfusion, all_change_f1, binary_metrics
 from .models import ARCHS, DEFAULT_CD_MODEL, CDModel, build_cd_model, load_cd_model
@@ -21,6 +22,7 @@ __all__ = [
     "CDItem",
     "CDModel",
     "CDTrainData",
+    "ChangeFolderDataset",
     "FolderResult",
     "all_change_f1",
     "binary_metrics",

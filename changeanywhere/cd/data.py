@@ -17,7 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
 
+from ..classes import ClassSet
 from ..data import IMAGE_SUFFIXES, dihedral, files_by_stem, listing
 from ..errors import ChangeAnywhereError, MapSizeError
 from ..image_utils import uint8_to_tensor
@@ -113,6 +115,40 @@ def read_cd_item(item: CDItem) -> tuple[np.ndarray, np.ndarray, np.ndarray | Non
                 f"{a.shape[1]}×{a.shape[0]}"
             )
     return a, b, label
+
+
+class ChangeFolderDataset(Dataset):
+    """A change-detection folder (`A/`, `B/`, `label/`: the output of `changeanywhere generate`, or LEVIR-CD
+    style data) as a torch `Dataset`, for any training loop or toolbox.
+
+    Item i is a dict: `a`, `b` (3xHxW float in [-1, 1]), `label` (HxW long: 1 change, 0 no change, 255
+    ignore) and `stem`; with a `class_set`, also `map_a`, `map_b` (HxW long land-cover maps of both dates,
+    from `label_A/`, `label_B/`). `transform`, if given, is applied to each item dict.
+    """
+
+    def __init__(self, root: str | Path, class_set: ClassSet | None = None, transform=None):
+        self.root = Path(root)
+        self.items = find_cd_pairs(self.root)
+        self.class_set = class_set
+        self.transform = transform
+        if class_set is not None:
+            missing = [d for d in ("label_A", "label_B") if not (self.root / d).is_dir()]
+            if missing:
+                raise ChangeAnywhereError(f"{self.root} has no {' or '.join(missing)}/: land-cover maps need them")
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict:
+        item = self.items[index]
+        a, b, label = read_cd_item(item)
+        out = {"a": uint8_to_tensor(a), "b": uint8_to_tensor(b), "label": torch.from_numpy(label.astype(np.int64)),
+               "stem": item.stem}
+        if self.class_set is not None:
+            for key, folder in (("map_a", "label_A"), ("map_b", "label_B")):
+                path = self.root / folder / item.label.name
+                out[key] = torch.from_numpy(self.class_set.read_map(path).astype(np.int64))
+        return self.transform(out) if self.transform is not None else out
 
 
 # ----------------------------------------------------------------------------------------------- training

@@ -3,16 +3,16 @@
 Random crops with flips/rotations, a before/after swap and an independent colour jitter per date;
 cross-entropy with OHEM (the hardest `ohem_ratio` of the valid pixels of a batch, at least `ohem_min_kept`);
 AdamW with warm-up + cosine decay; pickle-free checkpoints `OUT/checkpoint-<step>/` (the team's
-`training.checkpoint` format) with resume from the latest; with `--val`, tiled evaluation every
-`--val-steps` and `OUT/best/` kept by change-class F1 (pooled over the val folders); `OUT/final/` at the end.
+`training.checkpoint` format) with resume from the latest; with `val` folders, tiled evaluation every
+`val_steps` and `OUT/best/` kept by change-class F1 (pooled over the val folders); `OUT/final/` at the end.
 Both model folders are `save_pretrained` folders (config.json + model.safetensors + README.md model card).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,22 +20,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ChangeAnywhereError
+from ..errors import ParameterError
 from ..io import atomic_write_text
 from ..labels import IGNORE_INDEX
 from ..training.checkpoint import save_training_state
-from ..training.common import RunLog, args_record, make_accelerator, resume_or_start, run_steps, write_json
+from ..training.common import (
+    RunLog,
+    args_record,
+    check_at_least_one,
+    make_accelerator,
+    resume_or_start,
+    run_steps,
+    write_json,
+)
+from ..training.config import CDTrainConfig
 from .data import CDTrainData
 from .inference import evaluate_folder, model_predictor
 from .metrics import BinaryConfusion
 from .models import CDModel, load_cd_model
-
-TRAIN_DEFAULTS: dict[str, Any] = dict(
-    arch="changerex-r18", crop_size=256, batch_size=8, max_steps=4000, lr=1e-3, weight_decay=0.01,
-    warmup_steps=100, lr_schedule="cosine", ohem_ratio=0.25, ohem_min_kept=10_000, jitter=0.2, swap_prob=0.5,
-    val_steps=500, checkpointing_steps=500, checkpoints_total_limit=2, log_steps=20, max_grad_norm=1.0,
-    gradient_accumulation_steps=1, mixed_precision="no", tile_size=256, overlap=32, seed=0, resume="auto",
-)
 
 
 def ohem_cross_entropy(logits: torch.Tensor, target: torch.Tensor, keep_ratio: float = 0.25,
@@ -64,19 +66,13 @@ class CDLoss(nn.Module):
         return ohem_cross_entropy(self.model(a, b), label, self.ohem_ratio, self.ohem_min_kept)
 
 
-def fill_train_defaults(args: argparse.Namespace) -> argparse.Namespace:
-    """None / missing arguments -> `TRAIN_DEFAULTS`; sanity checks."""
-    for key, value in TRAIN_DEFAULTS.items():
-        if getattr(args, key, None) is None:
-            setattr(args, key, value)
-    for key in ("crop_size", "batch_size", "max_steps", "val_steps", "checkpointing_steps", "log_steps",
-                "gradient_accumulation_steps", "tile_size"):
-        if getattr(args, key) < 1:
-            raise ChangeAnywhereError(f"--{key.replace('_', '-')} must be at least 1")
-    if not 0 < args.ohem_ratio <= 1:
-        raise ChangeAnywhereError("--ohem-ratio must be in (0, 1] (1 = plain cross-entropy)")
-    args.sample_steps = args.val_steps if getattr(args, "val", None) else None
-    return args
+def checked(config: CDTrainConfig) -> CDTrainConfig:
+    """The config checked, with validation (the loop's `sample_steps`) every `val_steps` when there is `val`."""
+    check_at_least_one(config, "crop_size", "batch_size", "max_steps", "val_steps", "checkpointing_steps",
+                       "log_steps", "gradient_accumulation_steps", "tile_size")
+    if not 0 < config.ohem_ratio <= 1:
+        raise ParameterError("`ohem_ratio` must be in (0, 1] (1 = plain cross-entropy)", "ohem_ratio")
+    return replace(config, sample_steps=config.val_steps if config.val else None)
 
 
 def model_card(info: dict[str, Any]) -> str:
@@ -104,7 +100,7 @@ def save_model_folder(model: CDModel, folder: Path, info: dict[str, Any]) -> Pat
     return folder
 
 
-def _validate(model: CDModel, roots: list[str], args: argparse.Namespace) -> BinaryConfusion:
+def _validate(model: CDModel, roots: list[str], args: CDTrainConfig) -> BinaryConfusion:
     predictor = model_predictor(model, args.tile_size, args.overlap, batch_size=args.batch_size)
     total = BinaryConfusion()
     for root in roots:
@@ -112,9 +108,41 @@ def _validate(model: CDModel, roots: list[str], args: argparse.Namespace) -> Bin
     return total
 
 
-def train_cd(args: argparse.Namespace) -> dict[str, Any]:
-    """Run `train-cd`; returns the final metrics (step, loss, and the best val F1 when --val is given)."""
-    args = fill_train_defaults(args)
+def _initial_model(args: CDTrainConfig, log: RunLog) -> CDModel:
+    """A fresh model of `arch` (seeded), or the `init` model to fine-tune."""
+    torch.manual_seed(args.seed)
+    if args.init:
+        model = load_cd_model(args.init, device="cpu").train()
+        log(f"initialised from {args.init} ({model.arch})")
+        return model
+    kwargs: dict[str, Any] = {"widths": list(args.widths) if args.widths else None}
+    if args.head_channels:
+        kwargs["head_channels"] = args.head_channels
+    return CDModel(arch=args.arch, **kwargs)
+
+
+class _Prefetcher:
+    """Micro-batch `micro` of this rank, decoding the next one in a thread while this one trains."""
+
+    def __init__(self, data: CDTrainData, batch_size: int, rank: int):
+        self.data, self.batch_size, self.rank = data, batch_size, rank
+        self.pool = ThreadPoolExecutor(1)
+        self.pending: dict[int, Future] = {}
+
+    def __call__(self, micro: int) -> dict[str, torch.Tensor]:
+        fut = self.pending.pop(micro, None)
+        batch = fut.result() if fut is not None else self.data.batch(micro, self.batch_size, self.rank)
+        self.pending.clear()
+        self.pending[micro + 1] = self.pool.submit(self.data.batch, micro + 1, self.batch_size, self.rank)
+        return batch
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def train_cd(config: CDTrainConfig) -> dict[str, Any]:
+    """Run `train-cd`; returns the final metrics (step, loss, and the best val F1 when `val` is given)."""
+    args = checked(config)
     out = Path(args.output_dir)
     accelerator = make_accelerator(args.mixed_precision, args.gradient_accumulation_steps)
     main, rank = accelerator.is_main_process, accelerator.process_index
@@ -127,16 +155,7 @@ def train_cd(args: argparse.Namespace) -> dict[str, Any]:
     data = CDTrainData(data_roots, crop_size=args.crop_size, swap_prob=args.swap_prob, jitter=args.jitter,
                        seed=args.seed)
 
-    torch.manual_seed(args.seed)
-    if getattr(args, "init", None):
-        model = load_cd_model(args.init, device="cpu").train()
-        log(f"initialised from {args.init} ({model.arch})")
-    else:
-        widths = list(args.widths) if getattr(args, "widths", None) else None
-        kwargs: dict[str, Any] = {"widths": widths}
-        if getattr(args, "head_channels", None):
-            kwargs["head_channels"] = args.head_channels
-        model = CDModel(arch=args.arch, **kwargs)
+    model = _initial_model(args, log)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     start_step = resume_or_start(args.resume, out, {"model": model}, optimizer, log)
     best_file = out / "best" / "val_metrics.json"
@@ -157,15 +176,7 @@ def train_cd(args: argparse.Namespace) -> dict[str, Any]:
                 "batch_size": args.batch_size * accelerator.num_processes * args.gradient_accumulation_steps,
                 "lr": args.lr, "ohem_ratio": args.ohem_ratio, "seed": args.seed, **extra}
 
-    prefetch = ThreadPoolExecutor(1)  # decode the next batch while this one trains
-    pending: dict[int, Future] = {}
-
-    def next_batch(micro: int) -> dict[str, torch.Tensor]:
-        fut = pending.pop(micro, None)
-        batch = fut.result() if fut is not None else data.batch(micro, args.batch_size, rank)
-        pending.clear()
-        pending[micro + 1] = prefetch.submit(data.batch, micro + 1, args.batch_size, rank)
-        return batch
+    next_batch = _Prefetcher(data, args.batch_size, rank)
 
     def loss_fn(micro: int) -> torch.Tensor:
         batch = next_batch(micro)
@@ -194,7 +205,7 @@ def train_cd(args: argparse.Namespace) -> dict[str, Any]:
     result = run_steps(accelerator=accelerator, model=wrapper, optimizer=optimizer, params=params,
                        loss_fn=loss_fn, start_step=start_step, args=args, log=log, save=save,
                        sample=validate if val_roots else None, desc="train-cd")
-    prefetch.shutdown(wait=True, cancel_futures=True)
+    next_batch.close()
     metrics: dict[str, Any] = {"step": result["step"], "loss": result.get("loss")}
     if best:
         metrics.update(best_val_f1=best["f1"], best_step=best["step"])

@@ -35,7 +35,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--overlap", type=int, default=32, help="pixels shared by neighbouring tiles")
     p.add_argument("--batch-size", type=int, default=8, help="tiles per forward pass")
     p.add_argument("--device", default="auto", help="'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1', ...")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--no-progress", "--quiet", dest="no_progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
     return p
 
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     results: list[FolderResult] = []
     for name, folder in zip(_names(folders), folders, strict=True):
         save = args.save_predictions / name if args.save_predictions else None
-        results.append(evaluate_folder(predictor, folder, name=name, save_dir=save, progress=not args.quiet))
+        results.append(evaluate_folder(predictor, folder, name=name, save_dir=save, progress=not args.no_progress))
     pooled = BinaryConfusion()
     for r in results:
         pooled = pooled + r.confusion

@@ -26,7 +26,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--segmenter", default=str(DEFAULT_SEGMENTER), help="segmenter folder or Hub repo id")
     p.add_argument("--max-tiles", type=int, default=32, help="evenly spread 256² tiles to score (default 32)")
     p.add_argument("--tile-size", type=int, default=256)
-    p.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50)")
+    p.add_argument("--num-inference-steps", "--steps", dest="num_inference_steps", type=int, default=50,
+                   help="denoising steps (default 50)")
     p.add_argument("--guidance-scale", type=float, default=None, help="default: the model's own")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         segmenter,
         tiles,
         class_set,
-        num_inference_steps=args.steps,
+        num_inference_steps=args.num_inference_steps,
         guidance_scale=args.guidance_scale,
         batch_size=args.batch_size,
         seed=args.seed,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..training.args import add_autoencoder_args, add_common_args
+from .options import config_from_args
 
 HELP = "train the autoencoder (KL or VQ, f=4) on random crops of a data folder"
 
@@ -22,6 +23,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     from ..training.autoencoder import train_autoencoder
+    from ..training.config import AutoencoderTrainConfig
 
-    train_autoencoder(args)
+    train_autoencoder(config_from_args(AutoencoderTrainConfig, args, val_pattern=tuple(args.val_pattern)))
     return 0

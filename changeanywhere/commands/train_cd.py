@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import fields
+
+from ..training.config import CDTrainConfig
+from .options import config_from_args
 
 HELP = "train a change-detection model (ChangerEx-R18 style or tiny) on A/ B/ label/ folders"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from ..cd.train import TRAIN_DEFAULTS as D  # light: no torch model code runs here
+    D = {f.name: f.default for f in fields(CDTrainConfig)}  # the config's defaults are the flags'
 
     p = subparsers.add_parser(
         "train-cd", help=HELP,
@@ -20,7 +24,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--data", required=True, nargs="+", help="training folder(s) with A/, B/, label/")
     p.add_argument("--val", nargs="+", default=None,
                    help="validation folder(s) with A/, B/, label/: evaluated every --val-steps, best kept")
-    p.add_argument("--output-dir", required=True, help="checkpoints, logs, OUT/best and OUT/final go here")
+    p.add_argument("--output-dir", "--out", dest="output_dir", required=True,
+                   help="checkpoints, logs, OUT/best and OUT/final go here")
     p.add_argument("--arch", "--variant", dest="arch", choices=("changerex-r18", "tiny"), default=D["arch"],
                    help=f"model (default {D['arch']})")
     p.add_argument("--widths", type=int, nargs="+", default=None,
@@ -58,7 +63,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run(args: argparse.Namespace) -> int:
     from ..cd.train import train_cd
 
-    metrics = train_cd(args)
+    metrics = train_cd(config_from_args(CDTrainConfig, args))
     best = ""
     if "best_val_f1" in metrics:
         best = f", best val F1 {metrics['best_val_f1']:.4f} (step {metrics['best_step']})"

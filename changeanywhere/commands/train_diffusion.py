@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..training.args import add_common_args, add_diffusion_args
+from .options import config_from_args
 
 HELP = "train the semantic latent diffusion model (UNet + semantic encoder) on a data folder"
 
@@ -22,7 +23,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..training.config import DiffusionTrainConfig
     from ..training.diffusion import train_diffusion
 
-    train_diffusion(args)
+    train_diffusion(config_from_args(DiffusionTrainConfig, args, val_pattern=tuple(args.val_pattern)))
     return 0

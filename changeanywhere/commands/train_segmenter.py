@@ -24,7 +24,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         default=list(DEFAULT_VAL_PATTERN),
         help="globs of validation stems (default: the Dubai convention *_008, *_009)",
     )
-    p.add_argument("--output-dir", required=True, type=Path)
+    p.add_argument("--output-dir", "--out", dest="output_dir", required=True, type=Path)
     d = SegmenterTrainConfig()
     p.add_argument("--crop-size", type=int, default=d.crop_size)
     p.add_argument("--batch-size", type=int, default=d.batch_size)

@@ -1,19 +1,21 @@
-"""Command-line arguments of the training commands (kept free of heavy imports so `--help` is fast)."""
+"""Command-line arguments of the generator's training commands: one flag per field of the configs in
+`training/config.py` (same defaults), parsed into them by `config_from_args`."""
 
 from __future__ import annotations
 
 import argparse
 
-DEFAULT_VAL_PATTERN = ("*_008.*", "*_009.*")  # the Dubai convention, as in `changeanywhere.data`
+from ..data import DEFAULT_VAL_PATTERN
 
 
 def add_common_args(p: argparse.ArgumentParser, crop_help: str) -> None:
     """Arguments both training commands take (None = the preset's default)."""
     p.add_argument("--data", required=True, help="folder with images/ and labels/ (pairs match by file stem)")
     p.add_argument("--classes", required=True, help="class set: a built-in name or a JSON file")
-    p.add_argument("--output-dir", required=True, help="where checkpoints, samples, logs and results go")
+    p.add_argument("--output-dir", "--out", dest="output_dir", required=True,
+                   help="where checkpoints, samples, logs and results go")
     p.add_argument("--preset", default="paper", choices=("tiny", "cpu", "paper"),
-                   help="model size and defaults: paper (method.md §1), cpu (2-core recipe), tiny (tests)")
+                   help="model size and defaults: paper (docs/method.md §1), cpu (2-core recipe), tiny (tests)")
     p.add_argument("--val-pattern", nargs="+", default=list(DEFAULT_VAL_PATTERN),
                    help="file-name globs of validation pairs (default: the Dubai convention *_008, *_009)")
     p.add_argument("--split-file", default=None, help="text file of validation stems (replaces --val-pattern)")

@@ -7,7 +7,6 @@ At the end the latent scaling factor (1 / std of latents over a few hundred crop
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +36,10 @@ from .common import (
     torch_generator,
     write_json,
 )
+from .config import AutoencoderTrainConfig
 
-# Per-preset defaults of `train-autoencoder` (the KL weight multiplies the *mean* KL per latent element;
-# stack-notes: 1e-6 on the summed KL washed colours out, so it stays ~0).
+# Per-preset defaults of `train-autoencoder` (the KL weight multiplies the *mean* KL per latent element:
+# 1e-6 on the summed KL washed the colours out in CPU runs, so it stays ~0).
 AUTOENCODER_DEFAULTS: dict[str, dict[str, Any]] = {
     "paper": dict(crop_size=256, batch_size=16, max_steps=100_000, lr=4.5e-6 * 16, lr_schedule="constant",
                   warmup_steps=500, kl_weight=1e-6, sample_steps=1000, log_steps=50, eval_size=256,
@@ -112,9 +112,9 @@ def evaluate_psnr(vae: AutoencoderKL | VQModel, items: list, batch: int = 8) -> 
     return float(10 * np.log10(1.0 / max(se / max(count, 1), 1e-12)))
 
 
-def train_autoencoder(args: argparse.Namespace) -> dict[str, Any]:
+def train_autoencoder(config: AutoencoderTrainConfig) -> dict[str, Any]:
     """Run `train-autoencoder`; returns the final metrics."""
-    args = fill_defaults(args, AUTOENCODER_DEFAULTS)
+    args = fill_defaults(config, AUTOENCODER_DEFAULTS)
     out = Path(args.output_dir)
     class_set = ClassSet.load(args.classes)
     accelerator = make_accelerator(args.mixed_precision, args.gradient_accumulation_steps, args.num_threads)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,22 +17,28 @@ from tqdm.auto import tqdm
 
 from ..classes import ClassSet
 from ..data import LandCoverCrops, find_pairs, load_pairs
-from ..errors import ChangeAnywhereError
+from ..errors import ChangeAnywhereError, ParameterError
 from ..io import atomic_write_png
 from .checkpoint import latest_checkpoint, load_training_state, prune_checkpoints, save_training_state
+from .config import LoopConfig, TrainConfig
 
 # ----------------------------------------------------------------------------------------------- arguments
 
 
-def fill_defaults(args: argparse.Namespace, table: dict[str, dict[str, Any]]) -> argparse.Namespace:
-    """Replace None arguments by the preset's row of `table`."""
-    for key, value in table[args.preset].items():
-        if getattr(args, key, None) is None:
-            setattr(args, key, value)
-    for key in ("crop_size", "batch_size", "max_steps", "gradient_accumulation_steps", "checkpointing_steps"):
-        if getattr(args, key, 1) is not None and getattr(args, key, 1) < 1:
-            raise ChangeAnywhereError(f"--{key.replace('_', '-')} must be at least 1")
-    return args
+def fill_defaults(config: TrainConfig, table: dict[str, dict[str, Any]]) -> TrainConfig:
+    """The config with every None field set from the preset's row of `table`; step and size fields checked."""
+    if config.preset not in table:
+        raise ParameterError(f"`preset` must be one of {', '.join(table)}, got {config.preset!r}", "preset")
+    config = replace(config, **{k: v for k, v in table[config.preset].items() if getattr(config, k) is None})
+    check_at_least_one(config, "crop_size", "batch_size", "max_steps", "gradient_accumulation_steps",
+                       "checkpointing_steps")
+    return config
+
+
+def check_at_least_one(config: Any, *names: str) -> None:
+    for name in names:
+        if getattr(config, name) is not None and getattr(config, name) < 1:
+            raise ParameterError(f"`{name}` must be at least 1", name)
 
 
 # ----------------------------------------------------------------------------------------------- set-up
@@ -50,16 +56,16 @@ def make_accelerator(mixed_precision: str, gradient_accumulation_steps: int, num
 
     cuda = torch.cuda.is_available()
     if mixed_precision == "fp16" and not cuda:
-        raise ChangeAnywhereError("--mixed-precision fp16 needs a GPU; use bf16 or no on the CPU")
+        raise ParameterError("`mixed_precision` fp16 needs a GPU; use bf16 or no on the CPU", "mixed_precision")
     return Accelerator(
         mixed_precision=mixed_precision, gradient_accumulation_steps=gradient_accumulation_steps, cpu=not cuda
     )
 
 
-def load_split(args: argparse.Namespace, class_set: ClassSet, split: str, required: bool = True):
+def load_split(config: TrainConfig, class_set: ClassSet, split: str, required: bool = True):
     """Loaded pairs of one split (None for an empty optional split)."""
     try:
-        pairs = find_pairs(args.data, split, val_pattern=args.val_pattern, split_file=args.split_file)
+        pairs = find_pairs(config.data, split, val_pattern=config.val_pattern, split_file=config.split_file)
     except ChangeAnywhereError as err:
         if required or "split is empty" not in str(err):
             raise
@@ -94,7 +100,7 @@ def resolve_resume(resume: str, output_dir: Path) -> Path | None:
         return latest_checkpoint(output_dir)
     path = Path(resume)
     if not (path / "state.json").is_file():
-        raise ChangeAnywhereError(f"--resume {resume}: not a checkpoint folder (no state.json)")
+        raise ParameterError(f"`resume` {resume}: not a checkpoint folder (no state.json)", "resume")
     return path
 
 
@@ -103,7 +109,7 @@ def resume_or_start(
     resume: str, output_dir: Path, models: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer,
     log: Any, ema: Any = None,
 ) -> int:
-    """Load the checkpoint `--resume` names (auto = the latest in `output_dir`) and log it; returns the step."""
+    """Load the checkpoint `resume` names (auto = the latest in `output_dir`) and log it; returns the step."""
     ckpt = resolve_resume(resume, output_dir)
     if ckpt is None:
         log(event="start", step=0)
@@ -151,7 +157,7 @@ def run_steps(
     params: Sequence[torch.nn.Parameter],
     loss_fn: Callable[[int], torch.Tensor],
     start_step: int,
-    args: argparse.Namespace,
+    args: LoopConfig,
     log: RunLog,
     save: Callable[[Path, int, dict[str, Any]], None],
     sample: Callable[[int], None] | None = None,
@@ -245,6 +251,6 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
-def args_record(args: argparse.Namespace) -> dict[str, Any]:
-    """The command's arguments as plain JSON values (for checkpoints and logs)."""
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if not callable(v)}
+def args_record(config: LoopConfig) -> dict[str, Any]:
+    """A training config as plain JSON values (for checkpoints and logs)."""
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(config).items() if not callable(v)}

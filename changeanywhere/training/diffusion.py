@@ -9,7 +9,6 @@ the UNet and the semantic encoder; the final `OUT/pipeline` holds the EMA weight
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from torch import nn
 
 from ..classes import ClassSet
 from ..data import LandCoverCrops, collate_tiles, spread, tiles
-from ..errors import ChangeAnywhereError
+from ..errors import ChangeAnywhereError, ParameterError
 from ..generator.autoencoder import ColorAutoencoder
 from ..generator.pipeline import ChangeAnywherePipeline
 from ..generator.presets import PRESETS, Autoencoder, build_pipeline
@@ -42,9 +41,10 @@ from .common import (
     torch_generator,
     write_json,
 )
+from .config import DiffusionTrainConfig
 
-# Per-preset defaults of `train-diffusion`. paper: method.md §1 (AdamW 1.6e-5 at batch 16, 256² crops).
-# cpu: the measured 2-core recipe of stack-notes.md (128² crops = 32² latents, batch 16, 1e-3 → cosine).
+# Per-preset defaults of `train-diffusion`. paper: docs/method.md §4 (AdamW 1.6e-5 at batch 16, 256² crops).
+# cpu: the recipe measured on a 2-core CPU (128² crops = 32² latents, batch 16, 1e-3 → cosine).
 DIFFUSION_DEFAULTS: dict[str, dict[str, Any]] = {
     "paper": dict(crop_size=256, batch_size=16, max_steps=500_000, lr=1.6e-5, lr_schedule="constant",
                   warmup_steps=0, ema_decay=0.9999, cache_latents=0, sample_steps=5000, log_steps=50,
@@ -99,13 +99,14 @@ def load_autoencoder(path: str | Path) -> Autoencoder:
     try:
         config = json.loads((path / "config.json").read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as err:
-        raise ChangeAnywhereError(
-            f"--autoencoder {path}: not an autoencoder folder ({err}); train one with train-autoencoder"
+        raise ParameterError(
+            f"`autoencoder` {path}: not an autoencoder folder ({err}); train one with train-autoencoder",
+            "autoencoder",
         ) from None
     classes = {"AutoencoderKL": AutoencoderKL, "VQModel": VQModel, "ColorAutoencoder": ColorAutoencoder}
     cls = classes.get(config.get("_class_name"))
     if cls is None:
-        raise ChangeAnywhereError(f"--autoencoder {path}: unsupported class {config.get('_class_name')!r}")
+        raise ParameterError(f"`autoencoder` {path}: unsupported class {config.get('_class_name')!r}", "autoencoder")
     return cls.from_pretrained(path)
 
 
@@ -181,14 +182,14 @@ def push_to_hub(folder: Path, repo_id: str, private: bool, step: int) -> str:
             commit_message=f"ChangeAnywhere pipeline after {step} training steps",
         )
     except Exception as err:  # network, auth, offline mode: one actionable message
-        raise ChangeAnywhereError(
-            f"--push-to-hub {repo_id}: upload failed ({type(err).__name__}: {err}). The pipeline is saved in "
-            f"{folder}; log in with `hf auth login` and upload it with `hf upload {repo_id} {folder}`"
+        raise ParameterError(
+            f"`push_to_hub` {repo_id}: upload failed ({type(err).__name__}: {err}). The pipeline is saved in "
+            f"{folder}; log in with `hf auth login` and upload it with `hf upload {repo_id} {folder}`", "push_to_hub"
         ) from None
     return str(getattr(info, "commit_url", info))
 
 
-def _model_card(class_set: ClassSet, args: argparse.Namespace, step: int, num_processes: int) -> str:
+def _model_card(class_set: ClassSet, args: DiffusionTrainConfig, step: int, num_processes: int) -> str:
     return (
         "---\nlibrary_name: diffusers\ntags: [changeanywhere, remote-sensing, change-detection]\n---\n\n"
         f"# ChangeAnywhere semantic latent diffusion model ({class_set.name})\n\n"
@@ -201,11 +202,11 @@ def _model_card(class_set: ClassSet, args: argparse.Namespace, step: int, num_pr
     )
 
 
-def train_diffusion(args: argparse.Namespace) -> dict[str, Any]:
+def train_diffusion(config: DiffusionTrainConfig) -> dict[str, Any]:
     """Run `train-diffusion`; returns the final state (step, loss, pipeline folder)."""
-    args = fill_defaults(args, DIFFUSION_DEFAULTS)
+    args = fill_defaults(config, DIFFUSION_DEFAULTS)
     if not 0.0 <= args.cond_dropout < 1.0:
-        raise ChangeAnywhereError("--cond-dropout must lie in [0, 1)")
+        raise ParameterError("`cond_dropout` must lie in [0, 1)", "cond_dropout")
     out = Path(args.output_dir)
     class_set = ClassSet.load(args.classes)
     vae = load_autoencoder(args.autoencoder)
@@ -219,7 +220,7 @@ def train_diffusion(args: argparse.Namespace) -> dict[str, Any]:
     torch.manual_seed(args.seed)
     pipe = build_pipeline(class_set, args.preset, vae=vae, prediction_type=args.prediction_type)
     if args.crop_size % pipe.size_multiple:
-        raise ChangeAnywhereError(f"--crop-size must be a multiple of {pipe.size_multiple} for this preset")
+        raise ParameterError(f"`crop_size` must be a multiple of {pipe.size_multiple} for this preset", "crop_size")
     pipe.set_progress_bar_config(disable=True)
     pipe.vae.requires_grad_(False).eval()
     pipe.to(device)
