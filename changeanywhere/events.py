@@ -1,4 +1,4 @@
-"""Change events: turn a "before" land-cover map into a plausible "after" map (method.md §2).
+"""Change events: turn a "before" land-cover map into a plausible "after" map (docs/method.md §2).
 
 Objects are connected regions (8-connectivity) of one class in the before map. Three object-level events
 (ChangeAnywhere's `remove`, plus Changen2's `add` and `transition`) are applied one after another to an

@@ -3,7 +3,7 @@
 The latent is `[avg_pool_f(RGB), detail]`: three channels are the image averaged over f×f blocks (exact
 colour at latent resolution, nothing to learn), the others are learned detail. The decoder predicts a
 residual on top of the bilinearly upsampled colour channels. Small CPU-trained autoencoders learn luminance
-first and colour late (stack notes: colour spread ratio 0.52 after 20 min); this design cannot lose colour.
+first and colour late (a colour spread ratio of 0.52 after 20 min on a CPU); this design cannot lose colour.
 Latents are normalised per channel (`latents_mean` / `latents_std`, the diffusers convention).
 """
 

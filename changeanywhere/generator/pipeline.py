@@ -1,4 +1,4 @@
-"""`ChangeAnywherePipeline`: semantic synthesis and change synthesis by latent mixing (method.md §1, §3).
+"""`ChangeAnywherePipeline`: semantic synthesis and change synthesis by latent mixing (docs/method.md §1, §3).
 
 Two entry points share one denoising loop:
 
@@ -245,7 +245,7 @@ class ChangeAnywherePipeline(DiffusionPipeline):
     ) -> torch.Tensor:
         """Any diffusers scheduler from pure noise under `cond`. If `known_latents` is given, the cells where
         `keep_mask` is 1 are replaced, before step i of every sample with i < its `mix_steps`, by the known
-        latent noised to the scheduler's own level at that step (method.md §3)."""
+        latent noised to the scheduler's own level at that step (docs/method.md §3)."""
         scheduler = self.scheduler
         shape = (latent_channels_of(self.vae), *cond.shape[2:])
         dtype = self.unet.dtype
@@ -353,7 +353,7 @@ class ChangeAnywherePipeline(DiffusionPipeline):
     ) -> ChangeOutput:
         """Before image + before map + after map (or `edits` applied to the before map) -> after image.
 
-        The latent-mixing sampler of method.md §3 keeps latent cells away from the change anchored to the
+        The latent-mixing sampler of docs/method.md §3 keeps latent cells away from the change anchored to the
         forward-noised before-latent for the first `int(s·N)` steps (`content_scale` s: a float, or a (low, high)
         range drawn per sample); at s = 1 (default) they stay anchored to the end and are reset to the before
         latent, so only the change and a `free_band` of cells around it are painted. `blend="pixel"` (default)

@@ -1,7 +1,7 @@
 """Named model sizes: fresh, untrained components for a class set (`paper`, `cpu`, `tiny`).
 
-`paper` follows method.md §1 (VQ f=4 with 3 latent channels, a 128-wide UNet with attention);
-`cpu` is the measured 2-core recipe of stack-notes.md (KL f=4, 4 channels); `tiny` is for unit tests.
+`paper` follows docs/method.md §1 (VQ f=4 with 3 latent channels, a 128-wide UNet with attention);
+`cpu` is the recipe measured on a 2-core CPU (colour autoencoder f=4, a small UNet); `tiny` is for unit tests.
 """
 
 from __future__ import annotations

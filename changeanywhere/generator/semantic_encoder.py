@@ -1,6 +1,6 @@
 """The trainable semantic encoder: one-hot land-cover map -> condition at latent resolution.
 
-This is the "conv rescaler" of the original SLDM (method.md §1): stride-2 convolutions that keep the class
+This is the "conv rescaler" of the original SLDM (docs/method.md §1): stride-2 convolutions that keep the class
 channels, then a 1×1 convolution to a few condition channels that are concatenated to the noisy latent.
 The class set travels in its config, so a saved pipeline knows which colours its maps use.
 """
