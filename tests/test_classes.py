@@ -1,6 +1,7 @@
 """Class sets: built-ins, JSON round trip, colour <-> index, reading colour / index / palette maps."""
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -177,8 +178,13 @@ def test_colour_lookup_is_fast_on_large_maps():
     idx = np.random.default_rng(0).integers(0, 8, (2000, 2000), dtype=np.uint8)
     rgb = cs.indices_to_colors(idx)
     rgb[:50, :50] = (1, 2, 3)
-    out = cs.colors_to_indices(rgb, snap=True)  # a few hundred ms; a per-pixel loop would take minutes
+    seconds = []
+    for _ in range(2):  # the faster of two runs: a busy machine slows one, not both
+        t0 = time.perf_counter()
+        out = cs.colors_to_indices(rgb, snap=True)
+        seconds.append(time.perf_counter() - t0)
     assert out[0, 0] == 255 and np.array_equal(out[50:], idx[50:])
+    assert min(seconds) < 3.0, f"{min(seconds):.1f} s for 4 M pixels (~0.2 s vectorised; a per-pixel loop: minutes)"
 
 
 def test_read_rgb_and_rgba_png(tmp_path):
