@@ -10,6 +10,7 @@ the UNet and the semantic encoder; the final `OUT/pipeline` holds the EMA weight
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -202,6 +203,69 @@ def _model_card(class_set: ClassSet, args: DiffusionTrainConfig, step: int, num_
     )
 
 
+def _latent_cache(
+    args: DiffusionTrainConfig, pipe: ChangeAnywherePipeline, train: list, rank: int, out: Path, log: RunLog
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """This rank's cached latents of `cache_latents` augmented crops (reused when the inputs match)."""
+    import time
+
+    cache_set = LandCoverCrops(train, args.crop_size, length=args.cache_latents, seed=rank_seed(args.seed, rank) + 777)
+    ae_file = next(Path(args.autoencoder).glob("*.safetensors"), None)
+    meta = {"n": str(args.cache_latents), "crop": str(args.crop_size), "seed": str(args.seed),
+            "rank": str(rank), "data": str(Path(args.data).resolve()),
+            "autoencoder": str(Path(args.autoencoder).resolve()),
+            "autoencoder_mtime": str(ae_file.stat().st_mtime_ns if ae_file else 0),
+            "val_pattern": " ".join(args.val_pattern), "split_file": str(args.split_file)}
+    t0 = time.time()
+    cached = cache_latents(pipe, cache_set, args.cache_latents, out / "latent-cache" / f"rank{rank}.safetensors",
+                           meta, log)
+    log(f"latents of {args.cache_latents} crops ready in {time.time() - t0:.0f} s "
+        f"(shape {tuple(cached[0].shape[1:])})")
+    return cached
+
+
+def _sample_grid(
+    pipe: ChangeAnywherePipeline, ema: EMAModel, params: list, grid_items: list, class_set: ClassSet, steps: int,
+    out: Path, log: RunLog, step: int,
+) -> None:
+    """Write the sample grid of this step (map | real | guidance 1 | guidance 2), with the EMA weights."""
+    batch = collate_tiles(grid_items)
+    maps = [m.numpy().astype(np.uint8) for m in batch["label"]]
+    ema.store(params)
+    ema.copy_to(params)
+    try:
+        kw = dict(num_inference_steps=steps, seed=list(range(len(maps))), output_type="np")
+        g1 = pipe.synthesize(maps, guidance_scale=1.0, **kw).images
+        g2 = pipe.synthesize(maps, guidance_scale=2.0, **kw).images
+    finally:
+        ema.restore(params)
+    real = [np.asarray(im) for im, _ in grid_items]
+    rows = [[class_set.indices_to_colors(m), r, (a * 255).round().astype(np.uint8),
+             (b * 255).round().astype(np.uint8)] for m, r, a, b in zip(maps, real, g1, g2, strict=True)]
+    path = save_grid(rows, out / "samples" / f"step-{step:07d}.png")
+    log(f"wrote {path} (map | real | guidance 1 | guidance 2, EMA weights)", event="sample", step=step,
+        path=str(path))
+
+
+def _save_pipeline(
+    pipe: ChangeAnywherePipeline, args: DiffusionTrainConfig, class_set: ClassSet, final: dict[str, Any],
+    out: Path, log: RunLog,
+) -> None:
+    """Save OUT/pipeline (weights as they are now: the caller copies the EMA in), its card, the result; push."""
+    pipe_dir = Path(final["pipeline"])
+    pipe.to("cpu")
+    if args.save_dtype == "fp16":
+        pipe.to(dtype=torch.float16)
+    pipe.save_pretrained(pipe_dir, safe_serialization=True)
+    (pipe_dir / "README.md").write_text(
+        _model_card(class_set, args, final["step"], final["num_processes"]), encoding="utf-8")
+    write_json(out / "diffusion_result.json", final)
+    log(f"saved {pipe_dir} ({args.save_dtype}, EMA weights)", event="end", **final)
+    if args.push_to_hub:
+        url = push_to_hub(pipe_dir, args.push_to_hub, args.hub_private, final["step"])
+        log(f"pushed {pipe_dir} to {args.push_to_hub}: {url}", event="push", repo=args.push_to_hub)
+
+
 def train_diffusion(config: DiffusionTrainConfig) -> dict[str, Any]:
     """Run `train-diffusion`; returns the final state (step, loss, pipeline folder)."""
     args = fill_defaults(config, DIFFUSION_DEFAULTS)
@@ -238,23 +302,7 @@ def train_diffusion(config: DiffusionTrainConfig) -> dict[str, Any]:
     dataset = LandCoverCrops(train, args.crop_size, length=args.batch_size, seed=rank_seed(args.seed, rank))
     grid_items = diverse_tiles(tiles(val if val is not None else train, args.crop_size), 4)
 
-    cached: tuple[torch.Tensor, torch.Tensor] | None = None
-    if args.cache_latents:
-        cache_set = LandCoverCrops(train, args.crop_size, length=args.cache_latents,
-                                   seed=rank_seed(args.seed, rank) + 777)
-        ae_file = next(Path(args.autoencoder).glob("*.safetensors"), None)
-        meta = {"n": str(args.cache_latents), "crop": str(args.crop_size), "seed": str(args.seed),
-                "rank": str(rank), "data": str(Path(args.data).resolve()),
-                "autoencoder": str(Path(args.autoencoder).resolve()),
-                "autoencoder_mtime": str(ae_file.stat().st_mtime_ns if ae_file else 0),
-                "val_pattern": " ".join(args.val_pattern), "split_file": str(args.split_file)}
-        import time
-
-        t0 = time.time()
-        cached = cache_latents(pipe, cache_set, args.cache_latents, out / "latent-cache" / f"rank{rank}.safetensors",
-                               meta, log)
-        log(f"latents of {args.cache_latents} crops ready in {time.time() - t0:.0f} s "
-            f"(shape {tuple(cached[0].shape[1:])})")
+    cached = _latent_cache(args, pipe, train, rank, out, log) if args.cache_latents else None
 
     denoiser, optimizer = accelerator.prepare(denoiser, optimizer)
     n_params = sum(p.numel() for p in params)
@@ -283,25 +331,7 @@ def train_diffusion(config: DiffusionTrainConfig) -> dict[str, Any]:
             pred = denoiser(noisy, t, labels, keep)
         return diffusion_loss(scheduler, pred.float(), latents, noise, t, args.loss, args.snr_gamma)
 
-    def sample(step: int) -> None:
-        batch = collate_tiles(grid_items)
-        maps = [m.numpy().astype(np.uint8) for m in batch["label"]]
-        ema.store(params)
-        ema.copy_to(params)
-        try:
-            kw = dict(num_inference_steps=args.sample_inference_steps, seed=list(range(len(maps))),
-                      output_type="np")
-            g1 = pipe.synthesize(maps, guidance_scale=1.0, **kw).images
-            g2 = pipe.synthesize(maps, guidance_scale=2.0, **kw).images
-        finally:
-            ema.restore(params)
-        real = [np.asarray(im) for im, _ in grid_items]
-        rows = [[class_set.indices_to_colors(m), r, (a * 255).round().astype(np.uint8),
-                 (b * 255).round().astype(np.uint8)] for m, r, a, b in zip(maps, real, g1, g2, strict=True)]
-        path = save_grid(rows, out / "samples" / f"step-{step:07d}.png")
-        log(f"wrote {path} (map | real | guidance 1 | guidance 2, EMA weights)", event="sample", step=step,
-            path=str(path))
-
+    sample = partial(_sample_grid, pipe, ema, params, grid_items, class_set, args.sample_inference_steps, out, log)
     base_extra = {"command": "train-diffusion", "args": args_record(args)}
     save = checkpoint_saver(models, optimizer, ema, base_extra)
     result = run_steps(accelerator=accelerator, model=denoiser, optimizer=optimizer, params=params,
@@ -312,17 +342,7 @@ def train_diffusion(config: DiffusionTrainConfig) -> dict[str, Any]:
                              "num_processes": accelerator.num_processes}
     if main:
         ema.copy_to(params)
-        pipe.to("cpu")
-        if args.save_dtype == "fp16":
-            pipe.to(dtype=torch.float16)
-        pipe.save_pretrained(pipe_dir, safe_serialization=True)
-        (pipe_dir / "README.md").write_text(
-            _model_card(class_set, args, result["step"], accelerator.num_processes), encoding="utf-8")
-        write_json(out / "diffusion_result.json", final)
-        log(f"saved {pipe_dir} ({args.save_dtype}, EMA weights)", event="end", **final)
-        if args.push_to_hub:
-            url = push_to_hub(pipe_dir, args.push_to_hub, args.hub_private, result["step"])
-            log(f"pushed {pipe_dir} to {args.push_to_hub}: {url}", event="push", repo=args.push_to_hub)
+        _save_pipeline(pipe, args, class_set, final, out, log)
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return final
