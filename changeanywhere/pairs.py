@@ -9,7 +9,7 @@ dataset generator (`changeanywhere generate`), the app and the tests all call it
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -65,9 +65,6 @@ class PairSettings:
                                  "event_types")
         if self.min_area < 1 or self.max_event_tries < 1:
             raise ParameterError("`min_area` and `max_event_tries` must be at least 1", "min_area", "max_event_tries")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
