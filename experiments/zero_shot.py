@@ -70,7 +70,7 @@ def stage_generate(args: argparse.Namespace, split: str, out: Path, num: int, se
         return
     argv = ["generate", "--images", str(args.dubai / "images"), "--labels", str(args.dubai / "labels"),
             "--classes", "dubai-landcover", "--out", str(out), "--num", str(num), "--size", str(args.size),
-            "--seed", str(seed), "--split", split, "--steps", str(args.gen_steps),
+            "--seed", str(seed), "--split", split, "--num-inference-steps", str(args.gen_steps),
             "--batch-size", str(args.gen_batch_size), "--device", args.device]
     if args.generator:
         argv += ["--model", args.generator]
@@ -109,7 +109,7 @@ def stage_train(args: argparse.Namespace, data: Path, val: Path | None, out: Pat
 def stage_eval(args: argparse.Namespace, name: str, extra: list[str]) -> dict[str, Any]:
     js = args.work / "eval" / f"{name}.json"
     sets = [str(args.real / d) for d in REAL_SETS.values()]
-    cli("eval-cd", "--data", *sets, "--json", str(js), "--device", args.device, "--quiet", *extra,
+    cli("eval-cd", "--data", *sets, "--json", str(js), "--device", args.device, "--no-progress", *extra,
         log=args.work / "logs" / f"eval-{name}.log")
     return json.loads(js.read_text())
 

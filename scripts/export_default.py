@@ -22,6 +22,7 @@ import torch
 from changeanywhere import ChangeAnywherePipeline, simulate_changes
 from changeanywhere.data import find_pairs, load_pairs, tiles
 from changeanywhere.generator.presets import build_scheduler
+from changeanywhere.image_utils import tensor_to_uint8
 from changeanywhere.training.checkpoint import export_compact_state
 from changeanywhere.training.common import save_grid
 from changeanywhere.training.diffusion import diverse_tiles, pipeline_from_checkpoint
@@ -73,11 +74,10 @@ def main() -> None:
     kw = dict(num_inference_steps=args.steps, seed=list(range(4)), output_type="pt")
     changed = pipe.change(real, maps, afters, **kw)
     drifted = pipe.change(real, maps, afters, drift=1.0, **kw)
-    to8 = lambda t: ((t.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()  # noqa: E731
+    synth, changed, drifted = (tensor_to_uint8(t) for t in (synth, changed.images, drifted.images))
     rows = [
         [r, cs.indices_to_colors(a), c, d, cs.indices_to_colors(m), s]
-        for m, r, s, a, c, d in zip(maps, real, to8(synth), afters, to8(changed.images), to8(drifted.images),
-                                    strict=True)
+        for m, r, s, a, c, d in zip(maps, real, synth, afters, changed, drifted, strict=True)
     ]
     save_grid(rows, args.out / "samples.png")
     size = sum(f.stat().st_size for f in args.out.rglob("*") if f.is_file())
