@@ -74,53 +74,61 @@ def evaluate_generator(
 ) -> dict[str, Any]:
     """Run every measurement on `eval_tiles`; returns a JSON-serialisable dict of figures."""
     start = time.time()
-    k = class_set.num_classes
-    n = len(eval_tiles.maps)
-    real = eval_tiles.images
-    maps = eval_tiles.maps
-    batches = [slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
+    out = _render(pipe, eval_tiles, class_set, num_inference_steps, guidance_scale, batch_size, seed, include_change)
+    report = _synthesis_report(segmenter, eval_tiles, class_set, out["generated"], out["recon"])
+    report.update({
+        "num_tiles": len(eval_tiles.maps),
+        "tile_size": int(eval_tiles.maps.shape[1]),
+        "num_inference_steps": num_inference_steps,
+        "guidance_scale": guidance_scale if guidance_scale is not None else pipe.config.default_guidance_scale,
+        "seed": seed,
+    })
+    if include_change:
+        report.update(_change_report(segmenter, eval_tiles, class_set, out, seed))
+    report["wall_s"] = round(time.time() - start, 1)
+    return report
 
-    cm_real = confusion_matrix(segmenter.predict(uint8_to_tensor(real)).numpy(), maps, k)
 
-    generated, recon, after_imgs, after_maps = [], [], [], []
-    for b in tqdm(batches, desc="eval-generator"):
+def _render(
+    pipe: ChangeAnywherePipeline, eval_tiles: EvalTiles, class_set: ClassSet, num_inference_steps: int,
+    guidance_scale: float | None, batch_size: int, seed: int, include_change: bool,
+) -> dict[str, np.ndarray]:
+    """Images synthesized from the maps, autoencoder copies, and (change mode, default settings, drift off)
+    after images of seeded simulated events, with their after maps."""
+    real, maps = eval_tiles.images, eval_tiles.maps
+    n = len(maps)
+    kw = dict(num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, output_type="pt")
+    parts: dict[str, list[np.ndarray]] = {"generated": [], "recon": [], "after_images": [], "after_maps": []}
+    for b in tqdm([slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)], desc="eval-generator"):
         seeds = [seed + i for i in range(b.start, b.stop)]
-        gen = pipe.synthesize(
-            list(maps[b]),
-            num_inference_steps=num_inference_steps,
-            guidance_scale=guidance_scale,
-            seed=seeds,
-            output_type="pt",
-        ).images
-        generated.append(tensor_to_uint8(gen))
+        parts["generated"].append(tensor_to_uint8(pipe.synthesize(list(maps[b]), seed=seeds, **kw).images))
         with torch.no_grad():
             x = uint8_to_tensor(real[b]).to(pipe.device)
-            recon.append(tensor_to_uint8(pipe.decode_latents(pipe.encode_images(x))))
+            parts["recon"].append(tensor_to_uint8(pipe.decode_latents(pipe.encode_images(x))))
         if include_change:
             afters = [simulate_changes(m, class_set, seed=s).after for m, s in zip(maps[b], seeds, strict=True)]
-            out = pipe.change(
-                list(real[b]),
-                list(maps[b]),
-                afters,
-                num_inference_steps=num_inference_steps,
-                guidance_scale=guidance_scale,
-                seed=seeds,
-                output_type="pt",
-            )
-            after_imgs.append(tensor_to_uint8(out.images))
-            after_maps.append(out.after_maps)
-    generated, recon = np.concatenate(generated), np.concatenate(recon)
-    cm_gen = confusion_matrix(segmenter.predict(uint8_to_tensor(generated)).numpy(), maps, k)
-    real_miou, real_ious = _miou(cm_real)
-    gen_miou, gen_ious = _miou(cm_gen)
+            out = pipe.change(list(real[b]), list(maps[b]), afters, seed=seeds, **kw)
+            parts["after_images"].append(tensor_to_uint8(out.images))
+            parts["after_maps"].append(out.after_maps)
+    return {k: np.concatenate(v) for k, v in parts.items() if v}
+
+
+def _synthesis_report(
+    segmenter: LandCoverSegmenter, eval_tiles: EvalTiles, class_set: ClassSet, generated: np.ndarray,
+    recon: np.ndarray,
+) -> dict[str, Any]:
+    """Semantic fidelity of synthesized images, colour of synthesized and reconstructed images, AE quality."""
+    real, maps, k = eval_tiles.images, eval_tiles.maps, class_set.num_classes
+    real_miou, real_ious = _miou(confusion_matrix(segmenter.predict(uint8_to_tensor(real)).numpy(), maps, k))
+    gen_miou, gen_ious = _miou(confusion_matrix(segmenter.predict(uint8_to_tensor(generated)).numpy(), maps, k))
     real_spread = float(np.mean([colour_spread(x) for x in real]))
-    report: dict[str, Any] = {
-        "ae_psnr": round(float(np.mean([psnr(a, b) for a, b in zip(real, recon, strict=True)])), 2),
-        "ae_ssim": round(float(np.mean([ssim(a, b) for a, b in zip(real, recon, strict=True)])), 4),
+    pairs = list(zip(real, recon, strict=True))
+    return {
+        "ae_psnr": round(float(np.mean([psnr(a, b) for a, b in pairs])), 2),
+        "ae_ssim": round(float(np.mean([ssim(a, b) for a, b in pairs])), 4),
         "ae_saturation_ratio": round(float(np.mean([colour_spread(x) for x in recon])) / real_spread, 4),
         "ae_channel_mean_error": [round(float(v), 2) for v in
-                                  np.mean([np.abs(channel_means(a) - channel_means(b))
-                                           for a, b in zip(real, recon, strict=True)], axis=0)],
+                                  np.mean([np.abs(channel_means(a) - channel_means(b)) for a, b in pairs], axis=0)],
         "generated_saturation_ratio": round(float(np.mean([colour_spread(x) for x in generated])) / real_spread, 4),
         "real_saturation": round(real_spread, 4),
         "real_miou": round(real_miou, 4),
@@ -130,38 +138,34 @@ def evaluate_generator(
             name: {"real_iou": r, "generated_iou": g}
             for name, r, g in zip(class_set.names, real_ious, gen_ious, strict=True)
         },
-        "num_tiles": n,
-        "tile_size": int(maps.shape[1]),
-        "num_inference_steps": num_inference_steps,
-        "guidance_scale": guidance_scale if guidance_scale is not None else pipe.config.default_guidance_scale,
-        "seed": seed,
     }
-    if include_change:
-        after_imgs, after_maps = np.concatenate(after_imgs), np.concatenate(after_maps)
-        unchanged = [(m == a) for m, a in zip(maps, after_maps, strict=True)]
-        changed = ~np.stack(unchanged)
-        pred_after = segmenter.predict(uint8_to_tensor(after_imgs)).numpy()
-        cm_after = confusion_matrix(pred_after, after_maps, k)
-        drift = DriftSettings()
-        drifted = np.stack([apply_drift(x, draw_drift(torch.Generator().manual_seed(seed + i), drift))
-                            for i, x in enumerate(after_imgs)])
-        report.update(
-            {
-                "unchanged_ssim": _mean_masked_ssim(real, after_imgs, unchanged),
-                "unchanged_mad": _mean_masked_mad(real, after_imgs, unchanged),
-                "unchanged_ssim_drift": _mean_masked_ssim(real, drifted, unchanged),
-                "unchanged_mad_drift": _mean_masked_mad(real, drifted, unchanged),
-                "copy_unchanged_ssim": _mean_masked_ssim(real, recon, unchanged),
-                "unrelated_unchanged_ssim": _mean_masked_ssim(real, generated, unchanged),
-                "change_after_miou": round(_miou(cm_after)[0], 4),
-                "changed_accuracy": round(float((pred_after[changed] == after_maps[changed]).mean()), 4)
-                if changed.any()
-                else None,
-                "changed_fraction": round(float(changed.mean()), 4),
-            }
-        )
-    report["wall_s"] = round(time.time() - start, 1)
-    return report
+
+
+def _change_report(
+    segmenter: LandCoverSegmenter, eval_tiles: EvalTiles, class_set: ClassSet, out: dict[str, np.ndarray], seed: int
+) -> dict[str, Any]:
+    """How well the after images keep the before image (drift off and on) and show the new class."""
+    real, maps = eval_tiles.images, eval_tiles.maps
+    after_imgs, after_maps = out["after_images"], out["after_maps"]
+    unchanged = [(m == a) for m, a in zip(maps, after_maps, strict=True)]
+    changed = ~np.stack(unchanged)
+    pred_after = segmenter.predict(uint8_to_tensor(after_imgs)).numpy()
+    cm_after = confusion_matrix(pred_after, after_maps, class_set.num_classes)
+    drift = DriftSettings()
+    drifted = np.stack([apply_drift(x, draw_drift(torch.Generator().manual_seed(seed + i), drift))
+                        for i, x in enumerate(after_imgs)])
+    return {
+        "unchanged_ssim": _mean_masked_ssim(real, after_imgs, unchanged),
+        "unchanged_mad": _mean_masked_mad(real, after_imgs, unchanged),
+        "unchanged_ssim_drift": _mean_masked_ssim(real, drifted, unchanged),
+        "unchanged_mad_drift": _mean_masked_mad(real, drifted, unchanged),
+        "copy_unchanged_ssim": _mean_masked_ssim(real, out["recon"], unchanged),
+        "unrelated_unchanged_ssim": _mean_masked_ssim(real, out["generated"], unchanged),
+        "change_after_miou": round(_miou(cm_after)[0], 4),
+        "changed_accuracy": round(float((pred_after[changed] == after_maps[changed]).mean()), 4)
+        if changed.any() else None,
+        "changed_fraction": round(float(changed.mean()), 4),
+    }
 
 
 def _mean_masked_mad(a: np.ndarray, b: np.ndarray, masks: Sequence[np.ndarray]) -> float:

@@ -83,14 +83,32 @@ def test_content_scale_anchors_unchanged_region(tiny_pipe, before_pair):
     assert free > 5 * anchored, (anchored, free)
 
 
-def test_change_from_edits(tiny_pipe, before_pair):
-    from changeanywhere import UserEdit
+def test_change_from_edits(tiny_pipe, before_pair, dubai):
+    from changeanywhere import UserEdit, simulate_changes
 
     img, m = before_pair
     mask = np.zeros_like(m, dtype=bool)
     mask[0:4, 0:8] = True
-    out = tiny_pipe.change(img, m, edits=[UserEdit(mask=mask, target=4)], num_inference_steps=2, seed=0)
+    after = simulate_changes(m, dubai, num_events=0, edits=[UserEdit(mask=mask, target=4)]).after
+    out = tiny_pipe.change(img, m, after, num_inference_steps=2, seed=0)
     assert out.change_masks[0].sum() == 32 and (out.after_maps[0][mask] == 4).all()
+    with pytest.raises(ChangeAnywhereError, match="after_map"):
+        tiny_pipe.change(img, m, None, num_inference_steps=2)
+
+
+def test_entry_points_and_return_dict(tiny_pipe, before_pair):
+    """diffusers conventions: `pipe(map)` synthesizes, the change has its own entry point; return_dict=False."""
+    img, m = before_pair
+    images, seeds, sampler = tiny_pipe(m, num_inference_steps=2, seed=4, output_type="np", return_dict=False)
+    assert images.shape == (1, 32, 32, 3) and seeds == [4] and sampler["num_inference_steps"] == 2
+    with pytest.raises(ChangeAnywhereError, match="pipe.change"):
+        tiny_pipe(m, image=img)
+    out = tiny_pipe.change(img, m, m, num_inference_steps=2, seed=1, output_type="np", return_dict=False)
+    assert out[0].shape == (1, 32, 32, 3) and not out[1].any()  # images, change masks, ...
+    for bad in (dict(num_inference_steps=0), dict(guidance_scale=-1), dict(content_scale=(0.9, 0.1)),
+                dict(blend="x"), dict(feather=-1), dict(output_type="jpg")):
+        with pytest.raises(ChangeAnywhereError, match=f"`{next(iter(bad))}`"):
+            tiny_pipe.change(img, m, m, **{"num_inference_steps": 2, **bad})
 
 
 def test_save_load_round_trip_and_class_set(tmp_path, tiny_pipe, before_pair, dubai):
@@ -164,5 +182,5 @@ def test_input_errors(tiny_pipe, before_pair, dubai):
         tiny_pipe.synthesize(colour, num_inference_steps=2)
     with pytest.raises(ChangeAnywhereError, match="content_scale"):
         tiny_pipe.change(img, m, after, content_scale=(0.9, 0.2), num_inference_steps=2)
-    with pytest.raises(ChangeAnywhereError, match="after map or at least one edit"):
-        tiny_pipe.change(img, m, num_inference_steps=2)
+    with pytest.raises(ChangeAnywhereError, match="after_map"):
+        tiny_pipe.change(img, m, None, num_inference_steps=2)

@@ -25,7 +25,7 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
-from ..errors import ChangeAnywhereError, MapSizeError
+from ..errors import ChangeAnywhereError, MapSizeError, ParameterError
 from ..image_utils import images_to_tensor, maps_to_tensor, tensor_to_uint8, uint8_to_tensor
 from ..labels import change_mask
 from .autoencoder import ColorAutoencoder
@@ -204,17 +204,41 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         return self.semantic_encoder(label_map.to(device))
 
     def check_inputs(
-        self, num_inference_steps: int, guidance_scale: float | None, eta: float
+        self,
+        num_inference_steps: int,
+        guidance_scale: float | None,
+        eta: float,
+        output_type: str = "pil",
+        *,
+        content_scale: ContentScale = 1.0,
+        blend: str = "pixel",
+        feather: int = 0,
+        free_band: int = 0,
     ) -> tuple[int, float, float]:
-        """Validate the sampler settings once; returns them resolved (guidance None -> the model's default)."""
+        """Validate every sampler setting once; returns (steps, guidance, eta) resolved (guidance None -> the
+        model's measured default). Errors name the parameter (`ParameterError`), the CLI shows its flag."""
         if int(num_inference_steps) != num_inference_steps or not 1 <= num_inference_steps <= 1000:
-            raise ChangeAnywhereError(f"num_inference_steps must be an integer in 1..1000, got {num_inference_steps}")
+            raise ParameterError(
+                f"`num_inference_steps` must be an integer in 1..1000, got {num_inference_steps}", "num_inference_steps"
+            )
         if guidance_scale is None:
             guidance_scale = self.config.default_guidance_scale
         if not 0.0 <= float(guidance_scale) <= 30.0:
-            raise ChangeAnywhereError(f"guidance_scale must lie in [0, 30], got {guidance_scale}")
+            raise ParameterError(f"`guidance_scale` must lie in [0, 30], got {guidance_scale}", "guidance_scale")
         if eta < 0:
-            raise ChangeAnywhereError(f"eta must be ≥ 0, got {eta}")
+            raise ParameterError(f"`eta` must be ≥ 0, got {eta}", "eta")
+        if output_type not in ("pil", "np", "pt", "latent"):
+            raise ParameterError(f"`output_type` must be 'pil', 'np', 'pt' or 'latent', got {output_type!r}",
+                                 "output_type")
+        lo, hi = (content_scale, content_scale) if isinstance(content_scale, int | float) else content_scale
+        if not 0.0 <= float(lo) <= float(hi) <= 1.0:
+            raise ParameterError(f"`content_scale` must lie in [0, 1] (low ≤ high), got {content_scale}",
+                                 "content_scale")
+        if blend not in ("pixel", "latent"):
+            raise ParameterError(f"`blend` must be 'pixel' or 'latent', got {blend!r}", "blend")
+        if feather < 0 or free_band < 0:
+            raise ParameterError(f"`feather` and `free_band` must be ≥ 0, got {feather} and {free_band}",
+                                 "feather", "free_band")
         return int(num_inference_steps), float(guidance_scale), float(eta)
 
     def sampler_record(self, num_inference_steps: int, guidance_scale: float, eta: float) -> dict[str, Any]:
@@ -305,10 +329,13 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         seed: int | Sequence[int] | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
         output_type: str = "pil",
+        return_dict: bool = True,
         callback_on_step_end: Callable | None = None,
-    ) -> SynthesisOutput:
+    ) -> SynthesisOutput | tuple:
         """Land-cover map(s) -> image(s): plain semantic synthesis from pure noise."""
-        num_inference_steps, guidance_scale, eta = self.check_inputs(num_inference_steps, guidance_scale, eta)
+        num_inference_steps, guidance_scale, eta = self.check_inputs(
+            num_inference_steps, guidance_scale, eta, output_type
+        )
         maps = maps_to_tensor(label_map, self.num_classes, self.class_set)
         self._check_size(*maps.shape[1:])
         device = self._execution_device
@@ -323,20 +350,20 @@ class ChangeAnywherePipeline(DiffusionPipeline):
             callback_on_step_end=callback_on_step_end,
         )
         images = latents if output_type == "latent" else self.decode_latents(latents)
-        return SynthesisOutput(
+        out = SynthesisOutput(
             images=self._format_images(images, output_type),
             seeds=seeds,
             sampler=self.sampler_record(num_inference_steps, guidance_scale, eta),
         )
+        return out if return_dict else out.to_tuple()
 
     @torch.no_grad()
     def change(
         self,
         before_image: Any,
         before_map: Any,
-        after_map: Any = None,
+        after_map: Any,
         *,
-        edits: Sequence[Any] = (),
         content_scale: ContentScale = 1.0,
         blend: str = "pixel",
         feather: int = 6,
@@ -349,9 +376,10 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         seed: int | Sequence[int] | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
         output_type: str = "pil",
+        return_dict: bool = True,
         callback_on_step_end: Callable | None = None,
-    ) -> ChangeOutput:
-        """Before image + before map + after map (or `edits` applied to the before map) -> after image.
+    ) -> ChangeOutput | tuple:
+        """Before image + before map + after map -> after image (user edits: `simulate_changes(..., edits=)`).
 
         The latent-mixing sampler of docs/method.md §3 keeps latent cells away from the change anchored to the
         forward-noised before-latent for the first `int(s·N)` steps (`content_scale` s: a float, or a (low, high)
@@ -363,42 +391,12 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         changes the label. The paper's original behaviour: `content_scale=(0.7, 1.0), blend="latent",
         free_band=0`.
         """
-        num_inference_steps, guidance_scale, eta = self.check_inputs(num_inference_steps, guidance_scale, eta)
-        if blend not in ("pixel", "latent"):
-            raise ChangeAnywhereError(f"blend must be 'pixel' or 'latent', got {blend!r}")
-        if feather < 0 or free_band < 0:
-            raise ChangeAnywhereError(f"feather and free_band must be ≥ 0, got {feather} and {free_band}")
+        num_inference_steps, guidance_scale, eta = self.check_inputs(
+            num_inference_steps, guidance_scale, eta, output_type, content_scale=content_scale, blend=blend,
+            feather=feather, free_band=free_band,
+        )
         drift_settings = as_drift_settings(drift)
-        before = maps_to_tensor(before_map, self.num_classes, self.class_set)
-        if after_map is None:
-            if not edits:
-                raise ChangeAnywhereError("give an after map or at least one edit")
-            from ..events import simulate_changes
-
-            cs = self.class_set
-            if cs is None:
-                raise ChangeAnywhereError("edits need a model with a class set; pass after_map instead")
-            after = torch.stack(
-                [
-                    torch.from_numpy(
-                        simulate_changes(m.numpy().astype(np.uint8), cs, num_events=0, edits=edits).after
-                    ).long()
-                    for m in before
-                ]
-            )
-        else:
-            after = maps_to_tensor(after_map, self.num_classes, self.class_set)
-        images = images_to_tensor(before_image)
-        if before.shape != after.shape:
-            raise MapSizeError(
-                f"before map {tuple(before.shape[1:])} and after map {tuple(after.shape[1:])} differ in size"
-            )
-        if images.shape[0] != before.shape[0] or images.shape[2:] != before.shape[1:]:
-            raise MapSizeError(
-                f"before image batch {tuple(images.shape[:1])}×{tuple(images.shape[2:])} does not match the map "
-                f"batch {tuple(before.shape[:1])}×{tuple(before.shape[1:])}"
-            )
-        self._check_size(*before.shape[1:])
+        images, before, after = self._change_inputs(before_image, before_map, after_map)
         batch = before.shape[0]
         references = self._per_sample(drift_reference, batch, "drift_reference")
         generators, seeds = self._generators(batch, seed, generator)
@@ -410,32 +408,17 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         changed = change_mask(before, after)
         keep = latent_keep_mask(changed, self.vae_scale_factor, free_band).to(device)
         latents = self._denoise(
-            self._condition(after, device),
-            generators,
-            num_inference_steps,
-            eta,
-            guidance_scale,
-            device,
-            known_latents=known,
-            keep_mask=keep,
-            mix_steps=mix_steps,
-            callback_on_step_end=callback_on_step_end,
+            self._condition(after, device), generators, num_inference_steps, eta, guidance_scale, device,
+            known_latents=known, keep_mask=keep, mix_steps=mix_steps, callback_on_step_end=callback_on_step_end,
         )
         anchored = torch.tensor([m >= num_inference_steps for m in mix_steps], device=device)
-        latents = mix_known_region(latents, known.to(latents.device), keep, anchored)  # exact before latent
-        drifts = [draw_drift(g, drift_settings, r) if drift_settings else None for g, r in
-                  zip(generators, references, strict=True)]
-        if output_type == "latent":
-            out = latents
-        else:
-            out = self.decode_latents(latents)
-            if blend == "pixel":
-                out = composite(images, out, changed, feather)
-            if drift_settings is not None:
-                arr = np.stack([apply_drift(a, d) for a, d in zip(tensor_to_uint8(out), drifts, strict=True)])
-                out = uint8_to_tensor(arr)
-        return ChangeOutput(
-            images=self._format_images(out, output_type),
+        latents = mix_known_region(latents, known, keep, anchored)  # exactly the before latent
+        drifts = [draw_drift(g, drift_settings, r) if drift_settings else None
+                  for g, r in zip(generators, references, strict=True)]
+        images_out = latents if output_type == "latent" else self._after_images(
+            latents, images, changed, blend, feather, drifts)
+        out = ChangeOutput(
+            images=self._format_images(images_out, output_type),
             change_masks=changed.numpy(),
             after_maps=after.numpy().astype(np.uint8),
             content_scales=scales,
@@ -444,6 +427,40 @@ class ChangeAnywherePipeline(DiffusionPipeline):
             drifts=drifts,
             sampler=self.sampler_record(num_inference_steps, guidance_scale, eta),
         )
+        return out if return_dict else out.to_tuple()
+
+    def _change_inputs(self, before_image: Any, before_map: Any, after_map: Any):
+        """(images in [-1, 1], before maps, after maps) as tensors, checked to match in batch and size."""
+        if after_map is None:
+            raise ParameterError("give `after_map` (user edits: `simulate_changes(before_map, classes, "
+                                 "num_events=0, edits=[...]).after`)", "after_map")
+        before = maps_to_tensor(before_map, self.num_classes, self.class_set)
+        after = maps_to_tensor(after_map, self.num_classes, self.class_set)
+        images = images_to_tensor(before_image)
+        if before.shape != after.shape:
+            raise MapSizeError(
+                f"before map {tuple(before.shape[1:])} and after map {tuple(after.shape[1:])} differ in size"
+            )
+        if images.shape[0] != before.shape[0] or images.shape[2:] != before.shape[1:]:
+            raise MapSizeError(
+                f"before image batch {tuple(images.shape[:1])}×{tuple(images.shape[2:])} does not match the map "
+                f"batch {tuple(before.shape[:1])}×{tuple(before.shape[1:])}"
+            )
+        self._check_size(*before.shape[1:])
+        return images, before, after
+
+    def _after_images(
+        self, latents: torch.Tensor, before: torch.Tensor, changed: torch.Tensor, blend: str, feather: int,
+        drifts: Sequence[dict | None],
+    ) -> torch.Tensor:
+        """Decode; keep the real before image outside the change (pixel blend); apply each sample's drift."""
+        out = self.decode_latents(latents)
+        if blend == "pixel":
+            out = composite(before, out, changed, feather)
+        if any(d is not None for d in drifts):
+            arr = tensor_to_uint8(out)
+            out = uint8_to_tensor(np.stack([apply_drift(a, d) if d else a for a, d in zip(arr, drifts, strict=True)]))
+        return out
 
     @staticmethod
     def _per_sample(value: Any, batch: int, name: str) -> list:
@@ -461,13 +478,12 @@ class ChangeAnywherePipeline(DiffusionPipeline):
             lo = hi = float(content_scale)
         else:
             lo, hi = (float(v) for v in content_scale)
-        if not 0.0 <= lo <= hi <= 1.0:
-            raise ChangeAnywhereError(f"content_scale must lie in [0, 1] (low ≤ high), got {content_scale}")
         u = torch.rand(1, generator=generator).item()  # drawn even for a fixed scale: same stream either way
         return lo + (hi - lo) * u
 
-    def __call__(self, label_map: Any, image: Any = None, after_map: Any = None, **kwargs):
-        """`pipe(map)` synthesizes; `pipe(before_map, image=before_image, after_map=...)` makes the after image."""
-        if image is None:
-            return self.synthesize(label_map, **kwargs)
-        return self.change(image, label_map, after_map, **kwargs)
+    def __call__(self, label_map: Any, **kwargs: Any) -> SynthesisOutput | tuple:
+        """`pipe(map)` is `pipe.synthesize(map)`; the after image of a change has its own entry point, `change`."""
+        if "image" in kwargs or "after_map" in kwargs:
+            raise ParameterError("`pipe(...)` synthesizes from a map; for an after image call "
+                                 "`pipe.change(before_image, before_map, after_map)`", "image")
+        return self.synthesize(label_map, **kwargs)
