@@ -147,13 +147,15 @@ def build_pairs(
     settings: PairSettings,
     *,
     meta: Sequence[Mapping[str, Any]] | None = None,
+    drift_references: Sequence[dict | None] | None = None,
     callback_on_step_end: Callable | None = None,
 ) -> list[ChangePair]:
     """Make the after images of a batch of changes: one `ChangePair` per (before image, change, seed).
 
     A before image may be None: it is then synthesized from the change's before map with the pair's seed.
     The diffusion noise derives from the pair's seed, so a pair does not depend on the rest of its batch (up
-    to float rounding). `meta`: extra JSON fields per pair (e.g. where its tile came from).
+    to float rounding). `meta`: extra JSON fields per pair (e.g. where its tile came from);
+    `drift_references`: per pair, colour statistics the drift pulls B towards (`drift.colour_stats`).
     """
     settings.check()
     images = [None if im is None else load_rgb(im) for im in before_images]
@@ -165,6 +167,7 @@ def build_pairs(
     out = pipe.change(
         images, [c.before for c in changes], [c.after for c in changes],
         content_scale=settings.content_scale, blend=settings.blend, feather=settings.feather, drift=settings.drift,
+        drift_reference=list(drift_references) if drift_references is not None else None,
         num_inference_steps=settings.num_inference_steps, eta=settings.eta, guidance_scale=settings.guidance_scale,
         seed=[derive_seed(s, DIFFUSION) for s in seeds], output_type="pt", callback_on_step_end=callback_on_step_end,
     )

@@ -17,10 +17,11 @@ import numpy as np
 from ..classes import ClassSet
 from ..errors import GenerationError
 from ..events import ChangeResult
+from ..generator.drift import colour_stats
 from ..generator.pipeline import ChangeAnywherePipeline
 from ..io import atomic_write_text
 from ..pairs import PairSettings, build_pairs, simulate_events
-from ..seeds import sample_seed
+from ..seeds import DRIFT_REFERENCE, derive_seed, sample_seed
 from .card import finalize
 from .config import GenerateConfig, check_out_folder, dataset_settings, merge_settings, read_settings
 from .layout import make_folders, remove_temp_files, scan_done, write_pair
@@ -155,6 +156,7 @@ class SampleInput:
     image: np.ndarray
     change: ChangeResult
     meta: dict[str, Any]
+    drift_reference: dict[str, Any] | None = None
 
 
 def sample_input(
@@ -170,8 +172,26 @@ def sample_input(
     src = sources[k]
     where = {"image": src.image.name, "label": src.label.name, "x": x, "y": y, "size": s,
              "padded": x + s > src.width or y + s > src.height}
+    reference, ref_meta = drift_reference(seed, k, sources, cache, s) if settings.drift > 0 else (None, None)
     return SampleInput(index, seed, np.ascontiguousarray(image[y : y + s, x : x + s]), change,
-                       {**event_meta, "source": where})
+                       {**event_meta, "source": where, **({"drift_source": ref_meta} if ref_meta else {})},
+                       reference)
+
+
+def drift_reference(
+    seed: int, own: int, sources: Sequence[Source], cache: SourceCache, size: int
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """Colour statistics of a tile of *another* source image, drawn from the pair's own seed: the drift pulls
+    B's colours towards them (another date of the same region looks like another image of the set)."""
+    others = [k for k in range(len(sources)) if k != own]
+    if not others:
+        return None, None
+    rng = np.random.default_rng(derive_seed(seed, DRIFT_REFERENCE))
+    k = others[int(rng.integers(len(others)))]
+    image = cache.get(k)[0]
+    h, w = sources[k].height, sources[k].width
+    y, x = int(rng.integers(max(h - size, 0) + 1)), int(rng.integers(max(w - size, 0) + 1))
+    return colour_stats(image[y : y + size, x : x + size]), {"image": sources[k].image.name, "x": x, "y": y}
 
 
 def run_batches(
@@ -219,7 +239,8 @@ def run_batches(
                 upcoming = prep_pool.submit(prepare, batches[j + 1])
             t1 = time.perf_counter()
             pairs = build_pairs(pipe, [it.image for it in items], [it.change for it in items],
-                                [it.seed for it in items], class_set, settings, meta=[it.meta for it in items])
+                                [it.seed for it in items], class_set, settings, meta=[it.meta for it in items],
+                                drift_references=[it.drift_reference for it in items])
             t2 = time.perf_counter()
             for f in writes:  # at most one batch of writes in flight
                 f.result()
