@@ -1,0 +1,100 @@
+"""Quality vs denoising steps for several diffusers schedulers (issue: fast sampling).
+
+For each scheduler (DDIM, DPM-Solver++ 2M, UniPC) and step count, runs `eval-generator`'s measurements on a
+fixed subset of val tiles and prints fidelity ratio, unchanged-region SSIM (change mode) and the accuracy
+inside the changed pixels, next to DDIM at the reference step count (the paper's 200). The default step
+count to pick is the fewest within 2 % of the reference on every figure. Writes a JSON table and a PNG plot.
+
+Usage:
+    python bench/steps_curve.py                                   # embedded model, 12 val tiles
+    python bench/steps_curve.py --tiles 8 --steps 8 12 20 --reference-steps 50 --out /tmp/curve
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DUBAI = ROOT.parent / "shared" / "data" / "dubai-landcover"
+sys.path.insert(0, str(ROOT))
+
+SCHEDULERS = {"ddim": "DDIMScheduler", "dpm++2m": "DPMSolverMultistepScheduler", "unipc": "UniPCMultistepScheduler"}
+FIGURES = ("fidelity_ratio", "unchanged_ssim", "changed_accuracy")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default=None, help="pipeline folder or Hub repo id (default: the embedded model)")
+    p.add_argument("--data", type=Path, default=DUBAI)
+    p.add_argument("--tiles", type=int, default=12)
+    p.add_argument("--schedulers", nargs="+", default=list(SCHEDULERS), choices=list(SCHEDULERS))
+    p.add_argument("--steps", type=int, nargs="+", default=[8, 12, 20, 30, 50])
+    p.add_argument("--reference-steps", type=int, default=200, help="DDIM steps of the reference (the paper's)")
+    p.add_argument("--out", type=Path, default=Path("runs/steps_curve"))
+    args = p.parse_args(argv)
+    if not args.data.is_dir():
+        print(f"data not found at {args.data}: the shared data lives beside the repository", file=sys.stderr)
+        return 2
+
+    import diffusers
+
+    from changeanywhere.commands.eval_generator import DEFAULT_SEGMENTER
+    from changeanywhere.fidelity import evaluate_generator, select_tiles
+    from changeanywhere.hub import load_pipeline
+    from changeanywhere.segmenter import load_segmenter
+
+    pipe = load_pipeline(args.model, device="cpu", dtype="fp32")
+    pipe.set_progress_bar_config(disable=True)
+    base = pipe.scheduler.config
+    seg = load_segmenter(str(DEFAULT_SEGMENTER))
+    tiles = select_tiles(str(args.data), pipe.class_set, "val", 256, args.tiles)
+    runs = [("ddim", args.reference_steps)] + [(s, n) for s in args.schedulers for n in args.steps]
+    rows = []
+    for name, steps in runs:
+        extra = {"algorithm_type": "dpmsolver++", "solver_order": 2} if name == "dpm++2m" else {}
+        pipe.scheduler = getattr(diffusers, SCHEDULERS[name]).from_config(base, **extra)
+        r = evaluate_generator(pipe, seg, tiles, pipe.class_set, num_inference_steps=steps)
+        rows.append({"scheduler": name, "steps": steps, **{k: r[k] for k in FIGURES}, "wall_s": r["wall_s"]})
+        print(json.dumps(rows[-1]), flush=True)
+    ref = rows[0]
+    within = [r for r in rows[1:] if all(r[k] >= 0.98 * ref[k] for k in FIGURES)]
+    best = min(within, key=lambda r: (r["steps"], r["wall_s"]), default=None)
+    print(f"reference DDIM {ref['steps']}: " + ", ".join(f"{k} {ref[k]}" for k in FIGURES))
+    print("fewest steps within 2 % on every figure: " + (f"{best['scheduler']} {best['steps']}" if best else "none"))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "steps_curve.json").write_text(json.dumps({"rows": rows, "best": best}, indent=2) + "\n")
+    try:
+        _plot(rows, args.out / "steps_curve.png")
+        print(f"wrote {args.out / 'steps_curve.json'} and {args.out / 'steps_curve.png'}")
+    except ImportError:
+        print(f"wrote {args.out / 'steps_curve.json'} (no plot: pip install -e '.[bench]' for matplotlib)")
+    return 0
+
+
+def _plot(rows: list[dict], path: Path) -> None:
+    """One panel per figure: value vs steps per scheduler, the DDIM reference as a dashed line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ref = rows[0]
+    fig, axes = plt.subplots(1, len(FIGURES), figsize=(4 * len(FIGURES), 3.2))
+    for ax, key in zip(axes, FIGURES, strict=True):
+        for name in dict.fromkeys(r["scheduler"] for r in rows[1:]):
+            pts = sorted((r["steps"], r[key]) for r in rows[1:] if r["scheduler"] == name)
+            ax.plot(*zip(*pts, strict=True), marker="o", label=name)
+        ax.axhline(ref[key], ls="--", c="grey", label=f"DDIM {ref['steps']}")
+        ax.set_xscale("log")
+        ax.set_xlabel("steps")
+        ax.set_title(key)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
