@@ -197,3 +197,35 @@ def test_pipeline_from_checkpoint_is_the_ema_pipeline(tmp_path, dubai):
         (tmp_path / "fake").mkdir()
         (tmp_path / "fake" / "state.json").write_text(json.dumps({"step": 1, "extra": {"command": "x"}}))
         pipeline_from_checkpoint(tmp_path / "fake")
+
+
+def test_texture_init_copies_the_new_class_from_elsewhere():
+    """Free cells whose new class is water get latents of pure water cells of the same image."""
+    from changeanywhere.generator.compositing import texture_init
+
+    before = torch.zeros(1, 32, 32, dtype=torch.long)
+    before[0, 24:, :] = 1  # a water strip
+    after = before.clone()
+    after[0, 4:12, 4:12] = 1  # land -> water
+    known = torch.randn(1, 4, 8, 8)
+    free = latent_keep_mask(after != before, 4, 1)[:, 0] < 0.5
+    init = texture_init(known, before, after, free, 5, 4, [torch.Generator().manual_seed(0)])
+    water_cells = {tuple(known[0, :, 6 + i // 8, i % 8].tolist()) for i in range(16)}
+    for y in range(1, 3):
+        for x in range(1, 3):
+            assert tuple(init[0, :, y, x].tolist()) in water_cells  # changed cells: real water texture
+    torch.testing.assert_close(init[0, :, 0, 5], known[0, :, 0, 5])  # band cells staying land keep theirs
+    torch.testing.assert_close(init[:, :, 5:], known[:, :, 5:])
+
+
+def test_strength_starts_from_texture_and_keeps_anchor(tiny_pipe, before_pair):
+    img, m = before_pair
+    after = m.copy()
+    after[4:14, 4:14] = 1  # the building becomes water (present in the image)
+    known, keep = _known(tiny_pipe, img)[0], _keep_cells(tiny_pipe, m, after)
+    out = tiny_pipe.change(img, m, after, strength=0.5, num_inference_steps=STEPS, seed=1, output_type="latent")
+    np.testing.assert_allclose(out.images[0][:, keep].numpy(), known[:, keep].numpy(), atol=1e-6)
+    full = tiny_pipe.change(img, m, after, num_inference_steps=STEPS, seed=1, output_type="latent")
+    assert (out.images - full.images).abs().max() > 1e-3
+    with pytest.raises(ChangeAnywhereError, match="strength"):
+        tiny_pipe.change(img, m, after, strength=0.0, num_inference_steps=2)

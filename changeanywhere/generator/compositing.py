@@ -38,3 +38,43 @@ def composite(before: torch.Tensor, generated: torch.Tensor, changed: torch.Tens
     w = np.stack([feather_weights(m, feather) for m in changed.cpu().numpy().astype(bool)])
     w = torch.from_numpy(w)[:, None].to(generated.device, generated.dtype)
     return w * before.to(generated.device, generated.dtype) + (1 - w) * generated
+
+
+def cell_classes(maps: torch.Tensor, num_classes: int, factor: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B,H,W) index maps -> per latent cell: the majority class (B,h,w) and whether the cell is pure (all its
+    f×f pixels of that class). Ignore pixels count for no class."""
+    onehot = F.one_hot(maps.clamp(max=num_classes).long(), num_classes + 1)[..., :num_classes]
+    share = F.avg_pool2d(onehot.permute(0, 3, 1, 2).float(), factor)
+    best, cls = share.max(dim=1)
+    return cls, best >= 1.0 - 1e-6
+
+
+def texture_init(
+    known: torch.Tensor, before_maps: torch.Tensor, after_maps: torch.Tensor, free: torch.Tensor,
+    num_classes: int, factor: int, generators: list[torch.Generator],
+) -> torch.Tensor:
+    """Start latents for the free cells: real texture of each cell's new class copied from elsewhere in the same
+    before image (the nearest pure cell of that class to a randomly shifted position, so patches stay
+    coherent); cells whose class the image lacks keep the before latent. Denoised from a partial noise level,
+    the model only has to harmonise real texture (the `strength` option of `change`)."""
+    init = known.clone()
+    before_cls, pure = cell_classes(before_maps, num_classes, factor)
+    after_cls, _ = cell_classes(after_maps, num_classes, factor)
+    h, w = known.shape[2:]
+    for b, g in enumerate(generators):
+        shift = torch.randint(-h // 2, h // 2 + 1, (num_classes, 2), generator=g).tolist()
+        for c in after_cls[b][free[b]].unique().tolist():
+            source = (pure[b] & (before_cls[b] == c) & ~free[b]).cpu().numpy()
+            if not source.any():
+                continue
+            _, labels = cv2.distanceTransformWithLabels((~source).astype(np.uint8), cv2.DIST_L2, 5,
+                                                        labelType=cv2.DIST_LABEL_PIXEL)
+            ys, xs = np.nonzero(source)  # label k (1-based) is the k-th source pixel in row-major order
+            order = np.zeros(labels.max() + 1, np.int64)
+            order[labels[ys, xs]] = np.arange(len(ys))
+            target = (free[b] & (after_cls[b] == c)).cpu().numpy()
+            ty, tx = np.nonzero(target)
+            qy, qx = np.clip(ty + shift[c][0], 0, h - 1), np.clip(tx + shift[c][1], 0, w - 1)
+            k = order[labels[qy, qx]]
+            init[b][:, ty, tx] = known[b][:, ys[k], xs[k]]
+    return init

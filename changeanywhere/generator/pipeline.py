@@ -29,7 +29,7 @@ from ..errors import ChangeAnywhereError, MapSizeError, ParameterError
 from ..image_utils import images_to_tensor, maps_to_tensor, tensor_to_uint8, uint8_to_tensor
 from ..labels import change_mask
 from .autoencoder import ColorAutoencoder
-from .compositing import composite, latent_keep_mask
+from .compositing import composite, latent_keep_mask, texture_init
 from .drift import DriftSettings, apply_drift, as_drift_settings, draw_drift
 from .semantic_encoder import SemanticEncoder
 
@@ -265,11 +265,14 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         known_latents: torch.Tensor | None = None,
         keep_mask: torch.Tensor | None = None,
         mix_steps: Sequence[int] = (),
+        init_latents: torch.Tensor | None = None,
+        start_index: int = 0,
         callback_on_step_end: Callable | None = None,
     ) -> torch.Tensor:
         """Any diffusers scheduler from pure noise under `cond`. If `known_latents` is given, the cells where
         `keep_mask` is 1 are replaced, before step i of every sample with i < its `mix_steps`, by the known
-        latent noised to the scheduler's own level at that step (docs/method.md §3)."""
+        latent noised to the scheduler's own level at that step (docs/method.md §3). With `init_latents`, the
+        run starts at step `start_index` from them, noised to that step's level (SDEdit)."""
         scheduler = self.scheduler
         shape = (latent_channels_of(self.vae), *cond.shape[2:])
         dtype = self.unet.dtype
@@ -277,12 +280,18 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         timesteps = scheduler.timesteps
         step_params = set(inspect.signature(scheduler.step).parameters)
         x = self._per_sample_randn(shape, generators, device) * scheduler.init_noise_sigma
+        if init_latents is not None and start_index > 0:
+            x = scheduler.add_noise(init_latents, x / scheduler.init_noise_sigma, timesteps[start_index].reshape(1))
+            if hasattr(scheduler, "set_begin_index"):
+                scheduler.set_begin_index(start_index)
+        else:
+            start_index = 0
         cond = cond.to(dtype)
         use_cfg = guidance_scale != 1.0
         if use_cfg:
             cond = torch.cat([cond, torch.zeros_like(cond)])
         mix = list(mix_steps)
-        for i, t in enumerate(self.progress_bar(timesteps)):
+        for i, t in enumerate(self.progress_bar(timesteps[start_index:]), start=start_index):
             if known_latents is not None and i < max(mix, default=0):
                 active = torch.tensor([i < m for m in mix], device=device)
                 noise = self._per_sample_randn(shape, generators, device)
@@ -368,6 +377,7 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         blend: str = "pixel",
         feather: int = 6,
         free_band: int = 1,
+        strength: float = 1.0,
         drift: DriftSettings | float | bool | None = None,
         drift_reference: dict | Sequence[dict | None] | None = None,
         num_inference_steps: int = 50,
@@ -386,7 +396,9 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         range drawn per sample); at s = 1 (default) they stay anchored to the end and are reset to the before
         latent, so only the change and a `free_band` of cells around it are painted. `blend="pixel"` (default)
         then keeps the real before image outside the change, feathered over `feather` px; `blend="latent"`
-        decodes the whole latent. `drift` adds a seeded, smooth radiometric change of the whole after image
+        decodes the whole latent. `strength` < 1 starts the free cells from real texture of their new class
+        copied from elsewhere in the before image, noised to that share of the schedule (SDEdit), instead of
+        pure noise (1, the paper). `drift` adds a seeded, smooth radiometric change of the whole after image
         (`drift_reference`: colour statistics of another real image, see `drift.colour_stats`); it never
         changes the label. The paper's original behaviour: `content_scale=(0.7, 1.0), blend="latent",
         free_band=0`.
@@ -395,6 +407,8 @@ class ChangeAnywherePipeline(DiffusionPipeline):
             num_inference_steps, guidance_scale, eta, output_type, content_scale=content_scale, blend=blend,
             feather=feather, free_band=free_band,
         )
+        if not 0.0 < strength <= 1.0:
+            raise ParameterError(f"`strength` must lie in (0, 1], got {strength}", "strength")
         drift_settings = as_drift_settings(drift)
         images, before, after = self._change_inputs(before_image, before_map, after_map)
         batch = before.shape[0]
@@ -407,9 +421,15 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         known = self.encode_images(images).float().to(device)
         changed = change_mask(before, after)
         keep = latent_keep_mask(changed, self.vae_scale_factor, free_band).to(device)
+        start = min(int(round((1.0 - strength) * num_inference_steps)), num_inference_steps - 1)
+        init = None
+        if start > 0:
+            init = texture_init(known, before, after, keep[:, 0] < 0.5, self.num_classes, self.vae_scale_factor,
+                                generators)
         latents = self._denoise(
             self._condition(after, device), generators, num_inference_steps, eta, guidance_scale, device,
-            known_latents=known, keep_mask=keep, mix_steps=mix_steps, callback_on_step_end=callback_on_step_end,
+            known_latents=known, keep_mask=keep, mix_steps=mix_steps, init_latents=init, start_index=start,
+            callback_on_step_end=callback_on_step_end,
         )
         anchored = torch.tensor([m >= num_inference_steps for m in mix_steps], device=device)
         latents = mix_known_region(latents, known, keep, anchored)  # exactly the before latent
