@@ -34,7 +34,7 @@ def main() -> None:
                    help="trained pipeline folder (default: the EMA weights of --checkpoint)")
     p.add_argument("--checkpoint", type=Path, default=None, help="training checkpoint to ship as OUT-resume/")
     p.add_argument("--guidance-scale", type=float, required=True, help="the default measured best")
-    p.add_argument("--clip-sample-range", type=float, default=2.0, help="x0 clipping of the DDIM sampler")
+    p.add_argument("--clip-sample-range", type=float, default=2.0, help="x0 clipping of the DDIM sampler (0: off)")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--data", type=Path, default=Path("../shared/data/dubai-landcover"))
     p.add_argument("--steps", type=int, default=50)
@@ -49,7 +49,7 @@ def main() -> None:
         pipe = pipeline_from_checkpoint(args.checkpoint)
     pipe.register_to_config(default_guidance_scale=float(args.guidance_scale))
     # same schedule and prediction type; only the sampling-time x0 clipping is set here
-    pipe.scheduler = build_scheduler(args.clip_sample_range, pipe.scheduler.config.prediction_type)
+    pipe.scheduler = build_scheduler(args.clip_sample_range or None, pipe.scheduler.config.prediction_type)
     tmp = args.out.with_name(args.out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     pipe.to(dtype=torch.float16).save_pretrained(tmp, safe_serialization=True)
