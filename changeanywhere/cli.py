@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 
 from .commands import COMMANDS
 from .commands.options import flags
-from .errors import ChangeAnywhereError, ParameterError
+from .errors import ChangeAnywhereError, IndexOffsetWarning, ParameterError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,6 +29,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     exit status 2."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", IndexOffsetWarning)  # once per map file, not once per code line
+        show = warnings.showwarning
+
+        def show_warning(message, category, *rest, **kw):
+            if issubclass(category, IndexOffsetWarning):
+                print(f"changeanywhere {args.command}: warning: {message}", file=sys.stderr)
+            else:
+                show(message, category, *rest, **kw)
+
+        warnings.showwarning = show_warning
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or 0)
     except ParameterError as err:

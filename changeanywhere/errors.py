@@ -41,3 +41,7 @@ class GenerationError(ParameterError):
 
 class SettingsMismatchError(GenerationError):
     """The output folder was made with different settings."""
+
+
+class IndexOffsetWarning(UserWarning):
+    """An index map's values suggest the other index offset (0- vs 1-based) than its class set declares."""

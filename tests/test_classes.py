@@ -1,7 +1,9 @@
 """Class sets: built-ins, JSON round trip, colour <-> index, reading colour / index / palette maps."""
 
+import io
 import json
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -153,18 +155,19 @@ def test_unknown_colours_are_listed_with_count_and_nearest_class():
     with pytest.raises(UnknownColorsError) as err:
         cs.colors_to_indices(rgb)
     msg = str(err.value)
-    assert "#3D1199 (7 px, nearest: building)" in msg
-    assert "#FADC3C (3 px, nearest: vegetation)" in msg
+    assert "#3D1199 (7 px, 7.0%, nearest: building)" in msg
+    assert "#FADC3C (3 px, 3.0%, nearest: vegetation)" in msg
     assert msg.index("#3D1199") < msg.index("#FADC3C")  # most frequent first
     assert "--snap-colors" in msg and "snap=True" in msg
 
 
-def test_many_unknown_colours_are_capped():
+def test_many_unknown_colours_are_capped_at_five_with_their_share():
     cs = ClassSet.builtin("dubai-landcover")
     rgb = np.zeros((1, 30, 3), dtype=np.uint8)
     rgb[0, :, 0] = np.arange(1, 31)
-    with pytest.raises(UnknownColorsError, match="and 20 more"):
+    with pytest.raises(UnknownColorsError, match="and 25 more") as err:
         cs.colors_to_indices(rgb)
+    assert str(err.value).count(" px, 3.3%, nearest") == 5
 
 
 def test_snap_maps_to_nearest_class_or_ignore_colour():
@@ -266,3 +269,55 @@ def test_corrupt_and_missing_files(tmp_path):
         cs.read_map(tmp_path / "truncated.png")
     with pytest.raises(ChangeAnywhereError, match="missing.png"):
         cs.read_map(tmp_path / "missing.png")
+
+
+def photo_like(shape=(64, 64), seed=0) -> np.ndarray:
+    """Smooth random RGB noise: thousands of colours, most far from any class colour (like an aerial photo)."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(60, 200, (shape[0] // 8, shape[1] // 8, 3)).astype(np.float32)
+    big = np.asarray(Image.fromarray(small.astype(np.uint8)).resize(shape[::-1], Image.BILINEAR), np.int16)
+    return np.clip(big + rng.integers(-6, 7, (*shape, 3)), 0, 255).astype(np.uint8)
+
+
+def test_a_photo_is_refused_even_with_snap():
+    """Feeds a photo-like RGB image as a map; expects "looks like a photo" with and without snap, not noise."""
+    cs = ClassSet.builtin("dubai-landcover")
+    for snap in (False, True):
+        with pytest.raises(UnknownColorsError, match=r"looks like a photo, not a land-cover map: [\d,]+ distinct"):
+            cs.colors_to_indices(photo_like(), snap=snap)
+
+
+def test_a_lossy_map_is_not_a_photo():
+    """Feeds a JPEG-saved map (thousands of colours, all near class colours); expects it to snap cleanly."""
+    cs = ClassSet.builtin("dubai-landcover")
+    idx = np.kron(np.random.default_rng(1).integers(0, 5, (8, 8)), np.ones((8, 8), int)).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(cs.indices_to_colors(idx)).save(buf, "JPEG", quality=50)
+    lossy = np.asarray(Image.open(buf).convert("RGB"))
+    with pytest.raises(UnknownColorsError, match="not in class set") as err:
+        cs.colors_to_indices(lossy)
+    assert "photo" not in str(err.value)
+    assert (cs.colors_to_indices(lossy, snap=True) == idx).mean() > 0.9
+
+
+def test_zero_based_index_map_of_a_one_based_set_warns(tmp_path):
+    """Feeds a 0-based OpenEarthMap index map (0 = bareland covers 30 %); expects an IndexOffsetWarning naming the
+    file, and no warning for a 1-based one."""
+    from changeanywhere.errors import IndexOffsetWarning
+
+    cs = ClassSet.builtin("openearthmap")
+    zero_based = np.repeat(np.arange(8, dtype=np.uint8), 8)[None].repeat(10, 0)  # values 0..7, 0 = 1/8
+    Image.fromarray(zero_based).save(tmp_path / "oem.png")
+    with pytest.warns(IndexOffsetWarning, match=r"oem\.png: value 0 covers 12\.5% .*1-based.*0-based"):
+        cs.read_map(tmp_path / "oem.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cs.read_map(zero_based + 1)  # 1-based: classes 1..8
+    assert cs.index_offset_hint(zero_based + 1) is None
+    assert ClassSet.builtin("dubai-landcover").index_offset_hint(zero_based) is None  # a 0-based set
+
+
+def test_one_based_index_map_of_a_zero_based_set_says_so():
+    cs = ClassSet.builtin("dubai-landcover")
+    with pytest.raises(ChangeAnywhereError, match=r"values \[5\].*is the map 1-based"):
+        cs.read_map(np.array([[1, 2, 3, 4, 5]], np.uint8))

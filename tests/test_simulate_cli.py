@@ -81,6 +81,19 @@ def test_unknown_colours_need_snap(tmp_path, capsys):
     assert (tmp_path / "out" / "events.json").exists()
 
 
+def test_zero_based_index_map_warns_on_the_command_line(tmp_path, capsys):
+    """Feeds a 0-based OpenEarthMap index map to `simulate --classes openearthmap`; expects one warning line that
+    names the file and the offset, and a normal run."""
+    raw = np.repeat(np.arange(8, dtype=np.uint8), 8)[None].repeat(64, 0)  # 0..7: 0-based, 0 = 12.5 %
+    Image.fromarray(raw).save(tmp_path / "oem.png")
+    args = ["simulate", "--before-map", str(tmp_path / "oem.png"), "--classes", "openearthmap", "--out",
+            str(tmp_path / "out"), "--num-events", "0"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "changeanywhere simulate: warning: " in err and "oem.png: value 0 covers 12.5%" in err, err
+    assert err.count("warning:") == 1
+
+
 def test_missing_label_is_a_user_error(tmp_path, capsys):
     assert simulate(tmp_path / "missing.png", tmp_path / "out") == 2
     assert "missing.png" in capsys.readouterr().err
