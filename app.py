@@ -15,6 +15,8 @@ import os
 import random
 import shutil
 import tempfile
+import time
+import warnings
 from collections.abc import Callable, Sequence
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -32,6 +34,13 @@ try:  # ZeroGPU Spaces: run generation on a borrowed GPU (a no-op elsewhere)
 except ImportError:
     spaces = None
 
+# Gradio's queue summarises its event analytics after every event with pandas options that pandas 3 deprecated
+# (Pandas4Warning, a DeprecationWarning): silence exactly those two messages from that module, nothing else.
+# pyproject.toml's pytest `filterwarnings` holds the same two lines (pytest resets filters for each test).
+PANDAS3_WARNINGS = ("'future.no_silent_downcasting' is deprecated", "The copy keyword is deprecated")
+for _message in PANDAS3_WARNINGS:
+    warnings.filterwarnings("ignore", message=_message, category=DeprecationWarning, module=r"gradio\.queueing")
+
 log = logging.getLogger("changeanywhere.app")
 MAX_FILE_SIZE = "20mb"
 GPU_QUEUE = "gpu"
@@ -43,30 +52,45 @@ CSS = """
 """
 
 
-def user_errors(fn: Callable) -> Callable:
-    """Show library errors as they are, and anything unexpected as a short message (traceback to the log)."""
+def error_text(err: Exception, where: str) -> str:
+    """What to tell the user about an error: library and Gradio errors as they are, anything unexpected as a
+    short message (the traceback goes to the server log)."""
+    if isinstance(err, ChangeAnywhereError):
+        text = str(err)
+    elif isinstance(err, gr.Error):
+        text = err.message
+    else:
+        log.error("unexpected error in %s", where, exc_info=err)
+        hint = " Try fewer variants or a smaller map." if "out of memory" in str(err).lower() else ""
+        text = f"Something went wrong ({type(err).__name__}).{hint} The details are in the server log."
+    return text[:1].upper() + text[1:]
+
+
+def keep_page(fn: Callable, n_outputs: int, notice: int, still: Callable[..., str] | None = None) -> Callable:
+    """Wrap an event handler so that no error breaks the page: on any error every output keeps its value
+    (`gr.skip()`), and output `notice`, a Markdown beside the control that caused it, says what went wrong until
+    the next action. `still(*args)`: a line on what is still loaded, added to the message."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except gr.Error:
-            raise
-        except ChangeAnywhereError as err:
-            raise gr.Error(str(err), print_exception=False) from None
-        except Exception as err:  # noqa: BLE001 - the UI must never show a traceback
-            log.exception("unexpected error in %s", fn.__name__)
-            hint = " Try fewer variants or a smaller map." if "out of memory" in str(err).lower() else ""
-            raise gr.Error(
-                f"Something went wrong ({type(err).__name__}).{hint} The details are in the server log.",
-                print_exception=False,
-            ) from None
+        except Exception as err:  # noqa: BLE001 - the page must survive whatever a handler raises
+            out = [gr.skip()] * n_outputs
+            message = f"⚠️ {demo.md_escape(error_text(err, fn.__name__))}"
+            out[notice] = message + (f"  \n{still(*args)}" if still is not None and still(*args) else "")
+            return tuple(out)
 
     return wrapper
 
 
 def on_gpu(fn: Callable) -> Callable:
     return spaces.GPU(duration=120)(fn) if spaces is not None else fn
+
+
+def still_loaded(session, *_) -> str:
+    """For a failed load: the map that stays loaded."""
+    return f"Still loaded: **{demo.md_escape(session.source)}** (the editor keeps it)." if session else ""
 
 
 class Handlers:
@@ -84,10 +108,11 @@ class Handlers:
         return (session, demo.editor_value(session.before_map, self.cs), session.before_image, session.summary,
                 self.cs.indices_to_colors(session.before_map), no_change)
 
-    def load_example(self, name: str):
-        return self.start_session(demo.load_example(name, self.cs, self.example_size), None, f"example {name}", [])
+    def load_example(self, _session, name: str):
+        before_map, image, notices = demo.load_example(name, self.cs, self.example_size)
+        return self.start_session(before_map, image, f"example {name}", notices)
 
-    def load_upload(self, map_file: str | None, choice: str, snap: bool, image_file: str | None):
+    def load_upload(self, _session, map_file: str | None, choice: str, snap: bool, image_file: str | None):
         if not map_file:
             raise gr.Error("Upload a land-cover map first (a colour or index PNG).", print_exception=False)
         before_map, notices = demo.read_uploaded_map(map_file, self.cs, choice, bool(snap))
@@ -119,6 +144,8 @@ class Handlers:
 
     def generate(self, session, editor, n_events, types, ev_seed, seed, randomize, steps, content_scale, drift,
                  variants, guidance, progress=gr.Progress()):  # noqa: B008 - Gradio's progress idiom
+        progress(0, desc="Preparing the change")  # the bar shows from the first moment, not the first step
+        t0 = time.perf_counter()
         change = demo.session_change(session, editor, self.cs, n_events, types, ev_seed)
         seed = random.randrange(2**31) if randomize else int(seed or 0)
         gen = demo.generate(
@@ -134,17 +161,19 @@ class Handlers:
             guidance_scale=float(guidance) if guidance is not None else None,
             progress=lambda f, desc: progress(f, desc=desc),
         )
+        progress(1, desc="Packaging the sample")
         path = demo.write_sample_zip(gen, self.cs, self.zip_dir, source=session.source)
         choices = [f"{i + 1} (seed {s.pair.seed})" for i, s in enumerate(gen.samples)]
         picker = gr.Radio(choices=choices, value=choices[0], visible=len(choices) > 1)
-        return (gen, seed, picker, *self.details(gen, 0), path)
+        done = f"Generated {len(choices)} pair(s) in {time.perf_counter() - t0:.1f} s (seed {seed})."
+        return (gen, seed, picker, *self.details(gen, 0), path, done)
 
     def show_variant(self, gen, choice: str):
         try:
             index = int(str(choice).split()[0]) - 1
         except ValueError:
             raise gr.Error(f"Unknown variant {choice!r}.", print_exception=False) from None
-        return self.details(gen, index)
+        return (*self.details(gen, index), gr.skip())
 
 
 def build_demo(models: demo.Models, *, example_size: int = 256, max_side: int = demo.MAX_SIDE) -> gr.Blocks:
@@ -155,9 +184,12 @@ def build_demo(models: demo.Models, *, example_size: int = 256, max_side: int = 
     zip_dir = tempfile.mkdtemp(prefix="changeanywhere-app-")
     atexit.register(shutil.rmtree, zip_dir, ignore_errors=True)
     h = Handlers(models, example_size, max_side, zip_dir)
-    load_example, load_upload = user_errors(h.load_example), user_errors(h.load_upload)
-    preview, show_variant = user_errors(h.preview), user_errors(h.show_variant)
-    generate = on_gpu(user_errors(h.generate))
+    n_detail = 8  # outputs of Handlers.details
+    load_example = keep_page(h.load_example, 6, 3, still_loaded)
+    load_upload = keep_page(h.load_upload, 6, 3, still_loaded)
+    preview = keep_page(h.preview, 2, 1)
+    generate = on_gpu(keep_page(h.generate, 3 + n_detail + 2, 3 + n_detail + 1))
+    show_variant = keep_page(h.show_variant, n_detail + 1, n_detail)
 
     # ------------------------------------------------------------------------------------------ layout
     output = dict(format="png", interactive=False, height=IMAGE_HEIGHT)
@@ -177,8 +209,10 @@ def build_demo(models: demo.Models, *, example_size: int = 256, max_side: int = 
             with gr.Column(scale=1, min_width=280):
                 gr.Markdown("### 1. Before map")
                 with gr.Tab("Example"):
-                    example = gr.Dropdown(demo.example_names(), value=demo.example_names()[0],
-                                          label="Procedural example map")
+                    names = demo.example_names(cs)
+                    example = gr.Dropdown(names, value=names[0], label="Example map",
+                                          info="real: a Dubai aerial image with its map; Town: drawn by code",
+                                          elem_id="example")
                 with gr.Tab("Upload"):
                     map_file = gr.File(label="Land-cover map (colour or index PNG)", file_types=["image"],
                                        elem_id="map-file")
@@ -230,6 +264,7 @@ def build_demo(models: demo.Models, *, example_size: int = 256, max_side: int = 
             guidance = gr.Slider(1, 5, models.default_guidance, step=0.1, label="Guidance scale")
         generate_button = gr.Button("Generate", variant="primary", elem_id="generate",
                                     interactive=models.pipe is not None)
+        generate_notice = gr.Markdown(elem_id="generate-notice")
 
         gr.Markdown("### 4. Result")
         variant = gr.Radio(["1"], value="1", label="Variant", visible=False)
@@ -252,9 +287,10 @@ def build_demo(models: demo.Models, *, example_size: int = 256, max_side: int = 
         event_inputs = [session, editor, n_events, types, ev_seed]
         detail_outputs = [before_img, after_img, truth_img, pred_img, metrics_md, before_map_img, after_map_img,
                           slider]
-        blocks.load(load_example, example, loaded, api_name="startup")
-        example.input(load_example, example, loaded, api_name="load_example")
-        load_button.click(load_upload, [map_file, class_choice, snap, image_file], loaded, api_name="load_map")
+        blocks.load(load_example, [session, example], loaded, api_name="startup")
+        example.input(load_example, [session, example], loaded, api_name="load_example")
+        load_button.click(load_upload, [session, map_file, class_choice, snap, image_file], loaded,
+                          api_name="load_map")
         gr.on(
             [editor.change, n_events.release, types.input, ev_seed.submit],
             preview,
@@ -267,12 +303,12 @@ def build_demo(models: demo.Models, *, example_size: int = 256, max_side: int = 
         generate_button.click(
             generate,
             [*event_inputs, seed, randomize, steps, content_scale, drift, variants, guidance],
-            [result, seed, variant, *detail_outputs, download],
+            [result, seed, variant, *detail_outputs, download, generate_notice],
             api_name="generate",
             concurrency_limit=1,
             concurrency_id=GPU_QUEUE,
         )
-        variant.input(show_variant, [result, variant], detail_outputs, api_name="show_variant")
+        variant.input(show_variant, [result, variant], [*detail_outputs, generate_notice], api_name="show_variant")
     return blocks
 
 

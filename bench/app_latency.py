@@ -24,6 +24,7 @@ import torch
 
 from changeanywhere import demo
 from changeanywhere.cd import build_cd_model
+from changeanywhere.examples import make_example_map
 from changeanywhere.generator.presets import build_pipeline
 
 
@@ -54,7 +55,7 @@ def main() -> None:
         models.cd_model = build_cd_model("changerex-r18").to(args.device).eval()
         stand_ins.append("CD: untrained changerex-r18 (no weights found)")
 
-    before = demo.load_example(demo.example_names()[0], models.class_set, args.size)
+    before = make_example_map(models.class_set, size=args.size, seed=0)  # a map alone: the before image is synthesized
     change = demo.make_after_map(before, models.class_set, num_events=3, seed=0)
     runs = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -272,13 +272,18 @@ class ClassSet:
             far = int(counts[distance > PHOTO_COLOUR_DISTANCE].sum())
             distinct = len(colors) + len(np.intersect1d(known, packed))
             if far > PHOTO_FAR_SHARE * unknown.size and distinct > PHOTO_MIN_COLOURS:
-                raise UnknownColorsError(
+                summary = (
                     f"this looks like a photo, not a land-cover map: {distinct:,} distinct colours, and "
                     f"{far / unknown.size:.0%} of the pixels are far from every colour of class set {self.name!r} "
-                    f"(a map has one exact colour per class). Upload the colour-coded map ({_colour_names(self)})."
+                    "(a map has one exact colour per class)"
                 )
+                raise UnknownColorsError(f"{summary}. Use the colour-coded map ({_colour_names(self)}).", summary)
             if not snap:
-                raise UnknownColorsError(self._unknown_message(colors, counts, nearest, unknown.size))
+                summary = self._unknown_message(colors, counts, nearest, unknown.size)
+                raise UnknownColorsError(
+                    f"{summary}. Use the matching class set, fix the map, or snap each colour to its nearest class "
+                    "colour with snap=True (CLI: --snap-colors).", summary
+                )
             out[unknown] = nearest[inverse.ravel()]
         return out
 
@@ -292,9 +297,7 @@ class ClassSet:
         more = f"; and {len(colors) - MAX_COLOURS_LISTED:,} more" if len(colors) > MAX_COLOURS_LISTED else ""
         return (
             f"{len(colors):,} colour(s) in {int(counts.sum()):,} of {total:,} pixels "
-            f"({counts.sum() / total:.1%}) are not in class set {self.name!r}: {'; '.join(listed)}{more}. Use the "
-            "matching class set, fix the map, or snap each colour to its nearest class colour with snap=True "
-            "(CLI: --snap-colors)."
+            f"({counts.sum() / total:.1%}) are not in class set {self.name!r}: {'; '.join(listed)}{more}"
         )
 
     def indices_to_colors(self, idx: np.ndarray) -> np.ndarray:

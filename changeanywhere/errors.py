@@ -6,7 +6,12 @@ class ChangeAnywhereError(ValueError):
 
 
 class UnknownColorsError(ChangeAnywhereError):
-    """A colour map holds colours that are not in the class set."""
+    """A colour map holds colours that are not in the class set (or is a photo). `summary`: the finding without
+    the advice on what to do (which depends on where the map came from: CLI, library or app)."""
+
+    def __init__(self, message: str, summary: str | None = None):
+        super().__init__(message)
+        self.summary = summary or message
 
 
 class MapSizeError(ChangeAnywhereError):

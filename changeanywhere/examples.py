@@ -1,11 +1,39 @@
-"""Procedural example land-cover maps, drawn by code so the repository ships no third-party imagery."""
+"""Example before maps: a few real Dubai val crops (image + map, shipped under `assets/examples/` with their
+attribution), and procedural town maps drawn by code for any class set."""
 
 from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 
 from .classes import ClassSet
+
+EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "assets" / "examples"
+
+
+@dataclass(frozen=True)
+class RealExample:
+    """A real aerial image and its land-cover map (same size), as listed in `assets/examples/examples.json`."""
+
+    name: str
+    image: Path
+    map: Path
+    class_set: str
+    attribution: str
+
+
+def real_examples(folder: str | Path = EXAMPLES_DIR) -> list[RealExample]:
+    """The real examples listed in `folder`/examples.json ([] when the folder is absent, e.g. in a wheel)."""
+    index = Path(folder) / "examples.json"
+    if not index.is_file():
+        return []
+    entries = json.loads(index.read_text(encoding="utf-8"))["examples"]
+    return [RealExample(e["name"], index.parent / e["image"], index.parent / e["map"], e["class_set"],
+                        e["attribution"]) for e in entries]
 
 
 def make_example_map(class_set: ClassSet, size: int = 256, seed: int = 0) -> np.ndarray:

@@ -197,6 +197,22 @@ def test_fit_to_model_downscales_and_crops(dubai):
         demo.fit_to_model(big[:64, :64], image, multiple=16)
 
 
+def test_real_examples_load_with_their_image(dubai):
+    """The Example tab's default is a real Dubai crop: its map and its real image (so the first Generate shows a
+    real before image), with the dataset's attribution."""
+    from changeanywhere.examples import real_examples
+
+    names = demo.example_names(dubai)
+    real = real_examples()
+    assert 2 <= len(real) <= 4 and names[: len(real)] == [e.name for e in real] and names[-1] == "Town (seed 3)"
+    before_map, image, notices = demo.load_example(names[0], dubai, SIZE)
+    assert image.shape == (*before_map.shape, 3) and image.dtype == np.uint8 and max(before_map.shape) <= 512
+    assert len(np.unique(before_map)) >= 3 and "MBRSC" in notices[0] and "Humans in the Loop" in notices[0]
+    assert demo.example_names(ClassSet.builtin("loveda"))[0] == "Town (seed 0)"  # real ones only for their set
+    town, none, _ = demo.load_example("Town (seed 1)", dubai, SIZE)
+    assert town.shape == (SIZE, SIZE) and none is None
+
+
 # ------------------------------------------------------------------------------------------- editing
 
 
@@ -285,6 +301,37 @@ def test_generate_refuses_no_change_and_no_model(models, dubai, before_map, tmp_
         demo.generate(empty, before_map, demo.make_after_map(before_map, dubai, num_events=2))
 
 
+def test_a_failing_handler_keeps_every_output_and_says_why():
+    app = load_app_module()
+
+    def load(session, name):
+        raise ChangeAnywhereError("cannot read the land-cover map a_b.png")
+
+    out = app.keep_page(load, 3, 1, app.still_loaded)(demo.Session(np.zeros((8, 8), np.uint8), None, "x*y"), "n")
+    assert out[0] == out[2] == {"__type__": "update"}  # gr.skip(): the value on the page stays
+    assert out[1] == "⚠️ Cannot read the land-cover map a\\_b.png  \nStill loaded: **x\\*y** (the editor keeps it)."
+
+    def crash():
+        raise RuntimeError("CUDA out of memory")
+
+    (text,) = app.keep_page(crash, 1, 0)()
+    assert "Something went wrong (RuntimeError). Try fewer variants" in text
+
+
+def test_progress_shows_before_any_work(models, dubai, before_map):
+    """Generate reports progress (fraction 0, "Preparing") before it reads the edit or touches the model."""
+    app = load_app_module()
+    h = app.Handlers(models, SIZE, demo.MAX_SIDE, str(ROOT / "out"))
+    calls = []
+
+    def progress(fraction, desc=None):
+        calls.append((fraction, desc))
+
+    with pytest.raises(ChangeAnywhereError, match="Load an example"):
+        h.generate(None, None, 0, [], 0, 0, False, 2, 1.0, 0.0, 1, 1.0, progress=progress)
+    assert calls == [(0, "Preparing the change")]
+
+
 # ---------------------------------------------------------------------------- the launched app (API)
 
 
@@ -330,8 +377,8 @@ def test_api_upload_events_generate(client, tmp_path, dubai, before_map):
                                           api_name="/preview")
     assert "of the map changes" in summary
     out = call_generate(client, editor_input(), n_events=3, ev_seed=5, variants=2)
-    seed, picker, before, after, truth, pred, metrics, before_m, after_m, slider, zip_path = out
-    assert seed == 3 and len(picker["choices"]) == 2 and "F1" in metrics
+    seed, picker, before, after, truth, pred, metrics, before_m, after_m, slider, zip_path, notice = out
+    assert seed == 3 and len(picker["choices"]) == 2 and "F1" in metrics and "Generated 2 pair(s)" in notice
     for path in (before, after, truth, pred, before_m, after_m, *slider):
         assert read_png(path).shape == (SIZE, SIZE, 3)
     after_map = dubai.read_map(after_m)
@@ -357,54 +404,65 @@ def test_api_painted_layer(client, tmp_path, dubai):
     assert 0 <= out[0] < 2**31
 
 
+LOAD_NOTICE, GENERATE_NOTICE = 2, -1  # where the API's outputs of /load_map and /generate hold their message
+
+
 @pytest.mark.parametrize(
     "case, message",
     [
-        ("empty edit", "the edit changes nothing"),
-        ("wrong layer size", "painted layer 1 is 32×32 px but the map is 64×64"),
+        ("empty edit", "The edit changes nothing"),
+        ("wrong layer size", "Painted layer 1 is 32×32 px but the map is 64×64"),
         ("unknown colours", "not in class set 'dubai-landcover'"),
-        ("corrupt file", "cannot read the land-cover map"),
+        ("corrupt file", "Cannot read the land-cover map"),
         ("no map", "Upload a land-cover map first"),
         ("too small", "at least 8×8"),
         ("image size", "before image is 32×32 px but the map is 64×64"),
     ],
 )
-def test_api_bad_inputs_give_clear_errors(client, tmp_path, dubai, before_map, case, message):
+def test_api_bad_inputs_leave_the_page_as_it_was(client, tmp_path, dubai, before_map, case, message):
+    """Each bad input gives its message in the notice beside the control that caused it, and every other output
+    is left as it was (skipped), so the loaded map and the last result stay on the page."""
     from gradio_client import handle_file
 
     good_map = handle_file(str(write_png(tmp_path / "map.png", dubai.indices_to_colors(before_map))))
     client.predict("Town (seed 0)", api_name="/load_example")
-    with pytest.raises(Exception) as info:
-        if case == "empty edit":
-            call_generate(client, editor_input())
-        elif case == "wrong layer size":
-            call_generate(client, editor_input([write_png(tmp_path / "l.png", np.zeros((32, 32, 4), np.uint8))]))
-        elif case == "unknown colours":
+
+    def load(map_file, image=None):
+        return client.predict(map_file, demo.AUTO, False, image, api_name="/load_map")
+
+    if case == "empty edit":
+        out, notice = call_generate(client, editor_input()), GENERATE_NOTICE
+    elif case == "wrong layer size":
+        out = call_generate(client, editor_input([write_png(tmp_path / "l.png", np.zeros((32, 32, 4), np.uint8))]))
+        notice = GENERATE_NOTICE
+    else:
+        notice = LOAD_NOTICE
+        if case == "unknown colours":
             rgb = dubai.indices_to_colors(before_map).copy()
             rgb[0, 0] = (1, 2, 3)
-            client.predict(handle_file(str(write_png(tmp_path / "u.png", rgb))), demo.AUTO, False, None,
-                           api_name="/load_map")
+            out = load(handle_file(str(write_png(tmp_path / "u.png", rgb))))
         elif case == "corrupt file":
             (tmp_path / "c.png").write_bytes(b"garbage")
-            client.predict(handle_file(str(tmp_path / "c.png")), demo.AUTO, False, None, api_name="/load_map")
+            out = load(handle_file(str(tmp_path / "c.png")))
         elif case == "no map":
-            client.predict(None, demo.AUTO, False, None, api_name="/load_map")
+            out = load(None)
         elif case == "too small":
-            small = write_png(tmp_path / "s.png", dubai.indices_to_colors(before_map[:5, :5]))
-            client.predict(handle_file(str(small)), demo.AUTO, False, None, api_name="/load_map")
+            out = load(handle_file(str(write_png(tmp_path / "s.png", dubai.indices_to_colors(before_map[:5, :5])))))
         elif case == "image size":
-            image = handle_file(str(write_png(tmp_path / "i.png", np.zeros((32, 32, 3), np.uint8))))
-            client.predict(good_map, demo.AUTO, False, image, api_name="/load_map")
-    assert message in str(info.value)
-    assert "Traceback" not in str(info.value)
+            out = load(good_map, handle_file(str(write_png(tmp_path / "i.png", np.zeros((32, 32, 3), np.uint8)))))
+        assert "Still loaded: **example Town \\(seed 0\\)**" in out[notice], out[notice]
+    assert out[notice].startswith("⚠️") and message in out[notice].replace("\\", ""), out[notice]
+    assert "Traceback" not in out[notice]
+    skipped = [v for i, v in enumerate(out) if i != notice % len(out)]
+    assert all(v is None or v == {"__type__": "update"} for v in skipped), skipped
 
 
 def test_api_generate_before_loading_a_map(app_url):
     from gradio_client import Client
 
     fresh = Client(app_url, verbose=False)  # a new session: its state holds no map (no page load ran)
-    with pytest.raises(Exception, match="Load an example or upload a map first"):
-        call_generate(fresh, editor_input(), n_events=2)
+    out = call_generate(fresh, editor_input(), n_events=2)
+    assert "Load an example or upload a map first" in out[GENERATE_NOTICE]
 
 
 # ------------------------------------------------------------------------ start-up without weights

@@ -1,14 +1,17 @@
-"""The app's inputs: procedural example maps, uploaded maps (class set detected from their colours) and real
-before images, fitted to the generator's size rules; the editor's starting value and the brush legend.
+"""The app's inputs: examples (real Dubai crops with their image, and procedural maps), uploaded maps (class set
+detected from their colours) and real before images, fitted to the generator's size rules; the editor's starting
+value and the brush legend.
 
-Sizes: a map larger than `MAX_SIDE` on its longer side is downscaled (nearest for the map, area averaging for
-the image); every map is then centre-cropped to a multiple of the model's `size_multiple`. A map smaller than
-one multiple is refused (there is nothing sensible to pad it with).
+Sizes: an upload claiming more than `MAX_PIXELS` pixels is refused from its header, before decoding (a
+decompression bomb); a map larger than `MAX_SIDE` on its longer side is downscaled (nearest for the map, area
+averaging for the image); every map is then centre-cropped to a multiple of the model's `size_multiple`. A map
+smaller than one multiple is refused (there is nothing sensible to pad it with).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,43 +19,82 @@ from typing import Any
 
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from ..classes import BUILTIN_CLASS_SETS, ClassSet, pack_rgb, rgb_to_hex
 from ..errors import ChangeAnywhereError, MapSizeError, UnknownColorsError
-from ..examples import make_example_map
+from ..examples import RealExample, make_example_map, real_examples
 from .models import MODEL_ENV
 
 MAX_SIDE = 512  # longer side of an uploaded map above which it is downscaled
+MAX_PIXELS = 40_000_000  # an upload whose header claims more pixels is refused before decoding
 AUTO = "auto-detect"
 EXAMPLE_SEEDS = (0, 1, 2, 3)
 
 
-def example_names() -> list[str]:
-    return [f"Town (seed {s})" for s in EXAMPLE_SEEDS]
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()<>#+|!~])")
 
 
-def load_example(name: str, class_set: ClassSet, size: int) -> np.ndarray:
-    """The procedural example map called `name` (see `example_names`), `size`² px."""
-    if name not in example_names():
-        raise ChangeAnywhereError(f"unknown example {name!r}; choose one of: {', '.join(example_names())}")
-    return make_example_map(class_set, size=size, seed=EXAMPLE_SEEDS[example_names().index(name)])
+def md_escape(text: str) -> str:
+    """`text` as literal Markdown (file names and messages may hold `*`, `_`, `<`, ...)."""
+    return _MARKDOWN.sub(r"\\\1", str(text))
+
+
+def _real_examples(class_set: ClassSet | None) -> dict[str, RealExample]:
+    return {e.name: e for e in real_examples() if class_set is None or e.class_set == class_set.name}
+
+
+def example_names(class_set: ClassSet | None = None) -> list[str]:
+    """The real examples of `class_set` (all, when None) first, then the procedural ones (any class set)."""
+    return [*_real_examples(class_set), *(f"Town (seed {s})" for s in EXAMPLE_SEEDS)]
+
+
+def load_example(name: str, class_set: ClassSet, size: int) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+    """The example called `name` (see `example_names`): (map, its real image or None, notices). A procedural
+    map is `size`² px; a real example keeps its own size and says where its image comes from."""
+    real = _real_examples(class_set)
+    if name in real:
+        ex = real[name]
+        before_map = class_set.read_map(_open_image(ex.map, "example map"))
+        image = read_before_image(ex.image)
+        return before_map, image, [f"Image and map: {ex.attribution}."]
+    names = example_names(class_set)
+    if name not in names:
+        raise ChangeAnywhereError(f"unknown example {name!r}; choose one of: {', '.join(names)}")
+    seed = EXAMPLE_SEEDS[names.index(name) - len(real)]
+    return make_example_map(class_set, size=size, seed=seed), None, []
 
 
 def _open_image(path: str | os.PathLike, what: str) -> Image.Image:
+    """Open and decode an image file; any failure is a `ChangeAnywhereError` naming the file. The pixel count
+    is checked from the header, before decoding."""
     name = Path(path).name
     try:
         im = Image.open(path)
-        im.load()
-        return im
     except FileNotFoundError:
         raise ChangeAnywhereError(f"the {what} {name} was not found (upload it again)") from None
     except Image.DecompressionBombError:
         raise ChangeAnywhereError(f"the {what} {name} has too many pixels to open safely: downscale it first") from None
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
+    except Exception as err:  # noqa: BLE001 - a hostile file can make a decoder raise anything
         raise ChangeAnywhereError(
             f"cannot read the {what} {name}: not a readable image ({type(err).__name__}); upload a PNG"
         ) from None
+    w, h = im.size
+    if w * h > MAX_PIXELS:
+        im.close()
+        raise ChangeAnywhereError(
+            f"the {what} {name} claims {w:,}×{h:,} px, more than the {MAX_PIXELS / 1e6:.0f} million pixels this app "
+            "opens: downscale it first"
+        )
+    try:
+        im.load()
+    except Exception as err:  # noqa: BLE001 - truncated or corrupt data: OSError, SyntaxError, struct.error ...
+        im.close()
+        raise ChangeAnywhereError(
+            f"cannot read the {what} {name}: the file is truncated or corrupt ({type(err).__name__}); upload it "
+            "again or save it as PNG"
+        ) from None
+    return im
 
 
 def _is_colour_map(im: Image.Image) -> bool:
@@ -99,24 +141,26 @@ def read_uploaded_map(
     name = Path(path).name
     if not _is_colour_map(im):
         try:
-            return class_set.read_map(im), [f"{name}: read as an index map of {class_set.name!r}."]
+            before_map = class_set.read_map(im)
         except ChangeAnywhereError as err:
             raise type(err)(f"{name}: {err}") from None
+        hint = class_set.index_offset_hint(np.asarray(im))
+        return before_map, [f"{name}: read as an index map of {class_set.name!r}.", *([f"⚠️ {hint}"] if hint else [])]
     rgb = np.asarray(im.convert("RGB"))
     candidates = [class_set] if choice != AUTO else [class_set, *BUILTIN_CLASS_SETS.values()]
     found = detect_class_set(rgb, candidates)
     if found is not None and found.name != class_set.name:
         raise ChangeAnywhereError(f"{name}: " + _wrong_class_set(found, class_set))
-    if found is None and not snap:
-        try:
-            class_set.colors_to_indices(rgb)
-        except UnknownColorsError as err:
-            raise UnknownColorsError(
-                f"{name}: {str(err).split(' Use the matching')[0]}. Upload a lossless (PNG) map of "
-                f"{class_set.name!r}, or tick 'snap unknown colours' to map each to its nearest class."
-            ) from None
+    try:
+        before_map = class_set.colors_to_indices(rgb, snap=snap)
+    except UnknownColorsError as err:
+        advice = (
+            "" if "photo" in err.summary else f" Upload a lossless (PNG) map of {class_set.name!r}, or tick 'snap "
+            "unknown colours' to map each to its nearest class."
+        )
+        raise UnknownColorsError(f"{name}: {err.summary}.{advice}", err.summary) from None
     notices = [f"{name}: unknown colours snapped to the nearest class colour."] if found is None else []
-    return class_set.colors_to_indices(rgb, snap=True), notices
+    return before_map, notices
 
 
 def _wrong_class_set(found: ClassSet, model_set: ClassSet) -> str:
@@ -128,8 +172,14 @@ def _wrong_class_set(found: ClassSet, model_set: ClassSet) -> str:
 
 
 def read_before_image(path: str | os.PathLike) -> np.ndarray:
-    """An uploaded real before image -> HxWx3 uint8."""
-    return np.asarray(_open_image(path, "before image").convert("RGB"))
+    """An uploaded real before image -> HxWx3 uint8 (16-bit and 32-bit greyscale scaled down, not clipped; alpha
+    and palettes dropped)."""
+    im = _open_image(path, "before image")
+    if im.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
+        arr = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if im.mode.startswith("I;16") else max(float(arr.max()), 1.0)
+        im = Image.fromarray(np.clip(arr / top * 255 + 0.5, 0, 255).astype(np.uint8))
+    return np.asarray(im.convert("RGB"))
 
 
 def fit_to_model(
@@ -202,7 +252,9 @@ class Session:
         """Markdown: what was loaded."""
         h, w = self.before_map.shape
         what = "real image" if self.before_image is not None else "no image: the before image is synthesized"
-        return f"Loaded **{self.source}** ({w}×{h} px, {what})." + "".join(f"  \n{n}" for n in self.notices)
+        return f"Loaded **{md_escape(self.source)}** ({w}×{h} px, {what})." + "".join(
+            f"  \n{md_escape(n)}" for n in self.notices
+        )
 
 
 def start_session(
