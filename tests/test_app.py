@@ -315,7 +315,7 @@ def test_a_failing_handler_keeps_every_output_and_says_why():
         raise RuntimeError("CUDA out of memory")
 
     (text,) = app.keep_page(crash, 1, 0)()
-    assert "Something went wrong (RuntimeError). Try fewer variants" in text
+    assert "Something went wrong \\(RuntimeError\\). Try fewer variants" in text
 
 
 def test_progress_shows_before_any_work(models, dubai, before_map):
