@@ -1,9 +1,12 @@
-"""The app in a real browser: upload a map, paint a stroke with a class brush, generate, read the outputs.
+"""The app in a real browser, along the path a user takes, errors included: the real example loads with its
+image, a painted stroke generates a pair, a bad upload and a Generate with no edit each say why beside their
+button while the page stays usable (the editor keeps its map, the outputs keep the last result).
 
 Needs Debian's `chromium` (CI: `apt-get install chromium`) and the Python `playwright` package; never
-`playwright install`. The screenshot is written to `tests/artifacts/browser.png`.
+`playwright install`. Screenshots of each step go to `tests/artifacts/browser-*.png` (ignored by git).
 """
 
+import io
 import shutil
 import time
 from pathlib import Path
@@ -11,11 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import test_app
+from PIL import Image
 
-from changeanywhere.examples import make_example_map
+from changeanywhere import demo
+from changeanywhere.examples import real_examples
 
 # the tiny models and the app launcher of the API tests
-SIZE, start_app, write_png = test_app.SIZE, test_app.start_app, test_app.write_png
+start_app = test_app.start_app
 models, tiny_model_dirs = test_app.models, test_app.tiny_model_dirs
 
 CHROMIUM = "/usr/bin/chromium"
@@ -49,58 +54,120 @@ def wait_until_stable(locator, seconds: float = 1.0, timeout: float = 20.0) -> N
     raise AssertionError(f"editor did not settle (last zoom label {last!r})")
 
 
-def test_paint_and_generate_in_a_browser(models, tmp_path, dubai):
+def map_share(png: bytes, palette: np.ndarray) -> float:
+    """Share of a screenshot's pixels within a small distance of a class colour: the editor shows a map."""
+    rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), np.int32).reshape(-1, 1, 3)
+    return float((np.abs(rgb - palette[None].astype(np.int32)).sum(-1).min(1) < 24).mean())
+
+
+def line_of(locator, start: str) -> str | None:
+    """The line of `locator`'s text that starts with `start` (boxes also show a timer while an event runs)."""
+    return next((line for line in locator.inner_text().splitlines() if line.startswith(start)), None)
+
+
+def seed_line(metrics) -> str:
+    return line_of(metrics, "Seed")
+
+
+def test_walk_through_the_app_and_its_errors(models, tmp_path, dubai):
     sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
     from playwright.sync_api import expect
 
-    before_map = make_example_map(dubai, size=SIZE, seed=4)
-    map_path = write_png(tmp_path / "my_map.png", dubai.indices_to_colors(before_map))
+    example = real_examples()[0]
+    not_an_image = tmp_path / "not_an_image.png"
+    not_an_image.write_text("these are notes, not a picture\n")
     water = "rgb(226, 169, 41)"  # the "water" class colour, #E2A929
     blocks, url = start_app(models)
     ARTIFACTS.mkdir(exist_ok=True)
+    for old in ARTIFACTS.glob("browser*.png"):
+        old.unlink()
+    shots = []
+
+    def shot(page, name):
+        page.wait_for_timeout(400)  # let the last images paint
+        page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+        shots.append(f"{name} ({time.monotonic() - t0:.0f} s)")
+
+    t0 = time.monotonic()
+
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1900})
+            notice, gen_notice, metrics = (page.locator(s) for s in ("#load-notice", "#generate-notice", "#metrics"))
+            editor_canvas = page.locator("#editor canvas").first
             try:
+                # 1. the page opens on the real example, with its real image
                 page.goto(url)
-                expect(page.locator("#load-notice")).to_contain_text("Loaded", timeout=30_000)
-
-                # upload a map of our own
-                page.get_by_role("tab", name="Upload").click()
-                page.locator("#map-file input[type=file]").set_input_files(str(map_path))
-                expect(page.locator("#map-file")).to_contain_text("my_map", timeout=20_000)  # shown as "my_map .png"
-                page.locator("#load-map").click()
-                expect(page.locator("#load-notice")).to_contain_text("upload my_map.png", timeout=20_000)
+                expect(notice).to_contain_text(example.name, timeout=30_000)
+                expect(notice).to_contain_text("real image")
                 wait_until_stable(page.locator("#editor .zoom-number"))
 
-                # paint a stroke with the "water" brush
+                # 2. paint a stroke with the "water" brush, generate: every output
                 page.get_by_label("Brush", exact=True).click()
                 page.get_by_label("Color", exact=True).click()
                 page.locator(f'#editor button[style*="{water}"]').first.click()
-                canvas = page.locator("#editor canvas").first
-                box = canvas.bounding_box()
+                box = editor_canvas.bounding_box()
                 x, y, w, h = box["x"], box["y"], box["width"], box["height"]
                 page.mouse.move(x + 0.25 * w, y + 0.3 * h)
                 page.mouse.down()
                 page.mouse.move(x + 0.75 * w, y + 0.45 * h, steps=8)
                 page.mouse.up()
                 expect(page.locator("#change-summary")).to_contain_text("→ water", timeout=30_000)
-
-                # generate and wait for every output
                 page.locator("#generate").click()
-                expect(page.locator("#metrics")).to_contain_text("F1", timeout=60_000)
+                expect(gen_notice).to_contain_text("Generated 1 pair(s)", timeout=90_000)
                 for elem in ("#out-before", "#out-after", "#out-label", "#out-pred"):
                     expect(page.locator(f"{elem} img")).to_be_visible(timeout=20_000)
-                page.wait_for_timeout(500)  # let the last images paint before the screenshot
-                page.screenshot(path=str(ARTIFACTS / "browser.png"), full_page=True)
-                summary = page.locator("#change-summary").inner_text()
+                before_png = page.request.get(page.locator("#out-before img").get_attribute("src")).body()
+                shot(page, "browser-1-real-example-generated.png")
+                first_result = seed_line(metrics)
+
+                # 3. upload a file that is not an image: the message, and the page as it was
+                page.get_by_role("tab", name="Upload").click()
+                page.locator("#map-file input[type=file]").set_input_files(str(not_an_image))
+                expect(page.locator("#map-file")).to_contain_text("not_an_image", timeout=20_000)
+                page.locator("#load-map").click()
+                expect(notice).to_contain_text("Cannot read the land-cover map not_an_image.png", timeout=20_000)
+                expect(notice).to_contain_text(f"Still loaded: example {example.name}")
+                page.wait_for_timeout(1500)  # an error state would have shown by now
+                editor_share = map_share(editor_canvas.screenshot(), dubai.palette)
+                error_pills = page.get_by_text("Error", exact=True).count()
+                shot(page, "browser-2-bad-upload.png")
+                assert seed_line(metrics) == first_result  # outputs untouched
+
+                # 4. Generate works again (same map, same stroke; a new random seed)
+                done_before = line_of(gen_notice, "Generated")
+                page.locator("#generate").click()
+                deadline = time.monotonic() + 90
+                while line_of(gen_notice, "Generated") in (done_before, None) and time.monotonic() < deadline:
+                    time.sleep(0.3)
+                expect(page.locator("#out-after img")).to_be_visible()
+                shot(page, "browser-3-generate-again.png")
+                second_result = seed_line(metrics)
+                assert second_result != first_result
+
+                # 5. a fresh map with no edit: Generate says so, the last result stays
+                page.get_by_role("tab", name="Example").click()
+                page.locator("#example input").click()
+                page.get_by_role("option", name="Town (seed 0)").click()
+                expect(notice).to_contain_text("example Town (seed 0)", timeout=20_000)
+                expect(page.locator("#change-summary")).to_contain_text("No change yet", timeout=20_000)
+                page.locator("#generate").click()
+                expect(gen_notice).to_contain_text("The edit changes nothing", timeout=30_000)
+                page.wait_for_timeout(1000)
+                shot(page, "browser-4-generate-without-edit.png")
+                assert seed_line(metrics) == second_result
+                expect(page.locator("#out-after img")).to_be_visible()
+                final_pills = page.get_by_text("Error", exact=True).count()
             except Exception:
                 page.screenshot(path=str(ARTIFACTS / "browser-failure.png"), full_page=True)
                 raise
             browser.close()
     finally:
         blocks.close()
-    assert "edit:" in summary and "water" in summary, summary
-    changed_px = int(summary.split("(")[1].split(" px")[0].replace(",", ""))
-    assert 0 < changed_px < np.prod(before_map.shape), summary
+    print("screenshots:", ", ".join(shots))
+    real_before = demo.read_before_image(example.image)
+    shown = np.asarray(Image.open(io.BytesIO(before_png)).convert("RGB"))
+    np.testing.assert_array_equal(shown, real_before)  # the before image is the real one, losslessly
+    assert editor_share > 0.5, f"the editor shows no map after the bad upload ({editor_share:.0%} map colours)"
+    assert error_pills == final_pills == 0

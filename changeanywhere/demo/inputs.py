@@ -77,7 +77,8 @@ def _open_image(path: str | os.PathLike, what: str) -> Image.Image:
         raise ChangeAnywhereError(f"the {what} {name} has too many pixels to open safely: downscale it first") from None
     except Exception as err:  # noqa: BLE001 - a hostile file can make a decoder raise anything
         raise ChangeAnywhereError(
-            f"cannot read the {what} {name}: not a readable image ({type(err).__name__}); upload a PNG"
+            f"cannot read the {what} {name}: not a readable image file ({type(err).__name__}): upload a PNG, "
+            "JPEG or TIFF"
         ) from None
     w, h = im.size
     if w * h > MAX_PIXELS:
