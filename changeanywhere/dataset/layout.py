@@ -29,17 +29,28 @@ def sample_id(index: int) -> str:
 
 
 def write_pair(out: Path, index: int, pair: ChangePair, class_set: ClassSet) -> None:
-    """Write one pair's files atomically; its meta JSON goes last (it marks the sample finished)."""
+    """Write one pair's files atomically; its meta JSON goes last (it marks the sample finished). When a write
+    fails (a full disk), the files of the pair already written are removed: no partial sample is left."""
     sid = sample_id(index)
     name = f"{sid}.png"
-    atomic_write_png(out / "A" / name, pair.before_image)
-    atomic_write_png(out / "B" / name, pair.after_image)
-    atomic_write_png(out / "label" / name, mask_image(pair.change_mask))
-    class_set.write_map(pair.before_map, out / "label_A" / name)
-    class_set.write_map(pair.after_map, out / "label_B" / name)
-    atomic_write_png(out / "change_type" / name, pair.change_type)
+    images = {
+        "A": pair.before_image,
+        "B": pair.after_image,
+        "label": mask_image(pair.change_mask),
+        "label_A": class_set.indices_to_colors(pair.before_map),
+        "label_B": class_set.indices_to_colors(pair.after_map),
+        "change_type": pair.change_type,
+    }
     meta = {"id": sid, "index": index, **pair.meta, "files": {d: f"{d}/{name}" for d in IMAGE_DIRS}}
-    atomic_write_text(out / META_DIR / f"{sid}.json", json.dumps(meta, sort_keys=True) + "\n")
+    written: list[Path] = []
+    try:
+        for folder in IMAGE_DIRS:
+            written.append(atomic_write_png(out / folder / name, images[folder]))
+        atomic_write_text(out / META_DIR / f"{sid}.json", json.dumps(meta, sort_keys=True) + "\n")
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
 
 
 def make_folders(out: Path) -> None:

@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,16 +50,57 @@ class GenerateResult:
 
 def generate(cfg: GenerateConfig, pipe: ChangeAnywherePipeline | None = None) -> GenerateResult:
     """Generate (or resume, or extend) the dataset at `cfg.out`; under torchrun / accelerate launch, each
-    process makes its share of the batches and the main process writes the manifest and card at the end."""
-    from accelerate import PartialState
-
-    from ..hub import load_pipeline, resolve_device
-
+    process makes its share of the batches and the main process writes the manifest and card at the end.
+    A full or read-only output disk stops the run with a `GenerationError`; a rerun continues it."""
     cfg.check()
     class_set = cfg.classes if isinstance(cfg.classes, ClassSet) else ClassSet.load(cfg.classes)
     sources = find_sources(cfg.images, cfg.labels, cfg.split, cfg.val_pattern)
     out = Path(cfg.out)
     check_out_folder(out)
+    with write_errors(out):
+        if not cfg.dry_run:
+            check_writable(out)
+        return _generate(cfg, pipe, class_set, sources, out)
+
+
+# what a full, read-only or forbidden output folder raises; the run stops with a GenerationError saying so
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
+
+
+@contextmanager
+def write_errors(out: Path) -> Iterator[None]:
+    """Turn a failed write under `out` (disk full, read-only, no permission) into a GenerationError that says
+    what happened and that a rerun resumes: finished samples are kept, an unfinished one leaves no file."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno not in WRITE_ERRNOS:
+            raise
+        where = f" ({err.filename})" if err.filename else ""
+        raise GenerationError(
+            f"cannot write to the output folder {out}: {err.strerror or err}{where}. Finished samples are kept and "
+            "unfinished ones removed: free some space (or make the folder writable) and rerun the same command to "
+            "continue where it stopped", "out"
+        ) from err
+
+
+def check_writable(out: Path) -> None:
+    """Write (then delete) a probe file in `out`, or where it will be created: a read-only folder fails before
+    any work, and nothing is left behind."""
+    folder = out.absolute()
+    while not folder.is_dir() and folder != folder.parent:
+        folder = folder.parent
+    fd, probe = tempfile.mkstemp(dir=folder, prefix=".probe.", suffix=".tmp")
+    os.close(fd)
+    os.unlink(probe)
+
+
+def _generate(
+    cfg: GenerateConfig, pipe: ChangeAnywherePipeline | None, class_set: ClassSet, sources: list[Source], out: Path
+) -> GenerateResult:
+    from accelerate import PartialState
+
+    from ..hub import load_pipeline, resolve_device
 
     device = resolve_device(cfg.device)
     state = PartialState(cpu=device == "cpu")
