@@ -27,6 +27,7 @@ COPY --chown=user pyproject.toml README.md app.py ./
 COPY --chown=user changeanywhere ./changeanywhere
 RUN pip install --no-cache-dir --user -e .
 COPY --chown=user checkpoints ./checkpoints
+COPY --chown=user assets ./assets
 
 EXPOSE 7860
 CMD ["python", "app.py"]

@@ -222,6 +222,9 @@ def build_demo(models: demo.Models, *, example_size: int = 256, max_side: int = 
                     image_file = gr.File(label="Real before image (optional, same size)", file_types=["image"])
                     load_button = gr.Button("Use this map", elem_id="load-map")
                 load_notice = gr.Markdown(label="Loaded map", elem_id="load-notice")
+                source_image = gr.Image(label="Real before image", format="png",
+                                        interactive=False, height=200, elem_id="source-image",
+                                        elem_classes=["grow-image"])
             with gr.Column(scale=2, min_width=360):
                 gr.Markdown("### 2. Paint the change")
                 gr.HTML(demo.legend_html(cs), padding=False)
@@ -283,7 +286,7 @@ def build_demo(models: demo.Models, *, example_size: int = 256, max_side: int = 
         download = gr.DownloadButton("Download sample (.zip)", elem_id="download")
 
         # --------------------------------------------------------------------------------------- events
-        loaded = [session, editor, before_img, load_notice, after_preview, change_md]
+        loaded = [session, editor, source_image, load_notice, after_preview, change_md]
         event_inputs = [session, editor, n_events, types, ev_seed]
         detail_outputs = [before_img, after_img, truth_img, pred_img, metrics_md, before_map_img, after_map_img,
                           slider]

@@ -101,6 +101,7 @@ def test_walk_through_the_app_and_its_errors(models, tmp_path, dubai):
                 page.goto(url)
                 expect(notice).to_contain_text(example.name, timeout=30_000)
                 expect(notice).to_contain_text("real image")
+                expect(page.locator("#source-image img")).to_be_visible(timeout=20_000)  # before any Generate
                 wait_until_stable(page.locator("#editor .zoom-number"))
 
                 # 2. paint a stroke with the "water" brush, generate: every output
