@@ -1,7 +1,8 @@
 """The app's logic: plain functions that `app.py` wires to a Gradio UI (and tests call directly).
 
-The flow: `inputs` loads a before land-cover map (a procedural example, or an upload whose class set is
-detected from its colours), optionally with its real image; `editing` turns painted brush strokes and/or
+The flow: `inputs` loads a before land-cover map (a real example with its aerial image, a procedural example,
+or an upload whose class set is detected from its colours, checked before it is decoded), optionally with its
+real image; `editing` turns painted brush strokes and/or
 random change events into an after map; `session` generates the before image (when there is none) and the
 after image(s) with the dataset generator's builder, and predicts the change with a change-detection model,
 zero-shot, scored against the label; `package` zips the pairs in the layout of `changeanywhere generate`.
