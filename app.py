@@ -290,10 +290,13 @@ def build_demo(models: demo.Models, *, example_size: int = 256, max_side: int = 
         event_inputs = [session, editor, n_events, types, ev_seed]
         detail_outputs = [before_img, after_img, truth_img, pred_img, metrics_md, before_map_img, after_map_img,
                           slider]
-        blocks.load(load_example, [session, example], loaded, api_name="startup")
-        example.input(load_example, [session, example], loaded, api_name="load_example")
+        # a load shows its progress on the notice only: an overlay on the image editor makes it redraw its
+        # canvas, which can leave it blank for seconds on a slow machine (the editor keeps its map on an error)
+        on_notice = dict(show_progress_on=[load_notice])
+        blocks.load(load_example, [session, example], loaded, api_name="startup", **on_notice)
+        example.input(load_example, [session, example], loaded, api_name="load_example", **on_notice)
         load_button.click(load_upload, [session, map_file, class_choice, snap, image_file], loaded,
-                          api_name="load_map")
+                          api_name="load_map", **on_notice)
         gr.on(
             [editor.change, n_events.release, types.input, ev_seed.submit],
             preview,
