@@ -66,19 +66,20 @@ def error_text(err: Exception, where: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def keep_page(fn: Callable, n_outputs: int, notice: int, still: Callable[..., str] | None = None) -> Callable:
-    """Wrap an event handler so that no error breaks the page: on any error every output keeps its value
-    (`gr.skip()`), and output `notice`, a Markdown beside the control that caused it, says what went wrong until
-    the next action. `still(*args)`: a line on what is still loaded, added to the message."""
+def keep_page(fn: Callable, outputs: Sequence, notice, still: Callable[..., str] | None = None) -> Callable:
+    """Wrap an event handler so that no error breaks the page: on any error each of its `outputs` keeps its value
+    (`gr.skip()`), and `notice` (one of them, a Markdown beside the control that caused it) says what went wrong
+    until the next action. `still(*args)`: a line on what is still loaded, added to the message."""
+    n, at = len(outputs), next(i for i, c in enumerate(outputs) if c is notice)
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except Exception as err:  # noqa: BLE001 - the page must survive whatever a handler raises
-            out = [gr.skip()] * n_outputs
+            out = [gr.skip()] * n
             message = f"⚠️ {demo.md_escape(error_text(err, fn.__name__))}"
-            out[notice] = message + (f"  \n{still(*args)}" if still is not None and still(*args) else "")
+            out[at] = message + (f"  \n{still(*args)}" if still is not None and still(*args) else "")
             return tuple(out)
 
     return wrapper
@@ -184,12 +185,6 @@ def build_demo(models: demo.Models, *, example_size: int = 256, max_side: int = 
     zip_dir = tempfile.mkdtemp(prefix="changeanywhere-app-")
     atexit.register(shutil.rmtree, zip_dir, ignore_errors=True)
     h = Handlers(models, example_size, max_side, zip_dir)
-    n_detail = 8  # outputs of Handlers.details
-    load_example = keep_page(h.load_example, 6, 3, still_loaded)
-    load_upload = keep_page(h.load_upload, 6, 3, still_loaded)
-    preview = keep_page(h.preview, 2, 1)
-    generate = on_gpu(keep_page(h.generate, 3 + n_detail + 2, 3 + n_detail + 1))
-    show_variant = keep_page(h.show_variant, n_detail + 1, n_detail)
 
     # ------------------------------------------------------------------------------------------ layout
     output = dict(format="png", interactive=False, height=IMAGE_HEIGHT)
@@ -290,6 +285,13 @@ def build_demo(models: demo.Models, *, example_size: int = 256, max_side: int = 
         event_inputs = [session, editor, n_events, types, ev_seed]
         detail_outputs = [before_img, after_img, truth_img, pred_img, metrics_md, before_map_img, after_map_img,
                           slider]
+        previewed = [after_preview, change_md]
+        generated = [result, seed, variant, *detail_outputs, download, generate_notice]
+        load_example = keep_page(h.load_example, loaded, load_notice, still_loaded)
+        load_upload = keep_page(h.load_upload, loaded, load_notice, still_loaded)
+        preview = keep_page(h.preview, previewed, change_md)
+        generate = on_gpu(keep_page(h.generate, generated, generate_notice))
+        show_variant = keep_page(h.show_variant, [*detail_outputs, generate_notice], generate_notice)
         # a load shows its progress on the notice only: an overlay on the image editor makes it redraw its
         # canvas, which can leave it blank for seconds on a slow machine (the editor keeps its map on an error)
         on_notice = dict(show_progress_on=[load_notice])
@@ -301,7 +303,7 @@ def build_demo(models: demo.Models, *, example_size: int = 256, max_side: int = 
             [editor.change, n_events.release, types.input, ev_seed.submit],
             preview,
             event_inputs,
-            [after_preview, change_md],
+            previewed,
             api_name="preview",
             show_progress="hidden",
             trigger_mode="always_last",
@@ -309,7 +311,7 @@ def build_demo(models: demo.Models, *, example_size: int = 256, max_side: int = 
         generate_button.click(
             generate,
             [*event_inputs, seed, randomize, steps, content_scale, drift, variants, guidance],
-            [result, seed, variant, *detail_outputs, download, generate_notice],
+            generated,
             api_name="generate",
             concurrency_limit=1,
             concurrency_id=GPU_QUEUE,

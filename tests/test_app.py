@@ -307,14 +307,17 @@ def test_a_failing_handler_keeps_every_output_and_says_why():
     def load(session, name):
         raise ChangeAnywhereError("cannot read the land-cover map a_b.png")
 
-    out = app.keep_page(load, 3, 1, app.still_loaded)(demo.Session(np.zeros((8, 8), np.uint8), None, "x*y"), "n")
+    a, notice, c = object(), object(), object()  # stand-ins for components
+    out = app.keep_page(load, [a, notice, c], notice, app.still_loaded)(
+        demo.Session(np.zeros((8, 8), np.uint8), None, "x*y"), "n"
+    )
     assert out[0] == out[2] == {"__type__": "update"}  # gr.skip(): the value on the page stays
     assert out[1] == "⚠️ Cannot read the land-cover map a\\_b.png  \nStill loaded: **x\\*y** (the editor keeps it)."
 
     def crash():
         raise RuntimeError("CUDA out of memory")
 
-    (text,) = app.keep_page(crash, 1, 0)()
+    (text,) = app.keep_page(crash, [notice], notice)()
     assert "Something went wrong \\(RuntimeError\\). Try fewer variants" in text
 
 
