@@ -70,6 +70,18 @@ def test_decompression_bomb_via_the_library_reader(tmp_path, dubai):
         dubai.read_map(path)
 
 
+def test_decompression_bomb_on_the_command_line(tmp_path, capsys):
+    """Feeds the 60,000² PNG to `changeanywhere simulate`; expects exit status 2, a one-line error, no output."""
+    from changeanywhere.cli import main
+
+    path = tmp_path / "bomb.png"
+    path.write_bytes(png_header_only(60_000, 60_000))
+    args = ["simulate", "--before-map", str(path), "--classes", "dubai-landcover", "--out", str(tmp_path / "out")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "error: cannot read land-cover map" in err and "bomb.png" in err and not (tmp_path / "out").exists()
+
+
 # ------------------------------------------------------------------------------ truncated and corrupt files
 
 
