@@ -167,6 +167,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         # each distinct request alone, first: what every loaded call must reproduce
         alone = Client(url, verbose=False)
+        if args.guidance is None:
+            api = alone.view_api(return_format="dict", print_info=False)["named_endpoints"]["/generate"]
+            args.guidance = next(p["parameter_default"] for p in api["parameters"] if p["parameter_name"] == "guidance")
         reference = {}
         for i in range(args.clients):
             req = request(i, names)
@@ -199,7 +202,8 @@ def run(args: argparse.Namespace) -> int:
     lat = sorted(outcome.latencies)
     p50 = statistics.median(lat) if lat else float("nan")
     p95 = lat[min(len(lat) - 1, int(round(0.95 * (len(lat) - 1))))] if lat else float("nan")
-    print(f"clients={args.clients} calls_each={args.calls} steps={args.steps} wall_s={wall:.1f}")
+    print(f"clients={args.clients} calls_each={args.calls} steps={args.steps} guidance={args.guidance} "
+          f"wall_s={wall:.1f}")
     print(f"identical_to_alone={len(lat) - len(outcome.mismatches)}/{len(lat)}"
           + (f" mismatches: {', '.join(outcome.mismatches)}" if outcome.mismatches else ""))
     print(f"late_client_queue_positions={sorted(set(outcome.queue_ranks), reverse=True)[:5]}")
@@ -219,7 +223,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--clients", type=int, default=8)
     p.add_argument("--calls", type=int, default=2, help="Generate calls per client, one after another")
     p.add_argument("--steps", type=int, default=20, help="denoising steps per call (the app's default)")
-    p.add_argument("--guidance", type=float, default=2.0, help="guidance scale (the embedded model's default)")
+    p.add_argument("--guidance", type=float, help="guidance scale (default: the loaded model's, as the page offers)")
     p.add_argument("--model", help="generator folder or repo id (default: the embedded weights)")
     p.add_argument("--cd-model", help="CD model folder or repo id (default: the embedded one)")
     p.add_argument("--device", default="cpu")
