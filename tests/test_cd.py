@@ -22,6 +22,7 @@ from changeanywhere.cd import (
     sliding_window,
     window_starts,
 )
+from changeanywhere.cd.augment import BitemporalAugment, crop_pair, gaussian_blur, radiometry
 from changeanywhere.cd.data import CDTrainData, read_label
 from changeanywhere.cd.naive import build_naive_set, naive_after_image
 from changeanywhere.cd.train import ohem_cross_entropy
@@ -120,7 +121,8 @@ def test_predict_any_size_and_mismatch():
 # ----------------------------------------------------------------------------------------------- models
 
 
-@pytest.mark.parametrize("arch,widths", [("changerex-r18", [8, 16, 16, 32]), ("tiny", None)])
+@pytest.mark.parametrize("arch,widths", [("changerex-r18", [8, 16, 16, 32]), ("siamdiff", [8, 8, 16, 16]),
+                                         ("tiny", None)])
 def test_save_load_round_trip(tmp_path, arch, widths):
     torch.manual_seed(0)
     model = CDModel(arch=arch, widths=widths, head_channels=16).eval()
@@ -136,6 +138,22 @@ def test_save_load_round_trip(tmp_path, arch, widths):
 def test_default_parameter_counts():
     assert 11.0e6 < CDModel().num_parameters < 11.8e6  # ChangerEx-R18: ~11.4 M
     assert CDModel(arch="tiny").num_parameters < 0.4e6
+    assert 4.0e6 < CDModel(arch="siamdiff").num_parameters < 6.0e6  # mid-size: ≤ 12 MB in fp16
+
+
+def test_siamdiff_is_symmetric_in_the_dates():
+    """Its fusion uses |a − b| and (a + b) / 2 only: swapping A and B gives the same prediction (eval mode)."""
+    torch.manual_seed(0)
+    model = CDModel(arch="siamdiff", widths=[8, 8, 16, 16]).eval()
+    for m in model.modules():  # non-trivial BN statistics, so the check is not vacuous
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.weight.data.uniform_(0.5, 1.5)
+    a, b = torch.rand(2, 3, 64, 64) * 2 - 1, torch.rand(2, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        ab, ba = model(a, b), model(b, a)
+    torch.testing.assert_close(ab, ba, atol=1e-5, rtol=1e-5)
+    assert ab.std() > 0
 
 
 def _fake_hub_cache(cache: Path, repo: str, folder: Path) -> None:
@@ -260,6 +278,45 @@ def test_train_batches_deterministic_and_augmented(tmp_path):
     assert torch.equal(b1["a"], b2["a"]) and torch.equal(b1["label"], b2["label"])
     assert not torch.equal(b1["a"], data.batch(6, 4)["a"])
     assert set(torch.unique(b1["label"]).tolist()) <= {0, 1, 255}  # 255: padding of the 40-px side
+    assert b1["a"].min() >= -1 and b1["a"].max() <= 1
+
+
+def test_augment_geometry_follows_a_and_misregisters_b_within_bounds():
+    """With B = A: no shift and no scale keep the crops equal; a shift of 2 px moves B by at most 2 px."""
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (80, 80, 3), dtype=np.uint8)
+    label = (rng.random((80, 80)) > 0.5).astype(np.uint8)
+    still = BitemporalAugment(shift=0, scale=0)
+    ta, tb, tl = crop_pair(np.random.default_rng(1), img, img, label, 32, still)
+    assert torch.equal(ta, tb) and tl.shape == (32, 32)
+    moved = BitemporalAugment(shift=2, scale=0)
+    offsets = set()
+    for seed in range(12):
+        ta, tb, tl = crop_pair(np.random.default_rng(seed), img, img, label, 32, moved)
+        found = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
+                 if torch.equal(ta[:, 2:-2, 2:-2], tb[:, 2 - dy : 30 - dy, 2 - dx : 30 - dx])]
+        assert len(found) == 1  # B is A's window moved by one offset of at most 2 px
+        offsets.add(found[0])
+        # the label is A's: the crop of A and of the label come from the same window
+        ya, xa = np.argwhere((np.lib.stride_tricks.sliding_window_view(img[..., 0], (32, 32))
+                              == ((ta[0] + 1) * 127.5).round().byte().numpy()).all((2, 3)))[0]
+        assert np.array_equal(tl.numpy(), label[ya : ya + 32, xa : xa + 32])
+    assert len(offsets) > 3
+    scaled = crop_pair(np.random.default_rng(3), img, img, label, 32, BitemporalAugment(shift=0, scale=0.3))
+    assert scaled[0].shape == (3, 32, 32) and set(torch.unique(scaled[2]).tolist()) <= {0, 1}
+
+
+def test_radiometry_is_per_date_seeded_and_in_range():
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+    aug = BitemporalAugment()
+    y1 = radiometry(x, aug, torch.Generator().manual_seed(0))
+    y2 = radiometry(x, aug, torch.Generator().manual_seed(0))
+    assert torch.equal(y1, y2) and not torch.equal(y1, x)
+    assert y1.min() >= -1 and y1.max() <= 1
+    off = BitemporalAugment(jitter=0, gamma=0, blur=0, noise=0)
+    torch.testing.assert_close(radiometry(x, off, torch.Generator().manual_seed(0)), x)
+    blurred = gaussian_blur(x[0], 1.0)
+    assert blurred.shape == x[0].shape and blurred.std() < x[0].std()
 
 
 # ----------------------------------------------------------------------------------------------- naive pairs

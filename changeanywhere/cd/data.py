@@ -3,9 +3,9 @@
 This is the layout of `changeanywhere generate` output and of LEVIR-CD style datasets. Images may have any
 size (A, B and label of one pair must match); labels are 0/255 or 0/1 (any other non-zero value counts as
 change: > 127 for 0/255 masks), read from the first channel when stored as RGB. Training batches are random
-crops (padded with the ignore label when an image is smaller than the crop) with dihedral augmentation
-(flips, 90° rotations), a random before/after swap and an independent colour jitter per date; every batch is
-a pure function of (seed, rank, micro-step), so a resumed run replays the same data.
+crops (padded with the ignore label when an image is smaller than the crop) with the bi-temporal augmentations
+of `augment.py` (dihedral, scale, misregistration, A/B swap, per-date radiometry); every batch is a pure
+function of (seed, rank, micro-step), so a resumed run replays the same data.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from ..data import IMAGE_SUFFIXES, dihedral, files_by_stem, listing
 from ..errors import ChangeAnywhereError, MapSizeError
 from ..image_utils import uint8_to_tensor
 from ..labels import IGNORE_INDEX
+from .augment import DEFAULT_AUGMENT, BitemporalAugment, crop_pair, radiometry
 
 LABEL_DIRS = ("label", "labels")
 
@@ -154,35 +155,15 @@ class ChangeFolderDataset(Dataset):
 # ----------------------------------------------------------------------------------------------- training
 
 
-def color_jitter(images: torch.Tensor, strength: float, gen: torch.Generator) -> torch.Tensor:
-    """Per-image brightness, contrast, saturation and per-channel gain jitter of (B,3,H,W) in [-1, 1]."""
-    if strength <= 0:
-        return images
-    n = images.shape[0]
-
-    def u(*shape: int) -> torch.Tensor:
-        return torch.rand(*shape, generator=gen) * 2 - 1
-
-    x = (images + 1) / 2
-    mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    x = (x - mean) * (1 + strength * u(n, 1, 1, 1)) + mean  # contrast
-    grey = x.mean(dim=1, keepdim=True)
-    x = (x - grey) * (1 + strength * u(n, 1, 1, 1)) + grey  # saturation
-    x = x * (1 + 0.5 * strength * u(n, 3, 1, 1)) + 0.5 * strength * u(n, 1, 1, 1)  # colour gain, brightness
-    return (x.clamp(0, 1) * 2 - 1).to(images.dtype)
-
-
 class CDTrainData:
     """Deterministic random training batches from one or more CD folders (files read on demand)."""
 
-    def __init__(self, roots: Sequence[str | Path], crop_size: int = 256, augment: bool = True,
-                 swap_prob: float = 0.5, jitter: float = 0.2, seed: int = 0, cache: bool | None = None,
-                 cache_limit_bytes: float = 1.5e9):
+    def __init__(self, roots: Sequence[str | Path], crop_size: int = 256,
+                 augment: BitemporalAugment | None = DEFAULT_AUGMENT, seed: int = 0,
+                 cache: bool | None = None, cache_limit_bytes: float = 1.5e9):
         self.items = [it for r in roots for it in find_cd_pairs(r)]
         self.crop_size = crop_size
         self.augment = augment
-        self.swap_prob = swap_prob
-        self.jitter = jitter
         self.seed = seed
         # None: keep decoded pairs in memory when the whole set (estimated from the first pair) fits the limit
         # (2,000 pairs of 256² take about 0.9 GB); else every batch reads its files
@@ -204,34 +185,24 @@ class CDTrainData:
             self._cache[index] = (a, b, label)
         return a, b, label
 
-    def _crop(self, rng: np.random.Generator, a: np.ndarray, b: np.ndarray, label: np.ndarray):
-        s = self.crop_size
-        h, w = label.shape
-        if h < s or w < s:
-            ph, pw = max(0, s - h), max(0, s - w)
-            a = np.pad(a, ((0, ph), (0, pw), (0, 0)), mode="reflect" if ph < h and pw < w else "edge")
-            b = np.pad(b, ((0, ph), (0, pw), (0, 0)), mode="reflect" if ph < h and pw < w else "edge")
-            label = np.pad(label, ((0, ph), (0, pw)), constant_values=IGNORE_INDEX)
-            h, w = label.shape
-        y, x = int(rng.integers(0, h - s + 1)), int(rng.integers(0, w - s + 1))
-        return a[y : y + s, x : x + s], b[y : y + s, x : x + s], label[y : y + s, x : x + s]
-
     def batch(self, micro_step: int, batch_size: int, rank: int = 0) -> dict[str, torch.Tensor]:
         """Micro-batch number `micro_step` of process `rank`: {'a', 'b': (B,3,S,S) in [-1,1], 'label': (B,S,S)}."""
         rng = np.random.default_rng([self.seed, rank, micro_step])
         gen = torch.Generator().manual_seed(int(rng.integers(0, 2**62)))
+        aug = self.augment
         a_list, b_list, l_list = [], [], []
         for _ in range(batch_size):
-            a, b, label = self._crop(rng, *self.load(int(rng.integers(0, len(self.items)))))
-            if self.augment:
+            a, b, label = self.load(int(rng.integers(0, len(self.items))))
+            if aug is not None:
                 k = int(rng.integers(0, 8))
                 a, b, label = dihedral(a, k), dihedral(b, k), dihedral(label, k)
-                if rng.random() < self.swap_prob:
+                if rng.random() < aug.swap_prob:
                     a, b = b, a
-            a_list.append(uint8_to_tensor(a))
-            b_list.append(uint8_to_tensor(b))
-            l_list.append(torch.from_numpy(label.astype(np.int64)))
+            ta, tb, tl = crop_pair(rng, a, b, label, self.crop_size, aug)
+            a_list.append(ta)
+            b_list.append(tb)
+            l_list.append(tl)
         ta, tb = torch.stack(a_list), torch.stack(b_list)
-        if self.augment and self.jitter > 0:
-            ta, tb = color_jitter(ta, self.jitter, gen), color_jitter(tb, self.jitter, gen)
+        if aug is not None:
+            ta, tb = radiometry(ta, aug, gen), radiometry(tb, aug, gen)
         return {"a": ta, "b": tb, "label": torch.stack(l_list)}

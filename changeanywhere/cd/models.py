@@ -6,6 +6,9 @@
   stages 3 and 4); per-level 1×1 conv → upsample to 1/4 → concat → 1×1 fusion per date; **flow
   dual-alignment fusion** (two flow fields predicted from both dates, `grid_sample` each date onto the other,
   differences concatenated) → MixFFN → 2-class head, upsampled ×4. ~11.4 M parameters with default widths.
+- `siamdiff` (mid-size, ~4.6 M): a shared half-width ResNet-18 (32..256 channels), per level a fusion of
+  |a − b| and (a + b) / 2 (symmetric in the dates, so an A/B swap does not change the prediction's meaning),
+  a U-Net-style top-down decoder to 1/4 resolution, 2-class head upsampled ×4. Sized for 2-core CPU training.
 - `tiny`: a TinyCD-like small model (~0.2 M): a shared 4-stage conv encoder, per level a *mix* of the two
   dates (grouped conv over interleaved channels + |difference|), a U-Net-style decoder, 2-class head.
 
@@ -29,9 +32,9 @@ from torch import nn
 from ..errors import ChangeAnywhereError, WeightsNotFoundError
 from ..hub import REPO_ROOT, resolve_device
 
-ARCHS = ("changerex-r18", "tiny")
+ARCHS = ("changerex-r18", "siamdiff", "tiny")
 DEFAULT_CD_MODEL = REPO_ROOT / "checkpoints" / "cd-changeanywhere-dubai"
-DEFAULT_WIDTHS = {"changerex-r18": (64, 128, 256, 512), "tiny": (16, 32, 64, 96)}
+DEFAULT_WIDTHS = {"changerex-r18": (64, 128, 256, 512), "siamdiff": (32, 64, 128, 256), "tiny": (16, 32, 64, 96)}
 # per ResNet stage (1..4): None, "spatial" or "channel" exchange after that stage (open-cd ChangerEx-R18)
 DEFAULT_EXCHANGE = (None, "spatial", "channel", "channel")
 
@@ -80,6 +83,15 @@ class ResNet18(nn.Module):
         for m in self.modules():  # zero-init the last BN of each block: every block starts as the identity
             if isinstance(m, BasicBlock):
                 nn.init.zeros_(m.bn2.weight)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The four stage outputs (strides 4, 8, 16, 32)."""
+        feats = []
+        x = self.stem(x)
+        for stage in self.stages:
+            x = stage(x)
+            feats.append(x)
+        return feats
 
 
 def spatial_exchange(x1: torch.Tensor, x2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -200,6 +212,36 @@ class ChangerEx(nn.Module):
         return F.interpolate(x, size=a.shape[-2:], mode="bilinear", align_corners=False)
 
 
+# ----------------------------------------------------------------------------------------------- SiamDiff
+
+
+class SiamDiff(nn.Module):
+    """Shared ResNet-18 body, per-level symmetric difference fusion, U-Net-style decoder to 1/4, 2-class head."""
+
+    stride = 32
+
+    def __init__(self, widths: tuple[int, ...] = (32, 64, 128, 256), num_classes: int = 2, dropout: float = 0.1):
+        super().__init__()
+        self.encoder = ResNet18(widths)
+        self.fuse = nn.ModuleList(_conv_bn_relu(2 * w, w, 3) for w in widths)
+        self.decoder = nn.ModuleList(_conv_bn_relu(wd + ws, ws, 3) for wd, ws in
+                                     zip(reversed(widths[1:]), reversed(widths[:-1]), strict=True))
+        self.head = nn.Sequential(_conv_bn_relu(widths[0], widths[0], 3), nn.Dropout2d(dropout),
+                                  nn.Conv2d(widths[0], num_classes, 1))
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        feats = self.encoder(torch.cat([a, b]))  # one pass for both dates (shared weights, shared BN batch)
+        levels = []
+        for f, fuse in zip(feats, self.fuse, strict=True):
+            fa, fb = f.chunk(2)
+            levels.append(fuse(torch.cat([(fa - fb).abs(), (fa + fb) / 2], dim=1)))
+        x = levels[-1]
+        for dec, skip in zip(self.decoder, reversed(levels[:-1]), strict=True):
+            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            x = dec(torch.cat([x, skip], dim=1))
+        return F.interpolate(self.head(x), size=a.shape[-2:], mode="bilinear", align_corners=False)
+
+
 # ----------------------------------------------------------------------------------------------- TinyCD-like
 
 
@@ -287,6 +329,8 @@ class CDModel(
         if arch == "changerex-r18":
             ex = tuple(exchange) if exchange is not None else DEFAULT_EXCHANGE
             self.net: nn.Module = ChangerEx(widths, head_channels, ex, dropout, num_classes)
+        elif arch == "siamdiff":
+            self.net = SiamDiff(widths, num_classes, dropout)
         else:
             self.net = TinyCD(widths, num_classes, dropout)
         self.stride = self.net.stride

@@ -1,6 +1,7 @@
 """`train-cd`: train a `CDModel` on any `A/ B/ label/` folder(s) under accelerate.
 
-Random crops with flips/rotations, a before/after swap and an independent colour jitter per date;
+Random crops with the bi-temporal augmentations of `cd.augment` (dihedral, scale, misregistration, A/B swap,
+per-date colour/gamma/blur/noise);
 cross-entropy with OHEM (the hardest `ohem_ratio` of the valid pixels of a batch, at least `ohem_min_kept`);
 AdamW with warm-up + cosine decay; pickle-free checkpoints `OUT/checkpoint-<step>/` (the team's
 `training.checkpoint` format) with resume from the latest; with `val` folders, tiled evaluation every
@@ -34,6 +35,7 @@ from ..training.common import (
     write_json,
 )
 from ..training.config import CDTrainConfig
+from .augment import BitemporalAugment
 from .data import CDTrainData
 from .inference import evaluate_folder, model_predictor
 from .metrics import BinaryConfusion
@@ -152,8 +154,9 @@ def train_cd(config: CDTrainConfig) -> dict[str, Any]:
     log = RunLog(out, main)
     data_roots = [str(d) for d in args.data]
     val_roots = [str(d) for d in (args.val or [])]
-    data = CDTrainData(data_roots, crop_size=args.crop_size, swap_prob=args.swap_prob, jitter=args.jitter,
-                       seed=args.seed)
+    aug = BitemporalAugment(jitter=args.jitter, gamma=args.gamma, blur=args.blur, noise=args.noise,
+                            shift=args.shift, scale=args.scale, swap_prob=args.swap_prob)
+    data = CDTrainData(data_roots, crop_size=args.crop_size, augment=aug, seed=args.seed)
 
     model = _initial_model(args, log)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)

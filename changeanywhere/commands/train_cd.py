@@ -26,10 +26,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="validation folder(s) with A/, B/, label/: evaluated every --val-steps, best kept")
     p.add_argument("--output-dir", "--out", dest="output_dir", required=True,
                    help="checkpoints, logs, OUT/best and OUT/final go here")
-    p.add_argument("--arch", "--variant", dest="arch", choices=("changerex-r18", "tiny"), default=D["arch"],
+    p.add_argument("--arch", "--variant", dest="arch", choices=("changerex-r18", "siamdiff", "tiny"), default=D["arch"],
                    help=f"model (default {D['arch']})")
     p.add_argument("--widths", type=int, nargs="+", default=None,
-                   help="stage widths (default: changerex-r18 64 128 256 512, tiny 16 32 64 96)")
+                   help="stage widths (default: changerex-r18 64 128 256 512, siamdiff 32 64 128 256, "
+                   "tiny 16 32 64 96)")
     p.add_argument("--head-channels", type=int, default=None, help="changerex-r18 head width (default 128)")
     p.add_argument("--init", default=None, help="start from this CD model (folder or Hub id), e.g. to fine-tune")
     p.add_argument("--crop-size", type=int, default=D["crop_size"])
@@ -43,6 +44,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="share of the hardest valid pixels the loss keeps (1 = plain cross-entropy)")
     p.add_argument("--ohem-min-kept", type=int, default=D["ohem_min_kept"], help="least pixels kept per batch")
     p.add_argument("--jitter", type=float, default=D["jitter"], help="colour jitter strength per date (0 = off)")
+    p.add_argument("--gamma", type=float, default=D["gamma"], help="per-date gamma range exp(±g) (0 = off)")
+    p.add_argument("--blur", type=float, default=D["blur"], help="per-date blur sigma up to this, px (0 = off)")
+    p.add_argument("--noise", type=float, default=D["noise"], help="per-date noise std up to this (0 = off)")
+    p.add_argument("--shift", type=int, default=D["shift"], help="misregistration of B up to this, px (0 = off)")
+    p.add_argument("--scale", type=float, default=D["scale"], help="crop scale range exp(±s) (0 = off)")
     p.add_argument("--swap-prob", type=float, default=D["swap_prob"], help="probability of swapping A and B")
     p.add_argument("--val-steps", type=int, default=D["val_steps"], help="evaluate --val every N steps")
     p.add_argument("--tile-size", type=int, default=D["tile_size"], help="validation tile size")

@@ -82,7 +82,7 @@ class CDTrainConfig(LoopConfig):
 
     data: list[str | Path]  # training folder(s)
     val: list[str | Path] | None = None  # validation folder(s): evaluated every val_steps, best kept
-    arch: str = "changerex-r18"  # changerex-r18 | tiny
+    arch: str = "changerex-r18"  # changerex-r18 | siamdiff | tiny
     widths: list[int] | None = None
     head_channels: int | None = None
     init: str | None = None  # start from this CD model (folder or Hub id)
@@ -95,7 +95,13 @@ class CDTrainConfig(LoopConfig):
     warmup_steps: int = 100
     ohem_ratio: float = 0.25  # share of the hardest valid pixels the loss keeps (1: plain cross-entropy)
     ohem_min_kept: int = 10_000
+    # bi-temporal augmentations (changeanywhere.cd.augment.BitemporalAugment; 0 turns one off)
     jitter: float = 0.2  # colour jitter strength per date
+    gamma: float = 0.25  # per-date gamma exp(U(-g, g))
+    blur: float = 1.0  # per-date Gaussian blur sigma up to this (px), on half of the images
+    noise: float = 0.02  # per-date Gaussian noise std up to this ([0, 1] scale)
+    shift: int = 2  # misregistration of B against A, up to this many px
+    scale: float = 0.2  # crop scale exp(U(-s, s))
     swap_prob: float = 0.5  # probability of swapping A and B
     val_steps: int = 500
     tile_size: int = 256  # validation tiles
