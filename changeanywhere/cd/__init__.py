@@ -1,5 +1,6 @@
-"""Change detection: models (`CDModel`: ChangerEx-R18 style and a tiny variant), training on generated pairs,
-tiled inference, CVA + Otsu baseline, naive synthetic pairs, and metrics from one confusion matrix per set.
+"""Change detection: models (`CDModel`: ChangerEx-R18 style, the mid-size `siamdiff` and a tiny variant),
+training on generated pairs with bi-temporal augmentations, tiled inference, CVA + Otsu baseline, naive and
+drifted synthetic pair sets, and metrics from one confusion matrix per set.
 
     from changeanywhere.cd import ChangeFolderDataset, load_cd_model, predict
     model = load_cd_model("checkpoints/cd-changeanywhere-dubai")   # or a Hub repo id
