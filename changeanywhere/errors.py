@@ -18,6 +18,14 @@ class MapSizeError(ChangeAnywhereError):
     """Images and maps that must match in size do not."""
 
 
+class MissingExtraError(ChangeAnywhereError):
+    """An optional dependency is needed (e.g. rasterio for GeoTIFFs): the message names the extra to install."""
+
+
+class GridMismatchError(MapSizeError):
+    """A map and its image are not on one pixel grid (size, transform or CRS differ)."""
+
+
 class WeightsNotFoundError(ChangeAnywhereError):
     """A model folder or Hub repo id could not be resolved (offline, typo, or missing files)."""
 
