@@ -22,10 +22,6 @@ class MissingExtraError(ChangeAnywhereError):
     """An optional dependency is needed (e.g. rasterio for GeoTIFFs): the message names the extra to install."""
 
 
-class GridMismatchError(MapSizeError):
-    """A map and its image are not on one pixel grid (size, transform or CRS differ)."""
-
-
 class WeightsNotFoundError(ChangeAnywhereError):
     """A model folder or Hub repo id could not be resolved (offline, typo, or missing files)."""
 
@@ -54,6 +50,11 @@ class GenerationError(ParameterError):
 
 class SettingsMismatchError(GenerationError):
     """The output folder was made with different settings."""
+
+
+class GridMismatchError(MapSizeError, ParameterError):
+    """A map and its image are not on one pixel grid (size, transform or CRS differ); the message names the
+    option that resamples (`resample`)."""
 
 
 class IndexOffsetWarning(UserWarning):

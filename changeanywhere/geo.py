@@ -142,10 +142,15 @@ def _grid_of(src: Any) -> Grid:
     return Grid(int(src.width), int(src.height), tuple(float(v) for v in tuple(src.transform)[:6]), crs)
 
 
+def read_header(path: str | Path) -> tuple[Grid, int]:
+    """The pixel grid and band count of a raster file, from its header."""
+    with open_raster(path, "raster") as src:
+        return _grid_of(src), int(src.count)
+
+
 def read_grid(path: str | Path) -> Grid:
     """The pixel grid of a raster file, from its header."""
-    with open_raster(path, "raster") as src:
-        return _grid_of(src)
+    return read_header(path)[0]
 
 
 def check_same_grid(map_grid: Grid, image_grid: Grid, map_path: Path, image_path: Path,
