@@ -153,27 +153,32 @@ def read_grid(path: str | Path) -> Grid:
     return read_header(path)[0]
 
 
-def check_same_grid(map_grid: Grid, image_grid: Grid, map_path: Path, image_path: Path,
-                    resampling: str | None = None) -> None:
-    """A map and its image must share one pixel grid, unless the image is to be resampled onto the map's grid
-    (`resampling`: both must then be georeferenced and overlap)."""
+def pair_grid(map_grid: Grid, image_grid: Grid, map_path: Path, image_path: Path,
+              resampling: str | None = None) -> Grid:
+    """The grid the tiles of a map / image pair are cut from (the map's, or the image's when only it is
+    georeferenced). Both must be on one pixel grid (when one has no georeference: of one size), unless the image
+    is resampled onto the map's grid (`resampling`: both must then be georeferenced and overlap)."""
     if resampling is None:
-        if not map_grid.matches(image_grid):
+        both = map_grid.georeferenced and image_grid.georeferenced
+        same = map_grid.matches(image_grid) if both else (map_grid.width, map_grid.height) == (
+            image_grid.width, image_grid.height)
+        if not same:
             raise GridMismatchError(
                 f"{map_path.name} and {image_path.name} are not on one pixel grid: the map is "
                 f"{map_grid.describe()}, the image {image_grid.describe()}. Give a map and an image on the same grid "
                 "(e.g. gdalwarp the map onto the image), or resample the image onto the map's grid with "
                 "`resample` nearest or bilinear", "resample")
-        return
+        return map_grid if map_grid.georeferenced or not image_grid.georeferenced else image_grid
     if resampling not in RESAMPLING:
         raise ParameterError(f"`resample` must be one of {', '.join(RESAMPLING)}, got {resampling!r}", "resample")
-    if not (map_grid.georeferenced and image_grid.georeferenced and map_grid.crs and image_grid.crs):
+    if not (map_grid.crs and image_grid.crs):
         raise GridMismatchError(
             f"`resample` needs a georeferenced map and image (a CRS and a transform each): {map_path.name} is "
             f"{map_grid.describe()}, {image_path.name} is {image_grid.describe()}", "resample")
     if not _overlap(map_grid, image_grid):
         raise GridMismatchError(f"{map_path.name} ({map_grid.describe()}) and {image_path.name} "
-                                f"({image_grid.describe()}) do not overlap: are they of one scene?")
+                                f"({image_grid.describe()}) do not overlap: are they of one scene?", "resample")
+    return map_grid
 
 
 def _bounds(grid: Grid, crs: str | None) -> tuple[float, float, float, float]:

@@ -233,8 +233,17 @@ def test_grids_that_differ_are_refused_or_resampled(geo_setup, tmp_path, capsys)
         assert src.transform.a == 2 * PIXEL and src.transform.c == ORIGIN[0] + 2 * PIXEL * x
         assert src.width == 32 and src.transform.f == ORIGIN[1] - 2 * PIXEL * y
     with pytest.raises(GridMismatchError, match="not on one pixel grid"):
-        geo.check_same_grid(geo.read_grid(data / "labels" / "scene.tif"), geo.read_grid(data / "images" / "scene.tif"),
-                            Path("m.tif"), Path("i.tif"))
+        geo.pair_grid(geo.read_grid(data / "labels" / "scene.tif"), geo.read_grid(data / "images" / "scene.tif"),
+                      Path("m.tif"), Path("i.tif"))
+    # a plain PNG map of the same size as a GeoTIFF image: the tiles take the image's georeference
+    plain = tmp_path / "plain"
+    write_tif(plain / "images" / "scene.tif", img.transpose(2, 0, 1))
+    (plain / "labels").mkdir()
+    DUBAI.write_map(m, plain / "labels" / "scene.png")
+    out = tmp_path / "plain-out"
+    assert main(generate_args(root, out, data=plain, num=2)) == 0
+    rec = json.loads((out / "meta" / "000000.json").read_text())
+    assert_georeferenced(out / "label_A" / "000000.tif", rec["source"]["x"], rec["source"]["y"])
 
 
 def test_bad_bands_and_formats_are_clear_errors(geo_setup, tmp_path, capsys):

@@ -87,8 +87,7 @@ def find_sources(
     sources, bad = [], []
     for image, label in pairs:
         if geo.reads_with_rasterio(image) or geo.reads_with_rasterio(label):
-            grid = geo.read_grid(label)
-            geo.check_same_grid(grid, geo.read_grid(image), label, image, resample)
+            grid = geo.pair_grid(geo.read_grid(label), geo.read_grid(image), label, image, resample)
             sources.append(Source(image.stem, image, label, grid.width, grid.height, grid, windowed=True))
             continue
         iw, ih = _image_size(image)
