@@ -209,12 +209,14 @@ def build_demo(models: demo.Models, *, example_size: int = 256, max_side: int = 
                                           info="real: a Dubai aerial image with its map; Town: drawn by code",
                                           elem_id="example")
                 with gr.Tab("Upload"):
-                    map_file = gr.File(label="Land-cover map (colour or index PNG)", file_types=["image"],
+                    map_file = gr.File(label="Land-cover map (colour or index PNG, or GeoTIFF)",
+                                       file_types=["image", ".tif", ".tiff"],
                                        elem_id="map-file")
                     class_choice = gr.Dropdown([demo.AUTO, *BUILTIN_CLASS_SETS], value=demo.AUTO,
                                                label="Class set", info=f"the generator draws {cs.name}")
                     snap = gr.Checkbox(False, label="Snap unknown colours to the nearest class")
-                    image_file = gr.File(label="Real before image (optional, same size)", file_types=["image"])
+                    image_file = gr.File(label="Real before image (optional, same size; GeoTIFF: bands 1-3)",
+                                         file_types=["image", ".tif", ".tiff"])
                     load_button = gr.Button("Use this map", elem_id="load-map")
                 load_notice = gr.Markdown(label="Loaded map", elem_id="load-notice")
                 source_image = gr.Image(label="Real before image", format="png",

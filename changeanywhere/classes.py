@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 from PIL import Image
 
+from . import geo
 from .errors import ChangeAnywhereError, IndexOffsetWarning, UnknownColorsError
 from .io import atomic_write_png, atomic_write_text
 from .labels import IGNORE_INDEX
@@ -320,11 +321,11 @@ class ClassSet:
                 f"index map holds values {vals} outside 0..{self.num_classes - 1} and {self.IGNORE} (ignore)"
             )
 
-    def raw_to_indices(self, raw: np.ndarray, *, source: str | None = None) -> np.ndarray:
+    def raw_to_indices(self, raw: np.ndarray, *, source: str | None = None, warn: bool = True) -> np.ndarray:
         """Raw index-PNG values -> index map: `ignore_indices` and 255 -> 255, others minus `index_offset`.
 
         Warns (`IndexOffsetWarning`, naming `source`) when the values suggest the other offset (see
-        `index_offset_hint`)."""
+        `index_offset_hint`), unless not `warn`."""
         raw = np.asarray(raw).astype(np.int64, copy=False)
         ignore = np.isin(raw, (*self.ignore_indices, self.IGNORE))
         cls = raw - self.index_offset
@@ -344,7 +345,7 @@ class ClassSet:
                 f"{self.index_offset + self.num_classes - 1}, ignore {ignore_values}){shifted}; "
                 "is it the right class set?"
             )
-        hint = self.index_offset_hint(raw)
+        hint = self.index_offset_hint(raw) if warn else None
         if hint:
             warnings.warn(f"{source}: {hint}" if source else hint, IndexOffsetWarning, stacklevel=2)
         out = cls.astype(np.uint8)
@@ -359,15 +360,43 @@ class ClassSet:
             return None
         raw = np.asarray(raw)
         share = float((raw == 0).mean()) if raw.size else 0.0
-        if share <= OFFSET_HINT_SHARE or (raw == self.index_offset + self.num_classes - 1).any():
+        return self.offset_hint(share, bool((raw == self.index_offset + self.num_classes - 1).any()))
+
+    def offset_hint(self, zero_share: float, last_present: bool) -> str | None:
+        """`index_offset_hint` from a map's statistics: the share of value 0, and whether the last class's value
+        occurs (for maps read strip by strip)."""
+        if self.index_offset < 1 or 0 not in self.ignore_indices:
+            return None
+        if zero_share <= OFFSET_HINT_SHARE or last_present:
             return None
         return (
-            f"value 0 covers {share:.1%} of the pixels, but {self.name!r} index maps are {self.index_offset}-based "
+            f"value 0 covers {zero_share:.1%} of the pixels, but {self.name!r} index maps are "
+            f"{self.index_offset}-based "
             f"(0 = {self.ignore_name}, read as ignore; classes {self.index_offset}.."
             f"{self.index_offset + self.num_classes - 1}). If this map is 0-based (as some tools write them), "
             f"every class is read shifted by one: add {self.index_offset} to its values, or use a class-set JSON "
             'with "index_offset": 0.'
         )
+
+    @property
+    def raw_ignore(self) -> int:
+        """The value written for ignore in this set's index files: its first ignore index when ≤ 255, else 255."""
+        return next((i for i in self.ignore_indices if i <= 255), self.IGNORE)
+
+    def indices_to_raw(self, idx: np.ndarray) -> np.ndarray:
+        """HxW index map -> uint8 values in the set's own index convention (classes + `index_offset`, ignore ->
+        `raw_ignore`): what `raw_to_indices` reads back."""
+        idx = np.asarray(idx)
+        self._check_indices(idx)
+        lut = np.full(256, self.raw_ignore, dtype=np.uint8)
+        lut[: self.num_classes] = np.arange(self.num_classes) + self.index_offset
+        return lut[idx.astype(np.uint8, copy=False)]
+
+    def raw_colormap(self) -> dict[int, tuple[int, int, int, int]]:
+        """Index value -> RGBA class colour (ignore: its first ignore colour, else black), for a colour table."""
+        table = {i + self.index_offset: (*c.color, 255) for i, c in enumerate(self.classes)}
+        table[self.raw_ignore] = (*(self.ignore_colors[0] if self.ignore_colors else (0, 0, 0)), 255)
+        return table
 
     # ---- files --------------------------------------------------------------------------------------------
 
@@ -377,14 +406,18 @@ class ClassSet:
         Accepts a path, a PIL image or an array. Colour images (RGB, RGBA: alpha dropped) are matched to class
         colours; single-channel images ('L', 'I;16', 'I', or a 2-D array) hold raw index values; palette
         ('P') images are read by colour when their palette uses only class or ignore colours, else by index.
+        TIFFs (GeoTIFFs too) are read with rasterio when installed (see `geo.read_map`: nodata -> ignore).
         """
         if isinstance(src, np.ndarray):
             return self.raw_to_indices(src) if src.ndim == 2 else self.colors_to_indices(src, snap=snap)
+        if geo.reads_with_rasterio(src):
+            return geo.read_map(src, self, snap=snap)
         where = "image"
         if not isinstance(src, Image.Image):
             where = str(src)
             try:
                 with Image.open(src) as im:
+                    geo.check_pillow_tiff(im, where)
                     im.load()
                     return self._read_image(im, snap, where)
             except FileNotFoundError:

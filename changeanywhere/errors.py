@@ -18,6 +18,10 @@ class MapSizeError(ChangeAnywhereError):
     """Images and maps that must match in size do not."""
 
 
+class MissingExtraError(ChangeAnywhereError):
+    """An optional dependency is needed (e.g. rasterio for GeoTIFFs): the message names the extra to install."""
+
+
 class WeightsNotFoundError(ChangeAnywhereError):
     """A model folder or Hub repo id could not be resolved (offline, typo, or missing files)."""
 
@@ -46,6 +50,11 @@ class GenerationError(ParameterError):
 
 class SettingsMismatchError(GenerationError):
     """The output folder was made with different settings."""
+
+
+class GridMismatchError(MapSizeError, ParameterError):
+    """A map and its image are not on one pixel grid (size, transform or CRS differ); the message names the
+    option that resamples (`resample`)."""
 
 
 class IndexOffsetWarning(UserWarning):

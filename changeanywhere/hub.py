@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from .errors import WeightsNotFoundError
+from .errors import ParameterError, WeightsNotFoundError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = REPO_ROOT / "checkpoints" / "changeanywhere-dubai-256"
@@ -77,3 +77,36 @@ def load_pipeline(
         raise WeightsNotFoundError(f"could not load weights {source!r}: {hint}. ({type(err).__name__})") from err
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
+
+
+def push_folder(folder: Path, repo_id: str, *, repo_type: str = "model", private: bool = False,
+                message: str = "Upload with changeanywhere", what: str = "folder") -> str:
+    """Create the Hub repo (if needed) and upload `folder` (hidden and temp files left out); returns the commit URL.
+    Any failure (network, login, offline) is one `ParameterError` saying how to upload the folder by hand."""
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True, repo_type=repo_type)
+        info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), repo_type=repo_type,
+                                 commit_message=message, ignore_patterns=[".*", "**/.*", "*.tmp"])
+    except Exception as err:  # network, auth, offline mode: one actionable message
+        kind = "" if repo_type == "model" else f" --repo-type {repo_type}"
+        raise ParameterError(
+            f"`push_to_hub` {repo_id}: upload failed ({type(err).__name__}: {err}). The {what} is saved in "
+            f"{folder}; log in with `hf auth login` and upload it with `hf upload {repo_id} {folder}{kind}`",
+            "push_to_hub",
+        ) from None
+    return str(getattr(info, "commit_url", info))
+
+
+def check_repo_id(repo_id: str) -> None:
+    """A Hub repo id ('name' or 'org/name'), checked before any work is done."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        raise ParameterError(f"`push_to_hub` {repo_id!r} is not a Hub repo id ('name' or 'org/name'): {err}",
+                             "push_to_hub") from None

@@ -14,15 +14,24 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from .errors import ChangeAnywhereError, MapSizeError
+from . import geo
+from .errors import ChangeAnywhereError, MapSizeError, ParameterError
 from .labels import IGNORE_INDEX
 
 
-def load_rgb(image: Any) -> np.ndarray:
-    """One image (path, PIL, HxWx3/4 uint8 array, or 3xHxW float tensor in [-1, 1]) -> HxWx3 uint8."""
+def load_rgb(image: Any, bands: Sequence[int] | None = None) -> np.ndarray:
+    """One image (path, PIL, HxWx3/4 uint8 array, or 3xHxW float tensor in [-1, 1]) -> HxWx3 uint8.
+
+    TIFF paths are read with rasterio when installed (`bands`: which bands are R, G, B; see `geo.read_image`)."""
     if isinstance(image, str | Path):
+        if geo.reads_with_rasterio(image):
+            return geo.read_image(image, bands)[0]
+        if bands is not None:
+            geo.rasterio_module("choosing image bands (`bands`)")
+            raise ParameterError(f"`bands` chooses bands of TIFF images; {Path(image).name} is not one", "bands")
         try:
             with Image.open(image) as im:
+                geo.check_pillow_tiff(im, image)
                 image = im.convert("RGB")
         except (OSError, UnidentifiedImageError) as err:
             raise ChangeAnywhereError(f"cannot read image {image}: {err}") from err

@@ -49,7 +49,11 @@ def atomic_write_png(path: str | os.PathLike, image: np.ndarray | Image.Image) -
     return _atomic_write(path, lambda f: image.save(f, format="PNG"))
 
 
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write `data` to `path`."""
+    return _atomic_write(path, lambda f: f.write(data))
+
+
 def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> Path:
     """Write `text` to `path`."""
-    data = text.encode(encoding)
-    return _atomic_write(path, lambda f: f.write(data))
+    return atomic_write_bytes(path, text.encode(encoding))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..data import DEFAULT_VAL_PATTERN
 from ..events import EVENT_TYPES
-from .options import add_event_args, config_from_args, parse_range, parse_ratios, split_list
+from .options import add_event_args, add_geo_args, config_from_args, parse_range, parse_ratios, split_list
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -23,8 +23,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "(--num may grow) a run. Under `torchrun` or `accelerate launch` the processes share the work."
         ),
     )
-    p.add_argument("--images", required=True, type=Path, help="folder of source images (RGB)")
-    p.add_argument("--labels", required=True, type=Path, help="folder of land-cover maps (same file stems)")
+    p.add_argument("--images", required=True, type=Path,
+                   help="folder of source images (RGB; PNG, JPEG or (Geo)TIFF of any size: TIFFs are read by windows)")
+    p.add_argument("--labels", required=True, type=Path, help="folder of land-cover maps (same file stems; colour "
+                   "or index PNG, or a GeoTIFF: one band of class indices, nodata = ignore)")
     p.add_argument("--classes", required=True, help="class set: a built-in name or a JSON file")
     p.add_argument("--out", "--output-dir", dest="out", required=True, type=Path,
                    help="output folder (created; rerun to resume)")
@@ -81,6 +83,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="also write list/train.txt, val.txt[, test.txt] with these ratios (e.g. 0.8:0.1:0.1)",
     )
     p.add_argument("--snap-colors", action="store_true", help="map colours not in the class set to the nearest")
+    add_geo_args(p)
+    p.add_argument("--push-to-hub", default=None, metavar="REPO",
+                   help="upload the finished folder to this Hugging Face dataset repo (created if needed)")
+    p.add_argument("--hub-private", action="store_true", help="create the --push-to-hub repo as private")
     p.add_argument("--dry-run", action="store_true", help="print the plan (and check inputs); write nothing")
     p.add_argument("--no-progress", "--quiet", dest="no_progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -89,6 +95,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     from ..dataset import GenerateConfig, format_plan, format_summary, generate
+    from ..dataset.hf import push_dataset
+    from ..hub import check_repo_id
     from ..pairs import PairSettings
 
     pair = config_from_args(
@@ -100,8 +108,10 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(
         GenerateConfig, args, pair=pair, split=None if args.split == "all" else args.split,
         val_pattern=tuple(args.val_pattern), splits=parse_ratios(args.splits, "--splits"),
-        progress=not args.no_progress,
+        progress=not args.no_progress, bands=tuple(args.bands) if args.bands else None,
     )
+    if args.push_to_hub:
+        check_repo_id(args.push_to_hub)
     try:
         result = generate(cfg)
     except KeyboardInterrupt:
@@ -109,5 +119,8 @@ def run(args: argparse.Namespace) -> int:
         return 130
     if result.is_main:
         print(format_plan(result) if result.dry_run else format_summary(result))
+        if args.push_to_hub and not result.dry_run:
+            print(f"pushed {result.out} to the dataset repo {args.push_to_hub}: "
+                  f"{push_dataset(result.out, args.push_to_hub, args.hub_private)}")
         sys.stdout.flush()
     return 0

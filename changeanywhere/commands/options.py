@@ -8,6 +8,7 @@ from dataclasses import fields
 from typing import Any
 
 from ..errors import ParameterError
+from ..geo import FORMATS, RESAMPLING
 
 
 def parse_range(text: str, flag: str, cast: type = float) -> tuple[Any, Any]:
@@ -45,6 +46,20 @@ def add_event_args(p: argparse.ArgumentParser, default_events: str, event_types:
     p.add_argument("--event-types", "--events", dest="event_types", default=",".join(event_types),
                    help=f"comma-separated event types (default {','.join(event_types)})")
     p.add_argument("--min-area", type=int, default=64, help="smallest object an event may pick, px (default 64)")
+
+
+def add_geo_args(p: argparse.ArgumentParser, image_options: bool = True) -> None:
+    """The GeoTIFF options: the output format, and (for commands that read images) the band choice and the
+    resampling of an image onto its map's pixel grid."""
+    p.add_argument("--format", dest="file_format", choices=FORMATS, default=None,
+                   help="tile format: png, or tif (GeoTIFF with each tile's transform and the source CRS); default: "
+                   "tif when the input is georeferenced, else png. PNGs of georeferenced input get a world file")
+    if image_options:
+        p.add_argument("--bands", type=int, nargs="+", default=None, metavar="N",
+                       help="bands of TIFF images read as R G B, counted from 1 (one band: grey; default 1 2 3)")
+        p.add_argument("--resample", choices=RESAMPLING, default=None,
+                       help="resample each GeoTIFF image onto its map's pixel grid (default: a map and image on "
+                       "different grids are an error)")
 
 
 def flags(parser: argparse.ArgumentParser) -> dict[str, str]:

@@ -9,9 +9,10 @@ from pathlib import Path
 from ..classes import BUILTIN_CLASS_SETS, ClassSet
 from ..errors import ChangeAnywhereError
 from ..events import EVENT_TYPES, change_type_legend, simulate_changes
-from ..io import atomic_write_png, atomic_write_text
+from ..geo import rasterio_module, read_grid, reads_with_rasterio, write_map, write_raster
+from ..io import atomic_write_text
 from ..labels import mask_image
-from .options import add_event_args, parse_range, split_list
+from .options import add_event_args, add_geo_args, parse_range, split_list
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -20,12 +21,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="simulate change events on a land-cover map (no model needed)",
         description=(
             "Simulate change events (remove / add / transition objects) on a land-cover map. Writes "
-            "label_after.png (colour map), change_mask.png (0/255), change_type.png (0 = no change, else "
-            "1 + from * K + to) and events.json (events, legend, seed) to --out."
+            "label_after (colour map; as GeoTIFF: class indices), change_mask (0/255), change_type (0 = no change, "
+            "else 1 + from * K + to) and events.json (events, legend, seed) to --out; as GeoTIFFs with the map's "
+            "CRS and transform when the map is a GeoTIFF (see --format)."
         ),
     )
     p.add_argument("--before-map", "--label", dest="before_map", required=True, type=Path,
-                   help="before land-cover map (colour or index PNG)")
+                   help="before land-cover map (colour or index PNG, or a GeoTIFF: one band of class indices)")
     p.add_argument(
         "--classes",
         required=True,
@@ -40,6 +42,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument(
         "--snap-colors", action="store_true", help="map colours not in the class set to the nearest class"
     )
+    add_geo_args(p, image_options=False)
     p.set_defaults(func=run)
     return p
 
@@ -48,6 +51,10 @@ def run(args: argparse.Namespace) -> int:
     # Everything that can fail on user input happens before the output folder is touched.
     class_set = ClassSet.load(args.classes)
     before = class_set.read_map(args.before_map, snap=args.snap_colors)
+    grid = read_grid(args.before_map) if reads_with_rasterio(args.before_map) else None
+    ext = args.file_format or ("tif" if grid is not None and grid.georeferenced else "png")
+    if ext == "tif":
+        rasterio_module("writing GeoTIFF outputs (--format tif)")
     result = simulate_changes(
         before,
         class_set,
@@ -61,9 +68,9 @@ def run(args: argparse.Namespace) -> int:
         raise ChangeAnywhereError(f"--out {out} exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
 
-    class_set.write_map(result.after, out / "label_after.png")
-    atomic_write_png(out / "change_mask.png", mask_image(result.change_mask))
-    atomic_write_png(out / "change_type.png", result.change_type)
+    write_map(out / f"label_after.{ext}", result.after, class_set, grid)
+    write_raster(out / f"change_mask.{ext}", mask_image(result.change_mask), grid)
+    write_raster(out / f"change_type.{ext}", result.change_type, grid)
     report = {
         "label": str(args.before_map),
         "class_set": class_set.to_dict(),
@@ -74,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         "changed_pixels": int(result.change_mask.sum()),
         "events": result.events,
         "legend": {str(code): name for code, name in change_type_legend(class_set).items()},
+        **({"geo": grid.to_meta()} if grid is not None and grid.georeferenced else {}),
     }
     atomic_write_text(out / "events.json", json.dumps(report, indent=2) + "\n")
     share = result.change_mask.mean() if result.change_mask.size else 0.0

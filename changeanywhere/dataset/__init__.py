@@ -1,8 +1,9 @@
 """Dataset generation at scale (`changeanywhere generate`): N change pairs from single-date tiles.
 
 Following one sample: `sources` picks its before tile, `pairs` draws its change events and makes its after
-image through the pipeline, `layout` writes its files; `run` drives the batches and `card` rebuilds the
-manifest, split lists and dataset card at the end. `config` holds the parameters and the settings record
+image through the pipeline, `layout` writes its files (PNG or GeoTIFF, see `geo`); `run` drives the batches and
+`card` rebuilds the manifest, split lists and dataset card at the end, with `hf`'s metadata.jsonl for
+`datasets.load_dataset` (and its upload to the Hub). `config` holds the parameters and the settings record
 (generation.json), `plan` deals the batches to processes.
 
 Determinism. Sample i's seed is `seeds.sample_seed(global_seed, i)`; its tile, events and diffusion noise all

@@ -17,6 +17,7 @@ from ..events import change_type_legend
 from ..io import atomic_write_text
 from ..seeds import SPLIT, derive_seed
 from .config import INFO_KEY
+from .hf import METADATA_FILE, card_configs, write_metadata
 from .layout import LIST_DIR, META_DIR, SPLIT_NAMES, sample_id
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ def finalize(out: Path, settings: dict[str, Any], class_set: ClassSet) -> dict[s
         meta = json.loads(path.read_text(encoding="utf-8"))
         if splits:
             meta["split"] = assign_split(meta["seed"], splits)
-            lists[meta["split"]].append(f"{meta['id']}.png")
+            lists[meta["split"]].append(Path(meta["files"]["A"]).name)
         metas.append(meta)
         lines.append(json.dumps({**meta, "generation": regen}, sort_keys=True))
     if missing:
@@ -60,6 +61,7 @@ def finalize(out: Path, settings: dict[str, Any], class_set: ClassSet) -> dict[s
             atomic_write_text(out / LIST_DIR / f"{name}.txt", "".join(f"{s}\n" for s in ids))
         for name in set(SPLIT_NAMES) - set(lists):  # a split an earlier --splits had and this one drops
             (out / LIST_DIR / f"{name}.txt").unlink(missing_ok=True)
+    write_metadata(out, metas)
     stats = dataset_stats(metas, class_set)
     atomic_write_text(out / "README.md", dataset_card(settings, stats, class_set))
     return stats
@@ -132,6 +134,8 @@ def dataset_card(settings: dict[str, Any], stats: dict[str, Any], class_set: Cla
 
 def _card_intro(settings: dict[str, Any], stats: dict[str, Any], class_set: ClassSet) -> list[str]:
     n, size = stats["pairs"], settings["size"]
+    ext = settings.get("file_format", "png")
+    tiles = "GeoTIFF, each with its own transform and the source CRS" if ext == "tif" else "PNG"
     size_cat = "n<1K" if n < 1e3 else "1K<n<10K" if n < 1e4 else "10K<n<100K" if n < 1e5 else "100K<n<1M"
     out = [
         "---",
@@ -142,6 +146,7 @@ def _card_intro(settings: dict[str, Any], stats: dict[str, Any], class_set: Clas
         "- synthetic",
         "size_categories:",
         f"- {size_cat}",
+        *card_configs(ext),
         "---",
         "",
         f"# Synthetic change-detection pairs ({class_set.name})",
@@ -153,15 +158,20 @@ def _card_intro(settings: dict[str, Any], stats: dict[str, Any], class_set: Clas
         "",
         "## Layout",
         "",
+        f"Tiles are {tiles}.",
+        "",
         "| path | content |",
         "|---|---|",
-        "| `A/<id>.png` | before image (real tile, RGB) |",
-        "| `B/<id>.png` | after image (generated, RGB) |",
-        "| `label/<id>.png` | binary change label: 0 unchanged, 255 changed |",
-        "| `label_A/<id>.png`, `label_B/<id>.png` | land-cover maps of both dates, class colours below |",
-        f"| `change_type/<id>.png` | 0 = no change, else 1 + from × {class_set.num_classes} + to (legend below) |",
+        f"| `A/<id>.{ext}` | before image (real tile, RGB) |",
+        f"| `B/<id>.{ext}` | after image (generated, RGB) |",
+        f"| `label/<id>.{ext}` | binary change label: 0 unchanged, 255 changed |",
+        f"| `label_A/<id>.{ext}`, `label_B/<id>.{ext}` | land-cover maps of both dates, "
+        + ("class indices with the class colours as colour table |" if ext == "tif" else "class colours below |"),
+        f"| `change_type/<id>.{ext}` | 0 = no change, else 1 + from × {class_set.num_classes} + to (legend below) |",
         "| `meta/<id>.json` | the sample's record |",
         "| `manifest.jsonl` | one line per sample: source tile, seeds, events, sampler settings, statistics |",
+        f"| `{METADATA_FILE}` | one typed row per sample for `datasets.load_dataset` (image columns A, B, label, "
+        "label_A, label_B, change_type) |",
         "| `generation.json` | the settings that define this dataset |",
     ]
     if settings.get("splits"):

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from .. import geo
 from ..classes import ClassSet
 from ..data import DEFAULT_VAL_PATTERN, listing
 from ..errors import GenerationError, ParameterError, SettingsMismatchError
@@ -50,6 +51,9 @@ class GenerateConfig:
     val_pattern: tuple[str, ...] = DEFAULT_VAL_PATTERN
     snap_colors: bool = False
     splits: tuple[float, ...] | None = None  # train:val[:test] ratios; None keeps the folder's
+    bands: tuple[int, ...] | None = None  # bands of TIFF images read as R, G, B (None: 1, 2, 3)
+    resample: str | None = None  # resample TIFF images onto their map's grid: nearest or bilinear (None: refuse)
+    file_format: str | None = None  # png or tif; None: tif when the sources are georeferenced, else png
     dry_run: bool = False
     progress: bool = True
 
@@ -67,7 +71,24 @@ class GenerateConfig:
                 raise ParameterError(
                     f"`splits` must be 2 or 3 non-negative ratios (train:val[:test]), got {self.splits}", "splits"
                 )
+        if self.bands is not None and (len(self.bands) not in (1, 3) or min(self.bands) < 1):
+            raise ParameterError(f"`bands` takes 1 or 3 band numbers (R G B, counted from 1), got {self.bands}",
+                                 "bands")
+        if self.resample not in (None, *geo.RESAMPLING):
+            raise ParameterError(f"`resample` must be one of {', '.join(geo.RESAMPLING)}, got {self.resample!r}",
+                                 "resample")
+        if self.file_format not in (None, *geo.FORMATS):
+            raise ParameterError(f"`file_format` must be one of {', '.join(geo.FORMATS)}, got {self.file_format!r}",
+                                 "file_format")
         self.pair.check()
+
+    def output_format(self, sources: Sequence[Source]) -> str:
+        """The file format of the tiles: as asked, else GeoTIFF when a source is georeferenced, else PNG."""
+        fmt = self.file_format or ("tif" if any(s.grid is not None and s.grid.georeferenced for s in sources)
+                                   else "png")
+        if fmt == "tif":
+            geo.rasterio_module("writing GeoTIFF tiles (`file_format` tif)")
+        return fmt
 
 
 def _sha256_json(obj: Any) -> str:
@@ -95,7 +116,7 @@ def model_fingerprint(pipe: ChangeAnywherePipeline) -> dict[str, str]:
 
 def dataset_settings(
     cfg: GenerateConfig, pipe: ChangeAnywherePipeline, class_set: ClassSet, sources: Sequence[Source],
-    dtype: torch.dtype,
+    dtype: torch.dtype, file_format: str = "png",
 ) -> dict[str, Any]:
     """The contents of generation.json: the settings that define the dataset (plus `num`, `splits`, `info`)."""
     p = cfg.pair.resolved(pipe)
@@ -110,7 +131,11 @@ def dataset_settings(
             "split": cfg.split or "all",
             "val_pattern": list(cfg.val_pattern) if cfg.split else None,
             "snap_colors": bool(cfg.snap_colors),
+            # recorded only when set, so that folders made before these options existed still resume
+            **({"bands": list(cfg.bands)} if cfg.bands else {}),
+            **({"resample": cfg.resample} if cfg.resample else {}),
         },
+        **({"file_format": file_format} if file_format != "png" else {}),
         "size": int(cfg.size),
         "tiling": cfg.tiling,
         "seed": int(cfg.seed),

@@ -5,7 +5,11 @@
     label_A/<id>.png label_B/<id>.png   land-cover maps of both dates (class-set colours)
     change_type/<id>.png           0 = no change, else 1 + from * K + to (see README.md for the legend)
     meta/<id>.json                 the sample's record, written last: a sample is finished when it exists
-    manifest.jsonl README.md generation.json [list/train.txt list/val.txt list/test.txt]
+    manifest.jsonl metadata.jsonl README.md generation.json [list/train.txt list/val.txt list/test.txt]
+
+With `file_format` "tif" every tile is a GeoTIFF (maps: one band of class indices with the class colours as its
+colour table); tiles of a georeferenced source carry the tile's own transform and the source's CRS (PNG tiles:
+a world file `<id>.pgw` and `<id>.png.aux.xml` beside them).
 """
 
 from __future__ import annotations
@@ -13,12 +17,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .. import geo
 from ..classes import ClassSet
-from ..io import atomic_write_png, atomic_write_text
+from ..io import atomic_write_text
 from ..labels import mask_image
 from ..pairs import ChangePair
 
 IMAGE_DIRS = ("A", "B", "label", "label_A", "label_B", "change_type")
+MAP_DIRS = ("label_A", "label_B")
 META_DIR = "meta"
 LIST_DIR = "list"
 SPLIT_NAMES = ("train", "val", "test")
@@ -28,24 +34,31 @@ def sample_id(index: int) -> str:
     return f"{index:06d}"
 
 
-def write_pair(out: Path, index: int, pair: ChangePair, class_set: ClassSet) -> None:
+def write_pair(out: Path, index: int, pair: ChangePair, class_set: ClassSet, file_format: str = "png") -> None:
     """Write one pair's files atomically; its meta JSON goes last (it marks the sample finished). When a write
-    fails (a full disk), the files of the pair already written are removed: no partial sample is left."""
+    fails (a full disk), the files of the pair already written are removed: no partial sample is left. A pair
+    whose meta holds `geo` (its tile's CRS and transform) is written georeferenced."""
     sid = sample_id(index)
-    name = f"{sid}.png"
+    name = f"{sid}.{file_format}"
+    size = pair.before_map.shape
+    grid = geo.Grid.from_meta(pair.meta["geo"], size[1], size[0]) if "geo" in pair.meta else None
     images = {
         "A": pair.before_image,
         "B": pair.after_image,
         "label": mask_image(pair.change_mask),
-        "label_A": class_set.indices_to_colors(pair.before_map),
-        "label_B": class_set.indices_to_colors(pair.after_map),
+        "label_A": pair.before_map,
+        "label_B": pair.after_map,
         "change_type": pair.change_type,
     }
     meta = {"id": sid, "index": index, **pair.meta, "files": {d: f"{d}/{name}" for d in IMAGE_DIRS}}
     written: list[Path] = []
     try:
         for folder in IMAGE_DIRS:
-            written.append(atomic_write_png(out / folder / name, images[folder]))
+            path = out / folder / name
+            if folder in MAP_DIRS:
+                written += geo.write_map(path, images[folder], class_set, grid)
+            else:
+                written += geo.write_raster(path, images[folder], grid)
         atomic_write_text(out / META_DIR / f"{sid}.json", json.dumps(meta, sort_keys=True) + "\n")
     except BaseException:
         for path in written:

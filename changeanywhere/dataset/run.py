@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import geo
 from ..classes import ClassSet
 from ..errors import GenerationError
 from ..events import ChangeResult
@@ -54,7 +55,11 @@ def generate(cfg: GenerateConfig, pipe: ChangeAnywherePipeline | None = None) ->
     A full or read-only output disk stops the run with a `GenerationError`; a rerun continues it."""
     cfg.check()
     class_set = cfg.classes if isinstance(cfg.classes, ClassSet) else ClassSet.load(cfg.classes)
-    sources = find_sources(cfg.images, cfg.labels, cfg.split, cfg.val_pattern)
+    sources = find_sources(cfg.images, cfg.labels, cfg.split, cfg.val_pattern, cfg.resample)
+    if cfg.bands is not None and not any(s.windowed for s in sources):
+        geo.rasterio_module("choosing image bands (`bands`)")
+        raise GenerationError("`bands` chooses bands of TIFF images; the sources hold none", "bands")
+    cfg.output_format(sources)  # a GeoTIFF output without rasterio fails now
     out = Path(cfg.out)
     check_out_folder(out)
     with write_errors(out):
@@ -110,8 +115,8 @@ def _generate(
         pipe = load_pipeline(cfg.model, device=device, dtype=cfg.dtype)
     dtype = pipe.unet.dtype  # as loaded (a pipeline passed in keeps its own)
     check_model(pipe, class_set, cfg.size)
-    settings = dataset_settings(cfg, pipe, class_set, sources, dtype)
-    cache = SourceCache(sources, class_set, cfg.size, cfg.snap_colors)
+    settings = dataset_settings(cfg, pipe, class_set, sources, dtype, cfg.output_format(sources))
+    cache = SourceCache(sources, class_set, cfg.size, cfg.snap_colors, bands=cfg.bands, resample=cfg.resample)
 
     def prepare() -> tuple[dict[str, Any], list[int]]:
         return prepare_folder(out, settings, sources, class_set, cfg, cache)
@@ -210,15 +215,17 @@ def sample_input(
     """Sample `index`'s before tile (image and map) and its change events, all from its seed."""
     seed = sample_seed(cfg.seed, index)
     k, x, y = picker.pick(index, seed)
-    image, label = cache.get(k)
     s = cfg.size
-    change, event_meta = simulate_events(np.ascontiguousarray(label[y : y + s, x : x + s]), class_set, seed, settings)
+    image, label = cache.tile(k, x, y, s)
+    change, event_meta = simulate_events(label, class_set, seed, settings)
     src = sources[k]
     where = {"image": src.image.name, "label": src.label.name, "x": x, "y": y, "size": s,
              "padded": x + s > src.width or y + s > src.height}
+    grid = src.tile_grid(x, y, s)
     reference, ref_meta = drift_reference(seed, k, sources, cache, s) if settings.drift > 0 else (None, None)
-    return SampleInput(index, seed, np.ascontiguousarray(image[y : y + s, x : x + s]), change,
-                       {**event_meta, "source": where, **({"drift_source": ref_meta} if ref_meta else {})},
+    return SampleInput(index, seed, image, change,
+                       {**event_meta, "source": where, **({"geo": grid.to_meta()} if grid else {}),
+                        **({"drift_source": ref_meta} if ref_meta else {})},
                        reference)
 
 
@@ -232,10 +239,9 @@ def drift_reference(
         return None, None
     rng = np.random.default_rng(derive_seed(seed, DRIFT_REFERENCE))
     k = others[int(rng.integers(len(others)))]
-    image = cache.get(k)[0]
     h, w = sources[k].height, sources[k].width
     y, x = int(rng.integers(max(h - size, 0) + 1)), int(rng.integers(max(w - size, 0) + 1))
-    return colour_stats(image[y : y + size, x : x + size]), {"image": sources[k].image.name, "x": x, "y": y}
+    return colour_stats(cache.tile(k, x, y, size)[0]), {"image": sources[k].image.name, "x": x, "y": y}
 
 
 def run_batches(
@@ -258,7 +264,9 @@ def run_batches(
 
     if not batches:
         return
-    cache = cache or SourceCache(sources, class_set, cfg.size, cfg.snap_colors)
+    cache = cache or SourceCache(sources, class_set, cfg.size, cfg.snap_colors, bands=cfg.bands,
+                                 resample=cfg.resample)
+    file_format = cfg.output_format(sources)
     timings = timings if timings is not None else {}
     picker = TilePicker(sources, cfg.size, cfg.tiling)
     done = set(plan.done)
@@ -292,7 +300,7 @@ def run_batches(
             for key, dt in (("wait_inputs_s", t1 - t0), ("render_s", t2 - t1), ("wait_writes_s", t3 - t2)):
                 timings[key] = timings.get(key, 0.0) + dt
             bar.update(len(writes))
-            writes = [write_pool.submit(write_pair, out, it.index, pair, class_set)
+            writes = [write_pool.submit(write_pair, out, it.index, pair, class_set, file_format)
                       for it, pair in zip(items, pairs, strict=True) if it.index < plan.num and it.index not in done]
         for f in writes:
             f.result()

@@ -1,5 +1,7 @@
-"""Where the before tiles come from: image / land-cover map pairs of two folders, decoded once and cached,
-and the tile of each sample (a seeded random crop, or the grid of non-overlapping tiles)."""
+"""Where the before tiles come from: image / land-cover map pairs of two folders, and the tile of each sample (a
+seeded random crop, or the grid of non-overlapping tiles). Pairs with a TIFF are read by rasterio windows, tile by
+tile (a scene larger than memory is never loaded whole; nodata pixels of the image become ignore in the map); the
+others are decoded once and cached."""
 
 from __future__ import annotations
 
@@ -13,26 +15,31 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from .. import geo
 from ..classes import ClassSet
 from ..data import DEFAULT_VAL_PATTERN, listing, pad_to, pair_folders
 from ..errors import GenerationError, MapSizeError, ParameterError
 from ..image_utils import load_rgb
+from ..labels import IGNORE_INDEX
 from ..seeds import TILE, derive_seed
 
 
 @dataclass(frozen=True)
 class Source:
-    """One image / land-cover map pair of the source folders and its size in pixels."""
+    """One image / land-cover map pair of the source folders, its size in pixels, and for a pair read by rasterio
+    windows (`windowed`) the map's pixel grid (`grid`: its tiles' georeference)."""
 
     stem: str
     image: Path
     label: Path
     width: int
     height: int
+    grid: geo.Grid | None = None
+    windowed: bool = False
 
     def key(self) -> list[Any]:
-        """What identifies the source in generation.json's fingerprint (names, pixel and byte sizes)."""
-        return [
+        """What identifies the source in generation.json's fingerprint (names, pixel and byte sizes, grid)."""
+        key = [
             self.stem,
             self.image.name,
             self.label.name,
@@ -41,14 +48,23 @@ class Source:
             self.image.stat().st_size,
             self.label.stat().st_size,
         ]
+        return [*key, self.grid.to_meta()] if self.grid is not None and self.grid.georeferenced else key
+
+    def tile_grid(self, x: int, y: int, size: int) -> geo.Grid | None:
+        """The georeference of the tile at (x, y), or None when the source has none."""
+        return self.grid.window(x, y, size, size) if self.grid is not None and self.grid.georeferenced else None
 
 
 def _image_size(path: Path) -> tuple[int, int]:
     try:
         with Image.open(path) as im:
+            geo.check_pillow_tiff(im, path)
             return im.size
     except (OSError, UnidentifiedImageError) as err:
         raise GenerationError(f"cannot read {path}: {err}") from None
+    except Image.DecompressionBombError:
+        hint = f"rasterio reads large TIFFs by windows: {geo.GEO_EXTRA}" if geo.is_tiff(path) else "tile it first"
+        raise GenerationError(f"{path} has too many pixels to decode whole; {hint}") from None
 
 
 def find_sources(
@@ -56,10 +72,13 @@ def find_sources(
     labels_dir: str | os.PathLike,
     split: str | None = None,
     val_pattern: Sequence[str] = DEFAULT_VAL_PATTERN,
+    resample: str | None = None,
 ) -> list[Source]:
     """Image/label pairs of two folders, matched by file stem and sorted; sizes read from the file headers.
 
-    `split`: None (all), "train" or "val" (val = image names matching a `val_pattern` glob).
+    `split`: None (all), "train" or "val" (val = image names matching a `val_pattern` glob). A pair with a TIFF
+    (rasterio installed) must be on one pixel grid, unless `resample` (nearest, bilinear) resamples its image
+    onto its map's grid.
     """
     for name, folder in (("images", images_dir), ("labels", labels_dir)):
         if not Path(folder).is_dir():
@@ -67,6 +86,10 @@ def find_sources(
     pairs = pair_folders(images_dir, labels_dir, split, val_pattern)
     sources, bad = [], []
     for image, label in pairs:
+        if geo.reads_with_rasterio(image) or geo.reads_with_rasterio(label):
+            grid = geo.pair_grid(geo.read_grid(label), geo.read_grid(image), label, image, resample)
+            sources.append(Source(image.stem, image, label, grid.width, grid.height, grid, windowed=True))
+            continue
         iw, ih = _image_size(image)
         lw, lh = _image_size(label)
         if (iw, ih) != (lw, lh):
@@ -74,30 +97,36 @@ def find_sources(
         sources.append(Source(image.stem, image, label, iw, ih))
     if bad:
         raise MapSizeError(f"images and their maps differ in size: {listing(bad)}")
+    if resample is not None and not any(s.windowed for s in sources):
+        raise ParameterError("`resample` applies to georeferenced (GeoTIFF) sources; these have none", "resample")
     return sources
 
 
-
 class SourceCache:
-    """Decoded (image, index map) pairs, padded to at least `size`, kept up to a memory budget (LRU)."""
+    """The tiles of the sources: windows read from disk for windowed sources, slices of decoded pairs (padded to at
+    least `size`, kept up to a memory budget, LRU) for the others. `bands` and `resample`: how images are read."""
 
     def __init__(
-        self, sources: Sequence[Source], class_set: ClassSet, size: int, snap: bool = False, budget: int = 2 << 30
+        self, sources: Sequence[Source], class_set: ClassSet, size: int, snap: bool = False, budget: int = 2 << 30,
+        bands: Sequence[int] | None = None, resample: str | None = None,
     ):
         self.sources = list(sources)
         self.class_set = class_set
         self.size = int(size)
         self.snap = snap
         self.budget = int(budget)
+        self.bands = tuple(bands) if bands else None
+        self.resample = resample
         self._items: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._bytes = 0
 
     def get(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Source k decoded whole (image, index map), padded to at least `size` (sources not read by windows)."""
         if k in self._items:
             self._items.move_to_end(k)
             return self._items[k]
         src = self.sources[k]
-        image = load_rgb(src.image)
+        image = load_rgb(src.image, self.bands)
         label = self.class_set.read_map(src.label, snap=self.snap)
         if image.shape[:2] != label.shape:
             raise MapSizeError(f"{src.label} and {src.image} differ in size")
@@ -109,6 +138,30 @@ class SourceCache:
         self._items[k] = item
         self._bytes += nbytes
         return item
+
+    def tile(self, k: int, x: int, y: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """The `size`² tile of source k at (x, y): image and index map (padded where it runs past the source)."""
+        src = self.sources[k]
+        if not src.windowed:
+            image, label = self.get(k)
+            return np.ascontiguousarray(image[y : y + size, x : x + size]), np.ascontiguousarray(
+                label[y : y + size, x : x + size])
+        window = (x, y, size, size)
+        onto = src.grid.window(x, y, min(size, src.width - x), min(size, src.height - y)) if self.resample else None
+        image, valid = geo.read_image(src.image, self.bands, None if onto else window, onto, self.resample)
+        label = geo.read_map(src.label, self.class_set, self.snap, window, warn=False)
+        label[~valid] = IGNORE_INDEX  # no imagery there: nothing to learn from
+        return pad_to(image, label, size)
+
+    def check(self, k: int) -> None:
+        """Read source k once so that bad maps or images fail now, naming the file: a windowed source strip by strip
+        (its map) and by one tile (its image); the others whole, kept while the budget allows."""
+        src = self.sources[k]
+        if not src.windowed:
+            self.get(k)
+            return
+        geo.check_map(src.label, self.class_set, self.snap)
+        self.tile(k, 0, 0, min(self.size, src.width, src.height))
 
 
 class TilePicker:
@@ -150,7 +203,8 @@ def validate_sources(
     file named, not mid-run. A cache given keeps what it can hold for the run."""
     for k, s in enumerate(sources):
         if cache is not None:
-            cache.get(k)
+            cache.check(k)
+        elif s.windowed:
+            geo.check_map(s.label, class_set, snap)
         else:
             class_set.read_map(s.label, snap=snap)
-

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from .. import geo
 from ..classes import BUILTIN_CLASS_SETS, ClassSet, pack_rgb, rgb_to_hex
 from ..errors import ChangeAnywhereError, MapSizeError, UnknownColorsError
 from ..examples import RealExample, make_example_map, real_examples
@@ -80,6 +81,7 @@ def _open_image(path: str | os.PathLike, what: str) -> Image.Image:
             f"cannot read the {what} {name}: not a readable image file ({type(err).__name__}): upload a PNG, "
             "JPEG or TIFF"
         ) from None
+    geo.check_pillow_tiff(im, path)
     w, h = im.size
     if w * h > MAX_PIXELS:
         im.close()
@@ -96,6 +98,17 @@ def _open_image(path: str | os.PathLike, what: str) -> Image.Image:
             "again or save it as PNG"
         ) from None
     return im
+
+
+def _raster_header(path: str | os.PathLike, what: str) -> tuple[geo.Grid, int]:
+    """A TIFF's grid and band count, read with rasterio; more pixels than `MAX_PIXELS` are refused from its header."""
+    grid, count = geo.read_header(path)
+    if grid.width * grid.height > MAX_PIXELS:
+        raise ChangeAnywhereError(
+            f"the {what} {Path(path).name} claims {grid.width:,}×{grid.height:,} px, more than the "
+            f"{MAX_PIXELS / 1e6:.0f} million pixels this app opens: downscale it first (e.g. gdal_translate -outsize)"
+        )
+    return grid, count
 
 
 def _is_colour_map(im: Image.Image) -> bool:
@@ -130,7 +143,8 @@ def read_uploaded_map(
 
     Colour maps: the class set is detected from the colours (or `choice` names it); a map of another class set
     than the generator's is refused with the reason. Index maps (greyscale PNG) are read with the generator's
-    class set. Unknown colours are an error unless `snap` maps each to its nearest class colour.
+    class set. Unknown colours are an error unless `snap` maps each to its nearest class colour. TIFFs (GeoTIFFs
+    too) are read with rasterio when installed: one band holds class indices, three or more class colours.
     """
     if choice not in (AUTO, *BUILTIN_CLASS_SETS):
         raise ChangeAnywhereError(
@@ -138,8 +152,13 @@ def read_uploaded_map(
         )
     if choice != AUTO and choice != class_set.name:
         raise ChangeAnywhereError(_wrong_class_set(BUILTIN_CLASS_SETS[choice], class_set))
-    im = _open_image(path, "land-cover map")
     name = Path(path).name
+    if geo.reads_with_rasterio(path):
+        if _raster_header(path, "land-cover map")[1] < 3:
+            return class_set.read_map(path), [f"{name}: read as an index map of {class_set.name!r} (GeoTIFF)."]
+        rgb = geo.read_image(path)[0]
+        return _colour_map(rgb, name, class_set, choice, snap)
+    im = _open_image(path, "land-cover map")
     if not _is_colour_map(im):
         try:
             before_map = class_set.read_map(im)
@@ -147,7 +166,12 @@ def read_uploaded_map(
             raise type(err)(f"{name}: {err}") from None
         hint = class_set.index_offset_hint(np.asarray(im))
         return before_map, [f"{name}: read as an index map of {class_set.name!r}.", *([f"⚠️ {hint}"] if hint else [])]
-    rgb = np.asarray(im.convert("RGB"))
+    return _colour_map(np.asarray(im.convert("RGB")), name, class_set, choice, snap)
+
+
+def _colour_map(rgb: np.ndarray, name: str, class_set: ClassSet, choice: str, snap: bool
+                ) -> tuple[np.ndarray, list[str]]:
+    """An uploaded colour map's pixels -> index map of `class_set` (its class set detected, or as chosen)."""
     candidates = [class_set] if choice != AUTO else [class_set, *BUILTIN_CLASS_SETS.values()]
     found = detect_class_set(rgb, candidates)
     if found is not None and found.name != class_set.name:
@@ -175,6 +199,9 @@ def _wrong_class_set(found: ClassSet, model_set: ClassSet) -> str:
 def read_before_image(path: str | os.PathLike) -> np.ndarray:
     """An uploaded real before image -> HxWx3 uint8 (16-bit and 32-bit greyscale scaled down, not clipped; alpha
     and palettes dropped)."""
+    if geo.reads_with_rasterio(path):
+        _raster_header(path, "before image")
+        return geo.read_image(path)[0]
     im = _open_image(path, "before image")
     if im.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
         arr = np.asarray(im, dtype=np.float64)

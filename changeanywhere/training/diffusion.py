@@ -173,21 +173,10 @@ def pipeline_from_checkpoint(checkpoint: str | Path, autoencoder: str | Path | N
 
 def push_to_hub(folder: Path, repo_id: str, private: bool, step: int) -> str:
     """Create the repo (if needed) and upload the pipeline folder; returns the commit URL."""
-    from huggingface_hub import HfApi
+    from ..hub import push_folder
 
-    api = HfApi()
-    try:
-        api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-        info = api.upload_folder(
-            repo_id=repo_id, folder_path=str(folder), repo_type="model",
-            commit_message=f"ChangeAnywhere pipeline after {step} training steps",
-        )
-    except Exception as err:  # network, auth, offline mode: one actionable message
-        raise ParameterError(
-            f"`push_to_hub` {repo_id}: upload failed ({type(err).__name__}: {err}). The pipeline is saved in "
-            f"{folder}; log in with `hf auth login` and upload it with `hf upload {repo_id} {folder}`", "push_to_hub"
-        ) from None
-    return str(getattr(info, "commit_url", info))
+    return push_folder(folder, repo_id, private=private, what="pipeline",
+                       message=f"ChangeAnywhere pipeline after {step} training steps")
 
 
 def _model_card(class_set: ClassSet, args: DiffusionTrainConfig, step: int, num_processes: int) -> str:
