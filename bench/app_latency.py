@@ -33,7 +33,7 @@ def main() -> None:
     p.add_argument("--model", help="generator folder or Hub repo id (default: the embedded one)")
     p.add_argument("--cd-model", help="CD model folder or Hub repo id (default: the embedded one)")
     p.add_argument("--size", type=int, default=256)
-    p.add_argument("--steps", type=int, default=demo.DEFAULT_STEPS)
+    p.add_argument("--steps", type=int, default=None, help="default: the model's own")
     p.add_argument("--guidance", type=float, help="guidance scale (default: the model's; stand-in: 2)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")

@@ -66,7 +66,7 @@ def evaluate_generator(
     eval_tiles: EvalTiles,
     class_set: ClassSet,
     *,
-    num_inference_steps: int = 50,
+    num_inference_steps: int | None = None,
     guidance_scale: float | None = None,
     batch_size: int = 4,
     seed: int = 0,
@@ -79,7 +79,7 @@ def evaluate_generator(
     report.update({
         "num_tiles": len(eval_tiles.maps),
         "tile_size": int(eval_tiles.maps.shape[1]),
-        "num_inference_steps": num_inference_steps,
+        "num_inference_steps": pipe.check_inputs(num_inference_steps, guidance_scale, 1.0)[0],
         "guidance_scale": guidance_scale if guidance_scale is not None else pipe.config.default_guidance_scale,
         "seed": seed,
     })

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 class PairSettings:
     """How a pair is made from a before tile: change events, then the pipeline's change sampler."""
 
-    num_inference_steps: int = 50
+    num_inference_steps: int | None = None  # None: the model's default (pipeline config)
     eta: float = 1.0
     content_scale: tuple[float, float] = (1.0, 1.0)  # the paper's: (0.7, 1.0) with blend "latent"
     blend: str = "pixel"

@@ -26,8 +26,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--segmenter", default=str(DEFAULT_SEGMENTER), help="segmenter folder or Hub repo id")
     p.add_argument("--max-tiles", type=int, default=32, help="evenly spread 256² tiles to score (default 32)")
     p.add_argument("--tile-size", type=int, default=256)
-    p.add_argument("--num-inference-steps", "--steps", dest="num_inference_steps", type=int, default=50,
-                   help="denoising steps (default 50)")
+    p.add_argument("--num-inference-steps", "--steps", dest="num_inference_steps", type=int, default=None,
+                   help="denoising steps (default: the model's measured default)")
     p.add_argument("--guidance-scale", type=float, default=None, help="default: the model's own")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)

@@ -42,8 +42,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--model", default=None, help="pipeline folder or Hub repo id (default: the embedded model)")
     p.add_argument("--size", type=int, default=256, help="tile side in pixels (default 256)")
     add_event_args(p, "1:6", EVENT_TYPES)
-    p.add_argument("--num-inference-steps", "--steps", dest="num_inference_steps", type=int, default=50,
-                   help="denoising steps (default 50)")
+    p.add_argument("--num-inference-steps", "--steps", dest="num_inference_steps", type=int, default=None,
+                   help="denoising steps (default: the model's measured default)")
     p.add_argument("--eta", type=float, default=1.0, help="DDIM eta (default 1, as the original)")
     p.add_argument("--content-scale", default="1", help="S or LO:HI, drawn per pair (default 1: unchanged "
                    "latents anchored to the end; the paper: 0.7:1 with --blend latent)")

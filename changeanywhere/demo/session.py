@@ -19,7 +19,6 @@ from ..pairs import ChangePair, PairSettings, build_pairs, synthesize_before
 from .editing import require_change
 from .models import Models
 
-DEFAULT_STEPS = 20  # denoising steps per image: a 256² pair + prediction within ~15 s on a 2-core CPU (bench/)
 DEFAULT_CONTENT_SCALE = PairSettings.content_scale[0]  # 1: unchanged region anchored to the end
 DEFAULT_DRIFT = PairSettings.drift
 MAX_VARIANTS = 4  # after images per generation
@@ -70,7 +69,7 @@ def generate(
     before_image: np.ndarray | None = None,
     *,
     seed: int = 0,
-    num_inference_steps: int = DEFAULT_STEPS,
+    num_inference_steps: int | None = None,
     content_scale: float = DEFAULT_CONTENT_SCALE,
     drift: float = DEFAULT_DRIFT,
     variants: int = 1,
@@ -86,7 +85,8 @@ def generate(
         raise ParameterError(f"`variants` must be 1..{MAX_VARIANTS}, got {variants}", "variants")
     if before_map.shape != change.after.shape:
         raise MapSizeError("the after map does not match the before map: reload the map and edit again")
-    settings = PairSettings(num_inference_steps=int(num_inference_steps), content_scale=(float(content_scale),) * 2,
+    steps_in = None if num_inference_steps is None else int(num_inference_steps)
+    settings = PairSettings(num_inference_steps=steps_in, content_scale=(float(content_scale),) * 2,
                             drift=float(drift), guidance_scale=guidance_scale).resolved(pipe)
     settings.check()
     steps = settings.num_inference_steps
