@@ -148,7 +148,8 @@ def main() -> None:
         results.append({
             "before": kind, "before_source": inputs[kind][2], "width": int(m.shape[1]), "height": int(m.shape[0]),
             "steps": steps, "guidance_scale": rs[0]["guidance_scale"], "median_s": median,
-            "ratio_to_first_steps": round(statistics.median(r["total"] for r in rs) / base, 3), "target_s": TARGET_S[kind],
+            "ratio_to_first_steps": round(statistics.median(r["total"] for r in rs) / base, 3),
+            "target_s": TARGET_S[kind],
             "within_target": median["total"] <= TARGET_S[kind],
         })
     common = {
