@@ -8,6 +8,9 @@ Two entry points share one denoising loop:
 
 Every random draw of a sample (its content scale, start noise, the fresh q-sample noise and the DDIM noise
 of every step) comes from that sample's own generator, so a sample's result does not depend on its batch.
+`pipe.noise_source` says where the loop's noise is drawn (`generator.noise`): per step on the CPU (the CPU
+default), all before the loop (same numbers, moved once), or on the device from per-sample device generators
+(the GPU default: no host round trip per step).
 """
 
 from __future__ import annotations
