@@ -1,11 +1,20 @@
-"""Latency of the app's Generate button: from the click to every output, for a 256² pair at default settings.
+"""Latency of the app's Generate button: from the click to every output, per step count and before image.
 
-Runs what the `/generate` handler runs (after map from the edit, `demo.generate`: before-image synthesis, the
-after image, the zero-shot CD prediction; then the overlay and the zip) on the procedural example map with
-three random change events, after one warm-up call, and prints the median of `--repeats` calls split into
-synthesis, change, CD and packaging. Target: ≤ 15 s on a 2-core CPU.
+Runs what the `/generate` handler runs (after map from the edit, `demo.generate`: before-image synthesis when
+there is no real image, the after image, the zero-shot CD prediction; then the overlay and the zip) with three
+random change events, after one warm-up call, and prints the median of `--repeats` calls split into synthesis,
+change, CD and packaging, for every step count of `--steps` and every before image of `--before`:
 
-    python bench/app_latency.py                         # embedded default generator and CD model
+- `synthesized`: the procedural example map alone (the before image is synthesized: two sampler runs);
+- `real`: a real Dubai image with its map: the `assets/examples/` crops (a 2×2 mosaic of them above 256 px),
+  or `--image`/`--map`, fitted the way the app fits an upload (at most 512 px, sides multiples of the model's).
+
+Calls are interleaved (each repeat runs every configuration once), so the ratio between two step counts holds
+on a busy machine. Targets (issue 11, 512² on a quiet 2-core CPU): ≤ 10 s synthesized, ≤ 15 s with a real image.
+
+    python bench/app_latency.py                              # 256², the app's default steps, both before images
+    python bench/app_latency.py --size 512 --steps 20 12     # the ratio of 12 steps to 20, in one run
+    python bench/app_latency.py --size 512x400 --before real --image TILE.jpg --map TILE.png
     python bench/app_latency.py --model DIR --cd-model DIR --threads 2
 
 Missing weights are replaced by untrained models of the default architectures (`cpu` preset generator,
@@ -19,21 +28,69 @@ import json
 import statistics
 import tempfile
 import time
+from pathlib import Path
 
+import numpy as np
 import torch
 
 from changeanywhere import demo
 from changeanywhere.cd import build_cd_model
-from changeanywhere.examples import make_example_map
+from changeanywhere.examples import make_example_map, real_examples
 from changeanywhere.generator.presets import build_pipeline
+
+TARGET_S = {"synthesized": 10.0, "real": 15.0}
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'512' -> (512, 512); '512x400' -> (width 512, height 400)."""
+    w, _, h = text.lower().partition("x")
+    return int(w), int(h or w)
+
+
+def synthesized_before(class_set, width: int, height: int) -> tuple[np.ndarray, None, str]:
+    """The procedural example map (seed 0), cropped to width × height."""
+    return make_example_map(class_set, size=max(width, height), seed=0)[:height, :width], None, "procedural map"
+
+
+def real_before(class_set, width: int, height: int, image: Path | None, label: Path | None, multiple: int):
+    """(map, real image, description): `image`/`label` fitted as the app fits uploads, else the real example
+    crops of `class_set` tiled as needed and cropped to width × height."""
+    if image is not None and label is not None:
+        m, img, _ = demo.fit_to_model(class_set.read_map(label), demo.read_before_image(image), multiple)
+        return m, img, f"{image.name} fitted to {m.shape[1]}×{m.shape[0]}"
+    examples = [e for e in real_examples() if e.class_set == class_set.name]
+    if not examples:
+        raise SystemExit(f"no real examples of {class_set.name} in assets/examples: pass --image and --map")
+    maps = [class_set.read_map(e.map) for e in examples]
+    images = [demo.read_before_image(e.image) for e in examples]
+    side = maps[0].shape[0]
+    rows, cols = -(-height // side), -(-width // side)
+    pick = [[(r * cols + c) % len(maps) for c in range(cols)] for r in range(rows)]
+    m = np.block([[maps[k] for k in row] for row in pick])[:height, :width]
+    img = np.concatenate([np.concatenate([images[k] for k in row], 1) for row in pick], 0)[:height, :width]
+    what = examples[0].name if rows * cols == 1 else f"{rows}×{cols} mosaic of the {len(maps)} real example crops"
+    return np.ascontiguousarray(m), np.ascontiguousarray(img), what
+
+
+def three_events(before_map: np.ndarray, class_set):
+    """Three random change events, from the first seed (0, 1, ...) whose events change something."""
+    for seed in range(100):
+        change = demo.make_after_map(before_map, class_set, num_events=3, seed=seed)
+        if change.change_mask.any():
+            return change
+    raise SystemExit("no random event changes this map: try a larger --size")
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", help="generator folder or Hub repo id (default: the embedded one)")
     p.add_argument("--cd-model", help="CD model folder or Hub repo id (default: the embedded one)")
-    p.add_argument("--size", type=int, default=256)
-    p.add_argument("--steps", type=int, default=None, help="default: the model's own")
+    p.add_argument("--size", type=parse_size, default=(256, 256), help="side, or WIDTHxHEIGHT (e.g. 512x400)")
+    p.add_argument("--steps", type=int, nargs="+", default=None,
+                   help="one or more step counts; ratios are given to the first (default: the model's own)")
+    p.add_argument("--before", choices=["synthesized", "real", "both"], default="both")
+    p.add_argument("--image", type=Path, help="a real before image (with --map) instead of the example crops")
+    p.add_argument("--map", type=Path, help="the land-cover map of --image")
     p.add_argument("--guidance", type=float, help="guidance scale (default: the model's; stand-in: 2)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
@@ -54,44 +111,65 @@ def main() -> None:
         torch.manual_seed(0)
         models.cd_model = build_cd_model("changerex-r18").to(args.device).eval()
         stand_ins.append("CD: untrained changerex-r18 (no weights found)")
+    args.steps = args.steps or [models.default_steps]
 
-    before = make_example_map(models.class_set, size=args.size, seed=0)  # a map alone: the before image is synthesized
-    change = demo.make_after_map(before, models.class_set, num_events=3, seed=0)
-    runs = []
+    width, height = args.size
+    cs = models.class_set
+    inputs = {}
+    if args.before in ("synthesized", "both"):
+        inputs["synthesized"] = synthesized_before(cs, width, height)
+    if args.before in ("real", "both"):
+        inputs["real"] = real_before(cs, width, height, args.image, args.map, models.pipe.size_multiple)
+    changes = {k: three_events(m, cs) for k, (m, _, _) in inputs.items()}
+    configs = [(kind, steps) for kind in inputs for steps in args.steps]
+
+    def call(kind: str, steps: int, seed: int, tmp: str) -> dict[str, float]:
+        before_map, image, _ = inputs[kind]
+        t0 = time.perf_counter()
+        gen = demo.generate(models, before_map, changes[kind], image, seed=seed, num_inference_steps=steps,
+                            guidance_scale=args.guidance)
+        t1 = time.perf_counter()
+        demo.prediction_overlay(gen.samples[0])
+        demo.write_sample_zip(gen, cs, tmp)
+        return {**gen.timings, "packaging": time.perf_counter() - t1, "total": time.perf_counter() - t0,
+                "guidance_scale": gen.settings["guidance_scale"]}
+
+    runs: dict[tuple[str, int], list[dict]] = {c: [] for c in configs}
     with tempfile.TemporaryDirectory() as tmp:
-        for i in range(args.repeats + 1):  # the first call warms up
-            t0 = time.perf_counter()
-            gen = demo.generate(models, before, change, seed=i, num_inference_steps=args.steps,
-                                guidance_scale=args.guidance)
-            t1 = time.perf_counter()
-            demo.prediction_overlay(gen.samples[0])
-            demo.write_sample_zip(gen, models.class_set, tmp)
-            t2 = time.perf_counter()
-            if i:
-                runs.append({**gen.timings, "packaging": t2 - t1, "total": t2 - t0})
+        call(*configs[0], 0, tmp)  # warm-up
+        for r in range(args.repeats):
+            for kind, steps in configs:
+                runs[kind, steps].append(call(kind, steps, r, tmp))
 
-    median = {k: round(statistics.median(r[k] for r in runs), 2) for k in runs[0]}
-    result = {
-        "size": args.size,
-        "steps": args.steps,
-        "guidance_scale": gen.settings["guidance_scale"],
-        "threads": torch.get_num_threads(),
-        "device": args.device,
-        "repeats": args.repeats,
-        "median_s": median,
-        "target_s": 15.0,
-        "within_target": median["total"] <= 15.0,
+    results = []
+    for (kind, steps), rs in runs.items():
+        median = {k: round(statistics.median(r[k] for r in rs), 2) for k in rs[0] if k != "guidance_scale"}
+        m = inputs[kind][0]
+        base = statistics.median(r["total"] for r in runs[kind, args.steps[0]])
+        results.append({
+            "before": kind, "before_source": inputs[kind][2], "width": int(m.shape[1]), "height": int(m.shape[0]),
+            "steps": steps, "guidance_scale": rs[0]["guidance_scale"], "median_s": median,
+            "ratio_to_first_steps": round(statistics.median(r["total"] for r in rs) / base, 3),
+            "target_s": TARGET_S[kind],
+            "within_target": median["total"] <= TARGET_S[kind],
+        })
+    common = {
+        "threads": torch.get_num_threads(), "device": args.device, "repeats": args.repeats,
         "model": models.model_source if "generator" not in " ".join(stand_ins) else "untrained cpu preset",
         "stand_ins": stand_ins,
     }
-    print(
-        f"{args.size}² pair, {args.steps} steps, guidance {result['guidance_scale']}, "
-        f"{result['threads']} thread(s): total {median['total']} s (synthesis {median['synthesis']}, change "
-        f"{median['change']}, CD {median['cd']}, packaging {median['packaging']}); target ≤ 15 s"
-    )
+    print(f"{common['threads']} thread(s), median of {args.repeats} interleaved calls, guidance "
+          f"{results[0]['guidance_scale']}; ratios to {args.steps[0]} steps")
+    print("| before image | size | steps | total s | synthesis | change | CD | packaging | ratio | target |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        s = r["median_s"]
+        print(f"| {r['before']} ({r['before_source']}) | {r['width']}×{r['height']} | {r['steps']} | {s['total']} "
+              f"| {s['synthesis']} | {s['change']} | {s['cd']} | {s['packaging']} | {r['ratio_to_first_steps']:.2f} "
+              f"| ≤ {r['target_s']:g} s: {'yes' if r['within_target'] else 'no'} |")
     for s in stand_ins:
         print(f"  stand-in: {s}")
-    print(json.dumps(result))
+    print(json.dumps({**common, "results": results}))
 
 
 if __name__ == "__main__":

@@ -18,39 +18,30 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-DUBAI = ROOT.parent / "shared" / "data" / "dubai-landcover"
-sys.path.insert(0, str(ROOT))
+from _common import add_data_args, data_missing, load_cpu_pipeline
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default=None, help="pipeline folder or Hub repo id (default: the embedded model)")
-    p.add_argument("--data", type=Path, default=DUBAI)
-    p.add_argument("--tiles", type=int, default=8)
+    add_data_args(p, tiles=8)
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None, help="folder for the per-tile pictures (PNG)")
     args = p.parse_args(argv)
-    if not args.data.is_dir():
-        print(f"data not found at {args.data}: the shared data lives beside the repository", file=sys.stderr)
+    if data_missing(args.data):
         return 2
 
     from PIL import Image
 
     from changeanywhere.events import simulate_changes
     from changeanywhere.fidelity import select_tiles
-    from changeanywhere.hub import load_pipeline
     from changeanywhere.image_metrics import colour_spread, distance_from, fit_residual
     from changeanywhere.pairs import PairSettings
 
-    pipe = load_pipeline(args.model, device="cpu", dtype="fp32")
-    pipe.set_progress_bar_config(disable=True)
+    pipe = load_cpu_pipeline(args.model)
     cs = pipe.class_set
     t = select_tiles(str(args.data), cs, "val", 256, args.tiles)
     defaults = PairSettings()

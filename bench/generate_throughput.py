@@ -9,9 +9,13 @@ long run). It then times the same number of UNet forward passes alone, on random
     overhead (end to end) = generate-loop time / UNet-only time   (target ≤ 1.15 at batch ≥ 8)
     overhead (sampler)    = pipe.change time / UNet-only time     (sampler + VAE, no events, no writes)
 
+The sampler's noise comes from `--noise` (default auto: per-step CPU draws on a CPU, per-sample generators on
+the device elsewhere, so a GPU run has no host round trip per step; see `changeanywhere.generator.noise`).
+
 Usage:
     python bench/generate_throughput.py                                   # embedded model, Dubai data
-    python bench/generate_throughput.py --device cuda --dtype fp32 fp16   # on a GPU
+    python bench/generate_throughput.py --device cuda --dtype fp32 fp16 bf16 --channels-last   # on a GPU
+    python bench/generate_throughput.py --device cuda --noise device predrawn                  # noise sources
     python bench/generate_throughput.py --model DIR --size 32 --steps 5   # a tiny pipeline (smoke test)
 """
 
@@ -27,18 +31,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DUBAI = ROOT.parent / "shared" / "data" / "dubai-landcover"
 sys.path.insert(0, str(ROOT))
+NOISE_SOURCES = ("auto", "step", "predrawn", "device")  # changeanywhere.generator.noise (not imported yet: offline)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default=None, help="pipeline folder or Hub repo id (default: the embedded model)")
-    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32])
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=None,
+                   help="default: 1 8 32 64 on a GPU, 1 8 32 on a CPU")
     p.add_argument("--batches", type=int, default=3, help="timed batches per batch size (after 1 warm-up)")
     p.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50, generate's default)")
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--guidance-scale", type=float, default=None, help="default: the model's own")
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", nargs="+", default=["auto"], help="one or more of auto, fp32, fp16, bf16")
+    p.add_argument("--noise", nargs="+", default=["auto"], choices=NOISE_SOURCES,
+                   help="where the sampler draws its noise (one row set per source)")
+    p.add_argument("--channels-last", action="store_true", help="UNet and autoencoder in channels_last memory")
     p.add_argument("--images", type=Path, default=DUBAI / "images", help="default: the shared Dubai images")
     p.add_argument("--labels", type=Path, default=DUBAI / "labels")
     p.add_argument("--classes", default=None, help="class set (default: the model's)")
@@ -51,6 +60,8 @@ def synthetic_sources(folder: Path, class_set, n: int = 4, side: int = 512) -> t
     import numpy as np
     from PIL import Image
 
+    if (folder / "labels").is_dir():  # made for an earlier dtype / noise source
+        return folder / "images", folder / "labels"
     rng = np.random.default_rng(0)
     (folder / "images").mkdir(parents=True)
     (folder / "labels").mkdir()
@@ -90,15 +101,30 @@ def unet_only(pipe, batch: int, steps: int, guidance: float, size: int, device: 
     return time.perf_counter() - t0
 
 
-def bench_dtype(args: argparse.Namespace, dtype: str, work: Path) -> list[dict]:
+def attention_kernels(unet) -> str:
+    """The attention processors the UNet runs (AttnProcessor2_0 = torch's scaled_dot_product_attention)."""
+    from diffusers.models.attention_processor import Attention
+
+    names = sorted({type(m.processor).__name__ for m in unet.modules() if isinstance(m, Attention)})
+    return ", ".join(names) or "no attention layers"
+
+
+def bench_dtype(args: argparse.Namespace, dtype: str, noise: str, work: Path) -> list[dict]:
+    import torch
+
     from changeanywhere.classes import ClassSet
     from changeanywhere.dataset import GenerateConfig, SourceCache, find_sources, make_plan, run_batches
     from changeanywhere.dataset.layout import make_folders
+    from changeanywhere.generator.noise import resolve_noise_source
     from changeanywhere.hub import load_pipeline, resolve_device
     from changeanywhere.pairs import PairSettings
 
     device = resolve_device(args.device)
     pipe = load_pipeline(args.model, device=device, dtype=dtype)
+    pipe.noise_source = noise
+    if args.channels_last:
+        pipe.unet.to(memory_format=torch.channels_last)
+        pipe.vae.to(memory_format=torch.channels_last)
     class_set = ClassSet.load(args.classes) if args.classes else pipe.class_set
     images, labels = args.images, args.labels
     if not (images.is_dir() and labels.is_dir()):
@@ -110,12 +136,12 @@ def bench_dtype(args: argparse.Namespace, dtype: str, work: Path) -> list[dict]:
     for k in range(len(sources)):  # decoded once, as in a long run
         cache.get(k)
     rows = []
-    for b in args.batch_sizes:
+    for b in args.batch_sizes or ([1, 8, 32, 64] if device.startswith("cuda") else [1, 8, 32]):
         cfg = GenerateConfig(
             images,
             labels,
             class_set,
-            work / f"{dtype}-b{b}",
+            work / f"{dtype}-{noise}-b{b}",
             b * (1 + args.batches),
             size=args.size,
             pair=pair,
@@ -139,6 +165,7 @@ def bench_dtype(args: argparse.Namespace, dtype: str, work: Path) -> list[dict]:
         rows.append(
             {
                 "dtype": str(pipe.unet.dtype).removeprefix("torch."),
+                "noise": resolve_noise_source(noise, torch.device(device)),
                 "batch": b,
                 "pairs_s": b * args.batches / total,
                 "s_batch": total / args.batches,
@@ -148,7 +175,8 @@ def bench_dtype(args: argparse.Namespace, dtype: str, work: Path) -> list[dict]:
                 "sampler_overhead": timings["render_s"] / unet,
             }
         )
-        print(f"  batch {b}: {rows[-1]['pairs_s']:.2f} pairs/s", flush=True)
+        print(f"  {rows[-1]['dtype']}, noise {rows[-1]['noise']}, batch {b}: {rows[-1]['pairs_s']:.2f} pairs/s",
+              flush=True)
     return rows, pipe, device, pair
 
 
@@ -160,21 +188,26 @@ def main(argv: list[str] | None = None) -> int:
     all_rows = []
     with tempfile.TemporaryDirectory(prefix="ca-bench-") as tmp:
         for dtype in args.dtype:
-            rows, pipe, device, pair = bench_dtype(args, dtype, Path(tmp))
-            all_rows += rows
+            for noise in args.noise:
+                rows, pipe, device, pair = bench_dtype(args, dtype, noise, Path(tmp))
+                all_rows += rows
     name = torch.cuda.get_device_name() if device.startswith("cuda") else f"CPU ({torch.get_num_threads()} threads)"
     print()
     print(
-        f"model {args.model or 'embedded default'}, {args.size}² px, {args.steps} DDIM steps, guidance "
-        f"{pair.guidance_scale:g}{' (CFG: 2 UNet passes per pair)' if pair.guidance_scale != 1 else ''}, "
-        f"{args.batches} timed batches per size, on {name}"
+        f"model {args.model or 'embedded default'}, {args.size}² px, {args.steps} {type(pipe.scheduler).__name__} "
+        f"steps, guidance {pair.guidance_scale:g}"
+        f"{' (CFG: 2 UNet passes per pair)' if pair.guidance_scale != 1 else ''}, "
+        f"{args.batches} timed batches per size, on {name}; attention: {attention_kernels(pipe.unet)}; "
+        f"{'channels_last' if args.channels_last else 'contiguous (NCHW)'} memory"
     )
-    head = ("dtype", "batch", "pairs/s", "s/batch", "sampler s/batch", "UNet-only s/batch", "overhead", "sampler ovh")
+    head = ("dtype", "noise", "batch", "pairs/s", "s/batch", "sampler s/batch", "UNet-only s/batch", "overhead",
+            "sampler ovh")
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for r in all_rows:
         print(
-            f"| {r['dtype']} | {r['batch']} | {r['pairs_s']:.2f} | {r['s_batch']:.3f} | {r['sampler_s_batch']:.3f} "
+            f"| {r['dtype']} | {r['noise']} | {r['batch']} | {r['pairs_s']:.2f} | {r['s_batch']:.3f} "
+            f"| {r['sampler_s_batch']:.3f} "
             f"| {r['unet_s_batch']:.3f} | {r['overhead']:.3f} | {r['sampler_overhead']:.3f} |"
         )
     best = max(all_rows, key=lambda r: r["pairs_s"])

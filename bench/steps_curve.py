@@ -14,12 +14,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DUBAI = ROOT.parent / "shared" / "data" / "dubai-landcover"
-sys.path.insert(0, str(ROOT))
+from _common import add_data_args, data_missing, load_cpu_pipeline
 
 SCHEDULERS = {"ddim": "DDIMScheduler", "dpm++2m": "DPMSolverMultistepScheduler", "unipc": "UniPCMultistepScheduler"}
 FIGURES = ("fidelity_ratio", "unchanged_ssim", "changed_accuracy")
@@ -27,27 +24,22 @@ FIGURES = ("fidelity_ratio", "unchanged_ssim", "changed_accuracy")
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default=None, help="pipeline folder or Hub repo id (default: the embedded model)")
-    p.add_argument("--data", type=Path, default=DUBAI)
-    p.add_argument("--tiles", type=int, default=12)
+    add_data_args(p, tiles=12)
     p.add_argument("--schedulers", nargs="+", default=list(SCHEDULERS), choices=list(SCHEDULERS))
     p.add_argument("--steps", type=int, nargs="+", default=[8, 12, 20, 30, 50])
     p.add_argument("--reference-steps", type=int, default=200, help="DDIM steps of the reference (the paper's)")
     p.add_argument("--out", type=Path, default=Path("runs/steps_curve"))
     args = p.parse_args(argv)
-    if not args.data.is_dir():
-        print(f"data not found at {args.data}: the shared data lives beside the repository", file=sys.stderr)
+    if data_missing(args.data):
         return 2
 
     import diffusers
 
     from changeanywhere.commands.eval_generator import DEFAULT_SEGMENTER
     from changeanywhere.fidelity import evaluate_generator, select_tiles
-    from changeanywhere.hub import load_pipeline
     from changeanywhere.segmenter import load_segmenter
 
-    pipe = load_pipeline(args.model, device="cpu", dtype="fp32")
-    pipe.set_progress_bar_config(disable=True)
+    pipe = load_cpu_pipeline(args.model)
     base = pipe.scheduler.config
     seg = load_segmenter(str(DEFAULT_SEGMENTER))
     tiles = select_tiles(str(args.data), pipe.class_set, "val", 256, args.tiles)

@@ -58,6 +58,7 @@ def texture_init(
     coherent); cells whose class the image lacks keep the before latent. Denoised from a partial noise level,
     the model only has to harmonise real texture (the `strength` option of `change`)."""
     init = known.clone()
+    free = free.cpu()  # indexes the host-side class maps (a GPU run's keep mask lives on the device)
     before_cls, pure = cell_classes(before_maps, num_classes, factor)
     after_cls, _ = cell_classes(after_maps, num_classes, factor)
     h, w = known.shape[2:]

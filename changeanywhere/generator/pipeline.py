@@ -8,6 +8,9 @@ Two entry points share one denoising loop:
 
 Every random draw of a sample (its content scale, start noise, the fresh q-sample noise and the DDIM noise
 of every step) comes from that sample's own generator, so a sample's result does not depend on its batch.
+`pipe.noise_source` says where the loop's noise is drawn (`generator.noise`): per step on the CPU (the CPU
+default), all before the loop (same numbers, moved once), or on the device from per-sample device generators
+(the GPU default: no host round trip per step).
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ import torch
 from diffusers import AutoencoderKL, DiffusionPipeline, UNet2DModel, VQModel
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput
-from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
 from ..errors import ChangeAnywhereError, MapSizeError, ParameterError
@@ -31,6 +33,7 @@ from ..labels import change_mask
 from .autoencoder import ColorAutoencoder
 from .compositing import composite, latent_keep_mask, texture_init
 from .drift import DriftSettings, apply_drift, as_drift_settings, draw_drift
+from .noise import NoiseSourceName, SamplerNoise
 from .semantic_encoder import SemanticEncoder
 
 ContentScale = float | tuple[float, float]
@@ -108,6 +111,7 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         # with num_inference_steps=None use them
         self.register_to_config(default_guidance_scale=float(default_guidance_scale),
                                 default_num_inference_steps=int(default_num_inference_steps))
+        self.noise_source: NoiseSourceName = "auto"  # where per-sample noise is drawn: see `generator.noise`
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: Any, **kwargs: Any) -> ChangeAnywherePipeline:
@@ -197,13 +201,6 @@ class ChangeAnywherePipeline(DiffusionPipeline):
                 raise ChangeAnywhereError(f"got {len(seeds)} seeds for a batch of {batch}")
         return [torch.Generator("cpu").manual_seed(s) for s in seeds], list(seeds)
 
-    def _per_sample_randn(
-        self, shape: tuple[int, ...], generators: list[torch.Generator], device: torch.device
-    ) -> torch.Tensor:
-        return torch.cat(
-            [randn_tensor((1, *shape), generator=g, dtype=torch.float32) for g in generators]
-        ).to(device)
-
     def _condition(self, label_map: torch.Tensor, device: torch.device) -> torch.Tensor:
         return self.semantic_encoder(label_map.to(device))
 
@@ -259,6 +256,12 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         }
 
     # ----------------------------------------------------------------- the loop
+    def _noise_coefficients(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(a, b) with `scheduler.add_noise(x, ε, t) == a·x + b·ε`, evaluated on host probes so that the
+        scheduler's lookups never touch a device tensor (no sync, no copy); bit-identical on a CPU."""
+        ab = self.scheduler.add_noise(torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0]), t.reshape(1))
+        return ab[0], ab[1]
+
     @torch.no_grad()
     def _denoise(
         self,
@@ -278,45 +281,55 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         """Any diffusers scheduler from pure noise under `cond`. If `known_latents` is given, the cells where
         `keep_mask` is 1 are replaced, before step i of every sample with i < its `mix_steps`, by the known
         latent noised to the scheduler's own level at that step (docs/method.md §3). With `init_latents`, the
-        run starts at step `start_index` from them, noised to that step's level (SDEdit)."""
+        run starts at step `start_index` from them, noised to that step's level (SDEdit).
+
+        Nothing in the step loop reads a device value back or copies from the host with `noise_source`
+        "device" or "predrawn": the scheduler keeps host timesteps (its arithmetic stays on host scalars), the
+        UNet gets timesteps and mixing masks moved once before the loop."""
         scheduler = self.scheduler
         shape = (latent_channels_of(self.vae), *cond.shape[2:])
         dtype = self.unet.dtype
-        scheduler.set_timesteps(num_inference_steps, device=device)
+        scheduler.set_timesteps(num_inference_steps, device="cpu")
         timesteps = scheduler.timesteps
+        unet_timesteps = timesteps.to(device)
         step_params = set(inspect.signature(scheduler.step).parameters)
-        x = self._per_sample_randn(shape, generators, device) * scheduler.init_noise_sigma
-        if init_latents is not None and start_index > 0:
-            x = scheduler.add_noise(init_latents, x / scheduler.init_noise_sigma, timesteps[start_index].reshape(1))
+        variance = "variance_noise" in step_params and (eta > 0 or "eta" not in step_params)
+        if init_latents is None:
+            start_index = 0
+        steps = range(start_index, len(timesteps))
+        mixing = known_latents is not None
+        mix = list(mix_steps) if mixing else []
+        noise = SamplerNoise(self.noise_source, generators, shape, device, steps, mix if mixing else None, variance)
+        x = noise.start() * scheduler.init_noise_sigma
+        if start_index > 0:
+            a, b = self._noise_coefficients(timesteps[start_index])
+            x = a * init_latents + b * (x / scheduler.init_noise_sigma)
             if hasattr(scheduler, "set_begin_index"):
                 scheduler.set_begin_index(start_index)
-        else:
-            start_index = 0
+        last_mix = max(mix, default=0)
+        active = torch.tensor([[i < m for m in mix] for i in steps], device=device) if mixing else None
         cond = cond.to(dtype)
         use_cfg = guidance_scale != 1.0
         if use_cfg:
             cond = torch.cat([cond, torch.zeros_like(cond)])
-        mix = list(mix_steps)
-        for i, t in enumerate(self.progress_bar(timesteps[start_index:]), start=start_index):
-            if known_latents is not None and i < max(mix, default=0):
-                active = torch.tensor([i < m for m in mix], device=device)
-                noise = self._per_sample_randn(shape, generators, device)
-                noisy = scheduler.add_noise(known_latents, noise, t.reshape(1))
-                x = mix_known_region(x, noisy, keep_mask, active)
+        for k, i in enumerate(self.progress_bar(steps)):
+            t = timesteps[i]
+            if mixing and i < last_mix:
+                a, b = self._noise_coefficients(t)
+                x = mix_known_region(x, a * known_latents + b * noise.mix(i), keep_mask, active[k])
             x_in = torch.cat([x, x]) if use_cfg else x
             x_in = scheduler.scale_model_input(x_in, t)
-            out = self.unet(torch.cat([x_in.to(dtype), cond], dim=1), t).sample.float()
+            out = self.unet(torch.cat([x_in.to(dtype), cond], dim=1), unet_timesteps[i]).sample.float()
             if use_cfg:
                 out_cond, out_uncond = out.chunk(2)
                 out = out_uncond + guidance_scale * (out_cond - out_uncond)
             kwargs: dict[str, Any] = {}
             if "eta" in step_params:
                 kwargs["eta"] = eta
-            if "variance_noise" in step_params:
-                if eta > 0 or "eta" not in step_params:
-                    kwargs["variance_noise"] = self._per_sample_randn(shape, generators, device)
-            elif "generator" in step_params:
-                kwargs["generator"] = generators
+            if variance:
+                kwargs["variance_noise"] = noise.variance(i)
+            elif "generator" in step_params and "variance_noise" not in step_params:
+                kwargs["generator"] = noise.step_generators
             x = scheduler.step(out, t, x, **kwargs).prev_sample
             if callback_on_step_end is not None:
                 callback_on_step_end(self, i, t, {"latents": x})
@@ -328,9 +341,7 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         arr = tensor_to_uint8(images)
         if output_type == "np":
             return arr.astype(np.float32) / 255.0
-        if output_type == "pil":
-            return [Image.fromarray(a) for a in arr]
-        raise ChangeAnywhereError(f"output_type must be 'pil', 'np', 'pt' or 'latent', got {output_type!r}")
+        return [Image.fromarray(a) for a in arr]  # "pil": `check_inputs` allowed no other
 
     # ----------------------------------------------------------------- entry points
     @torch.no_grad()
