@@ -256,7 +256,7 @@ def build_demo(models: demo.Models, *, example_size: int = 256, max_side: int = 
             randomize = gr.Checkbox(True, label="Randomize seed")
             variants = gr.Slider(1, demo.MAX_VARIANTS, 1, step=1, label="Variants (after images)")
         with gr.Row():
-            steps = gr.Slider(1, 200, models.default_steps, step=1, label="Denoising steps")
+            steps = gr.Slider(1, 200, demo.DEFAULT_STEPS, step=1, label="Denoising steps")
             content_scale = gr.Slider(0, 1, demo.DEFAULT_CONTENT_SCALE, step=0.01, label="Content scale s",
                                       info="share of steps anchored to the before image")
             drift = gr.Slider(0, 2, demo.DEFAULT_DRIFT, step=0.1, label="Drift",

@@ -87,7 +87,7 @@ def main() -> None:
     p.add_argument("--cd-model", help="CD model folder or Hub repo id (default: the embedded one)")
     p.add_argument("--size", type=parse_size, default=(256, 256), help="side, or WIDTHxHEIGHT (e.g. 512x400)")
     p.add_argument("--steps", type=int, nargs="+", default=None,
-                   help="one or more step counts; ratios are given to the first (default: the model's own)")
+                   help="one or more step counts; ratios are given to the first (default: the app's)")
     p.add_argument("--before", choices=["synthesized", "real", "both"], default="both")
     p.add_argument("--image", type=Path, help="a real before image (with --map) instead of the example crops")
     p.add_argument("--map", type=Path, help="the land-cover map of --image")
@@ -111,7 +111,7 @@ def main() -> None:
         torch.manual_seed(0)
         models.cd_model = build_cd_model("changerex-r18").to(args.device).eval()
         stand_ins.append("CD: untrained changerex-r18 (no weights found)")
-    args.steps = args.steps or [models.default_steps]
+    args.steps = args.steps or [demo.DEFAULT_STEPS]
 
     width, height = args.size
     cs = models.class_set

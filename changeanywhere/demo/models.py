@@ -35,11 +35,6 @@ class Models:
         return self.pipe.size_multiple if self.pipe is not None else 8
 
     @property
-    def default_steps(self) -> int:
-        """The denoising steps a generation uses when none are given (the generator's measured default)."""
-        return PairSettings().resolved(self.pipe).num_inference_steps if self.pipe is not None else 50
-
-    @property
     def default_guidance(self) -> float:
         """The guidance a generation uses when none is given (the generator's measured default)."""
         return PairSettings().resolved(self.pipe).guidance_scale if self.pipe is not None else 1.0
