@@ -29,13 +29,7 @@ NUM = 24  # 6 batches of 4
 SMALL = ["--size", "32", "--steps", "5", "--batch-size", "4", "--min-area", "16", "--no-progress"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """CPU float results can differ in the last bits with the thread count: fix it (subprocesses get the env)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread per module
 
 
 @pytest.fixture(scope="module")

@@ -12,12 +12,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from test_generate import NUM, args_for, assert_same_tree, one_thread, reference, setup  # noqa: F401 - fixtures
+from test_generate import NUM, args_for, assert_same_tree, reference, setup  # noqa: F401 - fixtures
 
 from changeanywhere.cli import main
 from changeanywhere.dataset import IMAGE_DIRS
 
 SAMPLE_FILES = (*IMAGE_DIRS, "meta")
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread, as test_generate
 
 
 @contextmanager

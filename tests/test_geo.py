@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from changeanywhere import geo
 from changeanywhere.classes import ClassSet
@@ -27,12 +26,7 @@ SHAPE = (80, 96)  # rows, columns
 SMALL = ["--size", "32", "--steps", "2", "--batch-size", "2", "--min-area", "16", "--no-progress"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread per module
 
 
 def write_tif(path: Path, bands: np.ndarray, transform=TRANSFORM, crs=CRS, **profile) -> Path:

@@ -219,7 +219,7 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         """Validate every sampler setting once; returns (steps, guidance, eta) resolved (steps or guidance None ->
         the model's measured default). Errors name the parameter (`ParameterError`), the CLI shows its flag."""
         if num_inference_steps is None:
-            num_inference_steps = self.config.get("default_num_inference_steps", 50)
+            num_inference_steps = self.config.default_num_inference_steps
         if int(num_inference_steps) != num_inference_steps or not 1 <= num_inference_steps <= 1000:
             raise ParameterError(
                 f"`num_inference_steps` must be an integer in 1..1000, got {num_inference_steps}", "num_inference_steps"
