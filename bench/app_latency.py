@@ -3,17 +3,20 @@
 Runs what the `/generate` handler runs (after map from the edit, `demo.generate`: before-image synthesis when
 there is no real image, the after image, the zero-shot CD prediction; then the overlay and the zip) with three
 random change events, after one warm-up call, and prints the median of `--repeats` calls split into synthesis,
-change, CD and packaging, for every step count of `--steps` and every before image of `--before`:
+change, CD and packaging, for every sampler of `--steps` and every before image of `--before`:
 
 - `synthesized`: the procedural example map alone (the before image is synthesized: two sampler runs);
 - `real`: a real Dubai image with its map: the `assets/examples/` crops (a 2×2 mosaic of them above 256 px),
   or `--image`/`--map`, fitted the way the app fits an upload (at most 512 px, sides multiples of the model's).
 
-Calls are interleaved (each repeat runs every configuration once), so the ratio between two step counts holds
-on a busy machine. Targets (issue 11, 512² on a quiet 2-core CPU): ≤ 10 s synthesized, ≤ 15 s with a real image.
+A sampler is `default` (the model's own scheduler and steps), `N` (its scheduler, N steps) or `NAME:N` (a
+scheduler of `changeanywhere.generator.schedulers`, e.g. `ddim:20`, the app's old default), each optionally
+with `@torch` or `@onnx`, the UNet backend (default: `--unet-backend`, auto = what the app picks). Calls are
+interleaved (each repeat runs every configuration once), so the ratio between two samplers holds on a busy
+machine. Targets (issue 11, 512² on a quiet 2-core CPU): ≤ 10 s synthesized, ≤ 15 s with a real image.
 
-    python bench/app_latency.py                              # 256², the app's default steps, both before images
-    python bench/app_latency.py --size 512 --steps 20 12     # the ratio of 12 steps to 20, in one run
+    python bench/app_latency.py                              # 256², the model's default sampler, both before images
+    python bench/app_latency.py --size 512 --steps default ddim:20@torch   # the app's default vs the old one
     python bench/app_latency.py --size 512x400 --before real --image TILE.jpg --map TILE.png
     python bench/app_latency.py --model DIR --cd-model DIR --threads 2
 
@@ -36,7 +39,9 @@ import torch
 from changeanywhere import demo
 from changeanywhere.cd import build_cd_model
 from changeanywhere.examples import make_example_map, real_examples
+from changeanywhere.generator.onnx_unet import resolve_unet_backend
 from changeanywhere.generator.presets import build_pipeline
+from changeanywhere.generator.schedulers import SCHEDULERS, use_scheduler
 
 TARGET_S = {"synthesized": 10.0, "real": 15.0}
 
@@ -72,6 +77,20 @@ def real_before(class_set, width: int, height: int, image: Path | None, label: P
     return np.ascontiguousarray(m), np.ascontiguousarray(img), what
 
 
+def parse_sampler(spec: str, default_steps: int, backend: str) -> tuple[str | None, int, str]:
+    """'default' -> (None, the model's steps, backend); '12@onnx' -> (None, 12, 'onnx'); 'ddim:20' -> ('ddim',
+    20, backend)."""
+    spec, _, backend = (spec.partition("@")[0], "@", spec.partition("@")[2] or backend)
+    if backend not in ("torch", "onnx"):
+        raise SystemExit(f"unknown UNet backend {backend!r}: torch or onnx")
+    if spec == "default":
+        return None, default_steps, backend
+    name, _, steps = spec.rpartition(":")
+    if name and name not in SCHEDULERS:
+        raise SystemExit(f"unknown scheduler {name!r} in {spec!r}: choose one of {', '.join(SCHEDULERS)}")
+    return name or None, int(steps), backend
+
+
 def three_events(before_map: np.ndarray, class_set):
     """Three random change events, from the first seed (0, 1, ...) whose events change something."""
     for seed in range(100):
@@ -86,8 +105,8 @@ def main() -> None:
     p.add_argument("--model", help="generator folder or Hub repo id (default: the embedded one)")
     p.add_argument("--cd-model", help="CD model folder or Hub repo id (default: the embedded one)")
     p.add_argument("--size", type=parse_size, default=(256, 256), help="side, or WIDTHxHEIGHT (e.g. 512x400)")
-    p.add_argument("--steps", type=int, nargs="+", default=None,
-                   help="one or more step counts; ratios are given to the first (default: the app's)")
+    p.add_argument("--steps", nargs="+", default=["default"], metavar="SAMPLER",
+                   help="samplers: default, N or NAME:N; ratios are given to the first (default: default)")
     p.add_argument("--before", choices=["synthesized", "real", "both"], default="both")
     p.add_argument("--image", type=Path, help="a real before image (with --map) instead of the example crops")
     p.add_argument("--map", type=Path, help="the land-cover map of --image")
@@ -95,11 +114,13 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--unet-backend", choices=["auto", "torch", "onnx"], default="auto",
+                   help="backend of samplers without @BACKEND (auto: the app's choice)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    models = demo.load_models(args.model, args.cd_model, device=args.device)
+    models = demo.load_models(args.model, args.cd_model, device=args.device, unet_backend="torch")
     stand_ins = []
     if models.pipe is None:
         torch.manual_seed(0)
@@ -111,7 +132,15 @@ def main() -> None:
         torch.manual_seed(0)
         models.cd_model = build_cd_model("changerex-r18").to(args.device).eval()
         stand_ins.append("CD: untrained changerex-r18 (no weights found)")
-    args.steps = args.steps or [demo.DEFAULT_STEPS]
+    own_scheduler = models.pipe.scheduler
+    backend = resolve_unet_backend(args.unet_backend, args.device)
+    samplers = {spec: parse_sampler(spec, models.default_steps, backend) for spec in args.steps}
+    forwards = {"torch": None}
+    if any(b == "onnx" for *_, b in samplers.values()):
+        t0 = time.perf_counter()
+        models.pipe.set_unet_backend("onnx")
+        forwards["onnx"] = models.pipe._unet_forward
+        print(f"ONNX UNet ready in {time.perf_counter() - t0:.1f} s ({forwards['onnx'].path})")
 
     width, height = args.size
     cs = models.class_set
@@ -121,10 +150,14 @@ def main() -> None:
     if args.before in ("real", "both"):
         inputs["real"] = real_before(cs, width, height, args.image, args.map, models.pipe.size_multiple)
     changes = {k: three_events(m, cs) for k, (m, _, _) in inputs.items()}
-    configs = [(kind, steps) for kind in inputs for steps in args.steps]
+    configs = [(kind, spec) for kind in inputs for spec in args.steps]
 
-    def call(kind: str, steps: int, seed: int, tmp: str) -> dict[str, float]:
+    def call(kind: str, spec: str, seed: int, tmp: str) -> dict[str, float]:
         before_map, image, _ = inputs[kind]
+        scheduler, steps, backend = samplers[spec]
+        models.pipe.scheduler = own_scheduler
+        use_scheduler(models.pipe, scheduler)
+        models.pipe._unet_forward = forwards[backend]
         t0 = time.perf_counter()
         gen = demo.generate(models, before_map, changes[kind], image, seed=seed, num_inference_steps=steps,
                             guidance_scale=args.guidance)
@@ -134,22 +167,24 @@ def main() -> None:
         return {**gen.timings, "packaging": time.perf_counter() - t1, "total": time.perf_counter() - t0,
                 "guidance_scale": gen.settings["guidance_scale"]}
 
-    runs: dict[tuple[str, int], list[dict]] = {c: [] for c in configs}
+    runs: dict[tuple[str, str], list[dict]] = {c: [] for c in configs}
     with tempfile.TemporaryDirectory() as tmp:
         call(*configs[0], 0, tmp)  # warm-up
         for r in range(args.repeats):
-            for kind, steps in configs:
-                runs[kind, steps].append(call(kind, steps, r, tmp))
+            for kind, spec in configs:
+                runs[kind, spec].append(call(kind, spec, r, tmp))
 
     results = []
-    for (kind, steps), rs in runs.items():
+    for (kind, spec), rs in runs.items():
         median = {k: round(statistics.median(r[k] for r in rs), 2) for k in rs[0] if k != "guidance_scale"}
         m = inputs[kind][0]
         base = statistics.median(r["total"] for r in runs[kind, args.steps[0]])
         results.append({
             "before": kind, "before_source": inputs[kind][2], "width": int(m.shape[1]), "height": int(m.shape[0]),
-            "steps": steps, "guidance_scale": rs[0]["guidance_scale"], "median_s": median,
-            "ratio_to_first_steps": round(statistics.median(r["total"] for r in rs) / base, 3),
+            "sampler": spec, "scheduler": samplers[spec][0] or type(own_scheduler).__name__,
+            "steps": samplers[spec][1], "unet_backend": samplers[spec][2],
+            "guidance_scale": rs[0]["guidance_scale"], "median_s": median,
+            "ratio_to_first_sampler": round(statistics.median(r["total"] for r in rs) / base, 3),
             "target_s": TARGET_S[kind],
             "within_target": median["total"] <= TARGET_S[kind],
         })
@@ -159,13 +194,16 @@ def main() -> None:
         "stand_ins": stand_ins,
     }
     print(f"{common['threads']} thread(s), median of {args.repeats} interleaved calls, guidance "
-          f"{results[0]['guidance_scale']}; ratios to {args.steps[0]} steps")
-    print("| before image | size | steps | total s | synthesis | change | CD | packaging | ratio | target |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          f"{results[0]['guidance_scale']}; ratios to the sampler {args.steps[0]}")
+    print("| before image | size | scheduler | steps | UNet | total s | synthesis | change | CD | packaging | ratio "
+          "| target |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         s = r["median_s"]
-        print(f"| {r['before']} ({r['before_source']}) | {r['width']}×{r['height']} | {r['steps']} | {s['total']} "
-              f"| {s['synthesis']} | {s['change']} | {s['cd']} | {s['packaging']} | {r['ratio_to_first_steps']:.2f} "
+        print(f"| {r['before']} ({r['before_source']}) | {r['width']}×{r['height']} | {r['scheduler']} "
+              f"| {r['steps']} | {r['unet_backend']} "
+              f"| {s['total']} "
+              f"| {s['synthesis']} | {s['change']} | {s['cd']} | {s['packaging']} | {r['ratio_to_first_sampler']:.2f} "
               f"| ≤ {r['target_s']:g} s: {'yes' if r['within_target'] else 'no'} |")
     for s in stand_ins:
         print(f"  stand-in: {s}")

@@ -367,6 +367,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--val-steps", type=int, default=250)
     p.add_argument("--select", choices=("final", "best"), default="best",
                    help="with --val-num: evaluate OUT/best (default) or OUT/final")
+    p.add_argument("--only", nargs="+", default=None, metavar="MODEL",
+                   help="train only these models (arm names or ARM-COUNT curve points, e.g. naive-250)")
     p.add_argument("--jobs", type=int, default=1, help="models trained at once (threads split between them)")
     p.add_argument("--size", type=int, default=256, help="generated tile size (default 256)")
     p.add_argument("--gen-steps", type=int, default=None, help="generator steps (default: generate's default)")
@@ -401,25 +403,28 @@ def main(argv: list[str] | None = None) -> int:
     def timed(name: str, fn, *a):
         t0 = time.time()
         out = fn(*a)
+        if timings_file.is_file():  # another run of this script (e.g. curve models trained meanwhile) may have written
+            timings.update({k: v for k, v in json.loads(timings_file.read_text()).items() if k not in timings})
         timings[name] = round(time.time() - t0, 1)
         timings_file.write_text(json.dumps(timings, indent=2) + "\n")
         return out
 
     w = args.work
-    if "generate" in args.stages:
-        timed("generate_train", stage_generate, args, "train", w / "gen-train", args.num, args.seed)
+    if "generate" in args.stages:  # the small val split first, so that curve models can start early
         if args.val_num:
             timed("generate_val", stage_generate, args, "val", w / "gen-val", args.val_num, args.seed + 1)
+        timed("generate_train", stage_generate, args, "train", w / "gen-train", args.num, args.seed)
     if "derive" in args.stages:
-        timed("derive_train", stage_derive, args, "train")
         if args.val_num:
             timed("derive_val", stage_derive, args, "val")
+        timed("derive_train", stage_derive, args, "train")
     jobs = train_jobs(args)
     if "train" in args.stages:
-        threads = max(1, (os.cpu_count() or 1) // max(1, args.jobs))
+        todo = [j for j in jobs if not args.only or j[0] in args.only]
+        threads = int(os.environ.get("OMP_NUM_THREADS", 0)) or max(1, (os.cpu_count() or 1) // max(1, args.jobs))
         with ThreadPoolExecutor(max(1, args.jobs)) as pool:
             futures = [pool.submit(timed, f"train_{name}", stage_train, args, data, val, out, threads)
-                       for name, data, val, out in jobs]
+                       for name, data, val, out in todo]
             for f in futures:
                 f.result()
     if "eval" not in args.stages and "report" not in args.stages:

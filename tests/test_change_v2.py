@@ -145,17 +145,24 @@ def test_pipeline_with_colour_autoencoder(tmp_path, dubai, before_pair):
 
 
 @pytest.mark.parametrize("name", ["DPMSolverMultistepScheduler", "UniPCMultistepScheduler",
-                                  "EulerDiscreteScheduler", "DDIMScheduler"])
+                                  "EulerDiscreteScheduler", "DDIMScheduler", "dpm++2m-sde", "euler-a"])
 def test_any_diffusers_scheduler(tiny_pipe, before_pair, name):
-    """Swapped schedulers run both entry points, keep the anchored latents, and are recorded."""
+    """Swapped schedulers (diffusers classes, or the named ones of `generator.schedulers`, SDE and ancestral
+    included) run both entry points, keep the anchored latents, and are recorded."""
     import copy
 
     import diffusers
 
+    from changeanywhere.generator.schedulers import make_scheduler
+
     img, m = before_pair
     after = _after(m)
     pipe = copy.copy(tiny_pipe)
-    pipe.scheduler = getattr(diffusers, name).from_config(tiny_pipe.scheduler.config)
+    if hasattr(diffusers, name):
+        pipe.scheduler = getattr(diffusers, name).from_config(tiny_pipe.scheduler.config)
+    else:
+        pipe.scheduler = make_scheduler(name, tiny_pipe.scheduler.config)
+    name = type(pipe.scheduler).__name__
     syn = pipe.synthesize(m, num_inference_steps=4, seed=0, output_type="np")
     assert np.isfinite(syn.images).all() and syn.sampler["scheduler"] == name
     out = pipe.change(img, m, after, num_inference_steps=4, seed=0, output_type="latent")

@@ -3,21 +3,21 @@ batch, "predrawn" is exactly the CPU's per-step noise, and the step loop moves n
 
 import copy
 
-import diffusers
 import numpy as np
 import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 
 from changeanywhere.generator.noise import SamplerNoise, resolve_noise_source
+from changeanywhere.generator.schedulers import make_scheduler
 
-SCHEDULERS = ["DDIMScheduler", "DPMSolverMultistepScheduler", "UniPCMultistepScheduler"]
+SCHEDULERS = ["ddim", "dpm++2m", "dpm++2m-sde", "unipc"]  # dpm++2m-sde: the embedded default's
 RANGE = dict(content_scale=(0.3, 1.0), blend="latent", num_inference_steps=8, output_type="pt")
 
 
-def _pipe(tiny_pipe, scheduler: str = "DDIMScheduler", source: str = "auto"):
+def _pipe(tiny_pipe, scheduler: str = "ddim", source: str = "auto"):
     pipe = copy.copy(tiny_pipe)
-    pipe.scheduler = getattr(diffusers, scheduler).from_config(tiny_pipe.scheduler.config)
+    pipe.scheduler = make_scheduler(scheduler, tiny_pipe.scheduler.config)
     pipe.noise_source = source
     return pipe
 
@@ -52,10 +52,10 @@ def test_predrawn_noise_is_the_per_step_noise(tiny_pipe, before_pair):
     pre = _pipe(tiny_pipe, source="predrawn").change([img] * 3, [m] * 3, [after] * 3, seed=4, **kw)
     torch.testing.assert_close(step.images, pre.images, rtol=0, atol=0)
     assert step.drifts == pre.drifts and step.mix_steps == pre.mix_steps
-    dpm = [_pipe(tiny_pipe, "DPMSolverMultistepScheduler", s).synthesize([m, m], seed=2, num_inference_steps=5,
-                                                                       output_type="pt").images
-           for s in ("step", "predrawn")]
-    torch.testing.assert_close(dpm[0], dpm[1], rtol=0, atol=0)
+    for name in ("dpm++2m", "dpm++2m-sde"):
+        dpm = [_pipe(tiny_pipe, name, s).synthesize([m, m], seed=2, num_inference_steps=5, output_type="pt").images
+               for s in ("step", "predrawn")]
+        torch.testing.assert_close(dpm[0], dpm[1], rtol=0, atol=0)
 
 
 def test_device_noise_is_seeded_and_its_own(tiny_pipe, before_pair):
@@ -95,8 +95,8 @@ class _Transfers(TorchFunctionMode):
 
 
 @pytest.mark.parametrize(("name", "source", "clean"), [
-    ("DDIMScheduler", "predrawn", True), ("DPMSolverMultistepScheduler", "predrawn", True),
-    ("DDIMScheduler", "step", False),  # the CPU path copies its noise every step: the check sees it
+    ("ddim", "predrawn", True), ("dpm++2m", "predrawn", True), ("dpm++2m-sde", "predrawn", True),
+    ("ddim", "step", False),  # the CPU path copies its noise every step: the check sees it
 ])
 def test_step_loop_reads_nothing_back_and_copies_nothing_in(tiny_pipe, name, source, clean):
     """The loop on the meta device (tensors without data: any `.item()`, `bool()` or `.cpu()` of a device

@@ -206,3 +206,13 @@ class CDTrainData:
         if aug is not None:
             ta, tb = radiometry(ta, aug, gen), radiometry(tb, aug, gen)
         return {"a": ta, "b": tb, "label": torch.stack(l_list)}
+
+
+DONOR_POOL = 64  # pairs a derived pair may borrow from, besides the ones before it (see `donor_indices`)
+
+
+def donor_indices(i: int, n: int) -> list[int]:
+    """Pairs that pair `i` of `n` may borrow colours or texture from: the first max(i, DONOR_POOL) but `i`.
+    A pair's donors never depend on later pairs, so the first N pairs of a derived set (the experiment's
+    pair-count subsets) are the same whether it was built from N pairs or from more (once n ≥ DONOR_POOL)."""
+    return [k for k in range(min(n, max(i, DONOR_POOL))) if k != i]

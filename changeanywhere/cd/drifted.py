@@ -3,7 +3,8 @@
 The pipeline applies its drift to the decoded after image, in pixels, after sampling (`generator.drift`); so
 applying the same drift to the B images of a folder generated with drift off gives the drift-on pairs of the
 same diffusion samples, at no extra sampling cost. Each pair's drift is seeded by (seed, pair index) and pulls
-towards the colour statistics of another pair's before image, as `generate` pulls towards another source tile.
+towards the colour statistics of another pair's before image (an earlier one, `cd.data.donor_indices`), as
+`generate` pulls towards another source tile.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from ..errors import ChangeAnywhereError
 from ..generator.drift import DriftSettings, apply_drift, colour_stats, draw_drift
 from ..io import atomic_write_png, atomic_write_text
 from ..seeds import derive_seed
-from .data import find_cd_pairs, read_image
+from .data import donor_indices, find_cd_pairs, read_image
 
 
 def build_drifted_set(generated: str | Path, out: str | Path, seed: int = 0, strength: float = 1.0,
@@ -37,8 +38,8 @@ def build_drifted_set(generated: str | Path, out: str | Path, seed: int = 0, str
     records = []
     for i, item in enumerate(tqdm(items, desc="drifted pairs", disable=not progress)):
         rng = np.random.default_rng(derive_seed(seed, i))
-        j = int(rng.integers(len(items) - 1))
-        other = items[j + (j >= i)]
+        donors = donor_indices(i, len(items))
+        other = items[donors[int(rng.integers(len(donors)))]]
         reference = colour_stats(read_image(other.a))
         params = draw_drift(torch.Generator().manual_seed(derive_seed(seed, i, 1)), settings, reference)
         atomic_write_png(out / "B" / f"{item.stem}.png", apply_drift(read_image(item.b), params))

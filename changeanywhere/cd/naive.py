@@ -21,7 +21,7 @@ from ..classes import ClassSet
 from ..errors import ChangeAnywhereError, MapSizeError
 from ..io import atomic_write_png, atomic_write_text
 from ..labels import IGNORE_INDEX
-from .data import image_files, read_image
+from .data import DONOR_POOL, donor_indices, image_files, read_image
 
 Source = tuple[np.ndarray, np.ndarray]  # (HxWx3 uint8 image, HxW index map)
 
@@ -112,14 +112,14 @@ def build_naive_set(generated: str | Path, out: str | Path, classes: str | Class
         raise ChangeAnywhereError(f"{generated}: no stem is present in all of A/, label/, label_A/, label_B/")
     for d in ("A", "B", "label"):
         (out / d).mkdir(parents=True, exist_ok=True)
-    colors = _class_colors([(files["A"][s], files["label_A"][s]) for s in stems], class_set)
+    colors = _class_colors([(files["A"][s], files["label_A"][s]) for s in stems[:DONOR_POOL]], class_set)
     for i, stem in enumerate(tqdm(stems, desc="naive pairs", disable=not progress)):
         r = np.random.default_rng([seed, i])
         before = read_image(files["A"][stem])
         before_map = class_set.read_map(files["label_A"][stem])
         after_map = class_set.read_map(files["label_B"][stem])
-        others = [stems[j] for j in r.choice(len(stems), size=min(num_sources, len(stems)), replace=False)
-                  if stems[j] != stem]
+        donors = donor_indices(i, len(stems))  # earlier pairs only: prefixes of the set are stable
+        others = [stems[j] for j in r.choice(donors, size=min(num_sources, len(donors)), replace=False)]
         sources = [(read_image(files["A"][s]), class_set.read_map(files["label_A"][s])) for s in others]
         after = naive_after_image(before, before_map, after_map, r, sources, colors, jitter)
         atomic_write_png(out / "B" / f"{stem}.png", after)

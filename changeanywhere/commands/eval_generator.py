@@ -9,9 +9,11 @@ from ..classes import ClassSet
 from ..data import DEFAULT_VAL_PATTERN
 from ..errors import ChangeAnywhereError
 from ..fidelity import dumps, evaluate_generator, format_report, select_tiles
+from ..generator.schedulers import use_scheduler
 from ..hub import REPO_ROOT, load_pipeline
 from ..io import atomic_write_text
 from ..segmenter import load_segmenter
+from .options import add_scheduler_arg
 
 DEFAULT_SEGMENTER = REPO_ROOT / "checkpoints" / "segmenter-dubai"
 
@@ -28,6 +30,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--tile-size", type=int, default=256)
     p.add_argument("--num-inference-steps", "--steps", dest="num_inference_steps", type=int, default=None,
                    help="denoising steps (default: the model's measured default)")
+    add_scheduler_arg(p)
     p.add_argument("--guidance-scale", type=float, default=None, help="default: the model's own")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
@@ -40,6 +43,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     pipe = load_pipeline(args.model, device=args.device, dtype="fp32" if args.device == "cpu" else None)
+    use_scheduler(pipe, args.scheduler)
+    pipe.set_unet_backend(args.unet_backend)
     class_set = ClassSet.load(args.classes) if args.classes else pipe.class_set
     if class_set is None:
         raise ChangeAnywhereError("the model stores no class set: pass --classes")

@@ -8,7 +8,15 @@ from pathlib import Path
 
 from ..data import DEFAULT_VAL_PATTERN
 from ..events import EVENT_TYPES
-from .options import add_event_args, add_geo_args, config_from_args, parse_range, parse_ratios, split_list
+from .options import (
+    add_event_args,
+    add_geo_args,
+    add_scheduler_arg,
+    config_from_args,
+    parse_range,
+    parse_ratios,
+    split_list,
+)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -44,7 +52,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     add_event_args(p, "1:6", EVENT_TYPES)
     p.add_argument("--num-inference-steps", "--steps", dest="num_inference_steps", type=int, default=None,
                    help="denoising steps (default: the model's measured default)")
-    p.add_argument("--eta", type=float, default=1.0, help="DDIM eta (default 1, as the original)")
+    add_scheduler_arg(p)
+    p.add_argument("--eta", type=float, default=1.0, help="DDIM eta, where the scheduler takes one (default 1)")
     p.add_argument("--content-scale", default="1", help="S or LO:HI, drawn per pair (default 1: unchanged "
                    "latents anchored to the end; the paper: 0.7:1 with --blend latent)")
     p.add_argument("--blend", choices=("pixel", "latent"), default="pixel",

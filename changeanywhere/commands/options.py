@@ -71,3 +71,14 @@ def config_from_args(cls: type, args: argparse.Namespace, **overrides: Any) -> A
     """A config dataclass from the parsed arguments whose names are its fields (and `overrides`)."""
     values = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}
     return cls(**{**values, **overrides})
+
+
+def add_scheduler_arg(p: argparse.ArgumentParser) -> None:
+    """`--scheduler` (swap the model's scheduler for a named diffusers one) and `--unet-backend`."""
+    from ..generator.schedulers import SCHEDULERS
+
+    p.add_argument("--scheduler", default=None, choices=list(SCHEDULERS),
+                   help="diffusers scheduler (default: the model's own, with its measured default steps)")
+    p.add_argument("--unet-backend", default=None, choices=["auto", "torch", "onnx"],
+                   help="UNet forwards: auto (default, $CHANGEANYWHERE_UNET_BACKEND): ONNX Runtime on a CPU when "
+                   "the onnx extra is installed, else PyTorch")

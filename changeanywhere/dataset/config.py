@@ -40,6 +40,8 @@ class GenerateConfig:
     out: Path
     num: int
     model: str | None = None
+    scheduler: str | None = None  # a name from generator.schedulers; None keeps the model's own
+    unet_backend: str | None = None  # torch, onnx or auto (None: $CHANGEANYWHERE_UNET_BACKEND, else auto)
     size: int = 256
     pair: PairSettings = field(default_factory=PairSettings)
     batch_size: int = 8

@@ -105,6 +105,7 @@ def _generate(
 ) -> GenerateResult:
     from accelerate import PartialState
 
+    from ..generator.schedulers import use_scheduler
     from ..hub import load_pipeline, resolve_device
 
     device = resolve_device(cfg.device)
@@ -113,6 +114,8 @@ def _generate(
         device = str(state.device)
     if pipe is None:
         pipe = load_pipeline(cfg.model, device=device, dtype=cfg.dtype)
+        pipe.set_unet_backend(cfg.unet_backend)
+    use_scheduler(pipe, cfg.scheduler)
     dtype = pipe.unet.dtype  # as loaded (a pipeline passed in keeps its own)
     check_model(pipe, class_set, cfg.size)
     settings = dataset_settings(cfg, pipe, class_set, sources, dtype, cfg.output_format(sources))

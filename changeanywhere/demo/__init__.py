@@ -30,7 +30,6 @@ from .package import write_sample_zip
 from .session import (
     DEFAULT_CONTENT_SCALE,
     DEFAULT_DRIFT,
-    DEFAULT_STEPS,
     MAX_VARIANTS,
     Generation,
     Sample,
@@ -46,7 +45,6 @@ __all__ = [
     "CD_MODEL_ENV",
     "DEFAULT_CONTENT_SCALE",
     "DEFAULT_DRIFT",
-    "DEFAULT_STEPS",
     "MAX_SIDE",
     "MAX_VARIANTS",
     "MODEL_ENV",

@@ -9,6 +9,7 @@ from pathlib import Path
 from ..cd import DEFAULT_CD_MODEL, CDModel, load_cd_model
 from ..classes import ClassSet
 from ..errors import ChangeAnywhereError, WeightsNotFoundError
+from ..generator.onnx_unet import UNET_BACKEND_ENV
 from ..generator.pipeline import ChangeAnywherePipeline
 from ..hub import DEFAULT_MODEL, load_pipeline
 from ..pairs import PairSettings
@@ -40,6 +41,11 @@ class Models:
         return PairSettings().resolved(self.pipe).guidance_scale if self.pipe is not None else 1.0
 
     @property
+    def default_steps(self) -> int:
+        """The denoising steps a generation uses when none is given (the generator's measured default)."""
+        return PairSettings().resolved(self.pipe).num_inference_steps if self.pipe is not None else 8
+
+    @property
     def cd_method(self) -> str:
         return "CD model" if self.cd_model is not None else "CVA + Otsu (training-free baseline)"
 
@@ -59,12 +65,15 @@ def load_models(
     device: str | None = None,
     fallback: str | os.PathLike | None = DEFAULT_MODEL,
     cd_fallback: str | os.PathLike | None = DEFAULT_CD_MODEL,
+    unet_backend: str | None = None,
 ) -> Models:
     """Load the generator and the CD model, never raising for missing weights.
 
     `model` / `cd_model` (or the environment variables `CHANGEANYWHERE_MODEL` / `CHANGEANYWHERE_CD_MODEL`)
     name a Hub repo id or a folder; when absent or unloadable the embedded defaults under `checkpoints/` are
     used (`fallback` / `cd_fallback`; None: none). What failed is recorded in `notices`, for the UI to show.
+    `unet_backend` (or $CHANGEANYWHERE_UNET_BACKEND): auto (ONNX Runtime on a CPU when the `onnx` extra is
+    installed), torch or onnx.
     """
     notices: list[str] = []
     model = model or os.environ.get(MODEL_ENV) or None
@@ -80,6 +89,11 @@ def load_models(
         pipe = None
     if pipe is not None and notices:
         notices.append(f"Generator: using {source}.")
+    if pipe is not None:
+        try:
+            pipe.set_unet_backend(unet_backend or os.environ.get(UNET_BACKEND_ENV) or "auto")
+        except Exception as err:  # noqa: BLE001 - a faster backend is optional: keep PyTorch
+            notices.append(f"UNet backend: {err}; using PyTorch.")
     class_set = pipe.class_set if pipe is not None else ClassSet.builtin(FALLBACK_CLASS_SET)
 
     cd_model = cd_model or os.environ.get(CD_MODEL_ENV) or None

@@ -19,7 +19,6 @@ from ..pairs import ChangePair, PairSettings, build_pairs, synthesize_before
 from .editing import require_change
 from .models import Models
 
-DEFAULT_STEPS = 20  # the app's steps (latency-bound; datasets use the model's default): bench/app_latency.py
 DEFAULT_CONTENT_SCALE = PairSettings.content_scale[0]  # 1: unchanged region anchored to the end
 DEFAULT_DRIFT = PairSettings.drift
 MAX_VARIANTS = 4  # after images per generation
@@ -70,7 +69,7 @@ def generate(
     before_image: np.ndarray | None = None,
     *,
     seed: int = 0,
-    num_inference_steps: int | None = DEFAULT_STEPS,
+    num_inference_steps: int | None = None,  # None: the model's measured default, as everywhere
     content_scale: float = DEFAULT_CONTENT_SCALE,
     drift: float = DEFAULT_DRIFT,
     variants: int = 1,

@@ -112,6 +112,25 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         self.register_to_config(default_guidance_scale=float(default_guidance_scale),
                                 default_num_inference_steps=int(default_num_inference_steps))
         self.noise_source: NoiseSourceName = "auto"  # where per-sample noise is drawn: see `generator.noise`
+        self._unet_forward: Callable | None = None  # None: self.unet; else the backend of `set_unet_backend`
+
+    def set_unet_backend(self, backend: str | None = "torch", **kwargs: Any) -> None:
+        """Run the sampler's UNet forwards on `backend`: "torch" (the module itself), "onnx" (ONNX Runtime on
+        the CPU, `generator.onnx_unet`, exported once per weights and cached; `threads`, `cache_dir`) or "auto"
+        (onnx on a CPU when installed). Call again after changing the UNet's weights."""
+        from .onnx_unet import UNET_BACKENDS, OnnxUNet, resolve_unet_backend
+
+        backend = resolve_unet_backend(backend, self.device)
+        if backend not in UNET_BACKENDS:
+            raise ParameterError(f"`backend` must be one of {', '.join(UNET_BACKENDS)}, got {backend!r}", "backend")
+        if backend == "onnx" and self.device.type != "cpu":
+            raise ParameterError("the onnx backend runs on the CPU: use the torch backend on a GPU", "backend")
+        self._unet_forward = OnnxUNet(self.unet, self.size_multiple // self.vae_scale_factor, **kwargs) \
+            if backend == "onnx" else None
+
+    @property
+    def unet_backend(self) -> str:
+        return "torch" if self._unet_forward is None else "onnx"
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: Any, **kwargs: Any) -> ChangeAnywherePipeline:
@@ -249,6 +268,8 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         uses_eta = "eta" in inspect.signature(self.scheduler.step).parameters
         return {
             "scheduler": type(self.scheduler).__name__,
+            **({"algorithm_type": self.scheduler.config["algorithm_type"]}
+               if "algorithm_type" in self.scheduler.config else {}),
             "prediction_type": self.scheduler.config.get("prediction_type"),
             "num_inference_steps": num_inference_steps,
             "guidance_scale": guidance_scale,
@@ -288,7 +309,8 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         UNet gets timesteps and mixing masks moved once before the loop."""
         scheduler = self.scheduler
         shape = (latent_channels_of(self.vae), *cond.shape[2:])
-        dtype = self.unet.dtype
+        unet = self._unet_forward or self.unet
+        dtype = unet.dtype
         scheduler.set_timesteps(num_inference_steps, device="cpu")
         timesteps = scheduler.timesteps
         unet_timesteps = timesteps.to(device)
@@ -319,7 +341,7 @@ class ChangeAnywherePipeline(DiffusionPipeline):
                 x = mix_known_region(x, a * known_latents + b * noise.mix(i), keep_mask, active[k])
             x_in = torch.cat([x, x]) if use_cfg else x
             x_in = scheduler.scale_model_input(x_in, t)
-            out = self.unet(torch.cat([x_in.to(dtype), cond], dim=1), unet_timesteps[i]).sample.float()
+            out = unet(torch.cat([x_in.to(dtype), cond], dim=1), unet_timesteps[i]).sample.float()
             if use_cfg:
                 out_cond, out_uncond = out.chunk(2)
                 out = out_uncond + guidance_scale * (out_cond - out_uncond)
