@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reference-steps", type=int, default=200, help="DDIM steps of the reference (the paper's)")
     p.add_argument("--out", type=Path, default=Path("runs/steps_curve"))
     p.add_argument("--resume", type=Path, default=None,
-                   help="an earlier steps_curve.json: reuse its rows for the same tiles instead of re-running them")
+                   help="an earlier steps_curve.json: reuse its rows for the same tiles instead of re-running them "
+                   "(and keep its other step counts of --schedulers in the table)")
     args = p.parse_args(argv)
     if data_missing(args.data):
         return 2
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     tiles = select_tiles(str(args.data), pipe.class_set, "val", 256, args.tiles)
     runs = [("ddim", args.reference_steps)] + [(s, n) for s in args.schedulers for n in args.steps]
     old = _reusable_rows(args.resume, args.tiles)
+    runs += sorted(k for k in old if k[0] in args.schedulers and k not in runs)  # earlier step counts stay in
     rows: list[dict] = []
     args.out.mkdir(parents=True, exist_ok=True)
     for name, steps in runs:
@@ -106,6 +108,9 @@ def _plot(rows: list[dict], path: Path) -> None:
         else:
             ax.axhline(SATURATION_GATE, ls=":", c="red", label="gate")
         ax.set_xscale("log")
+        ticks = sorted({r["steps"] for r in rows[1:]})
+        ax.set_xticks(ticks, [str(t) for t in ticks], fontsize=7)
+        ax.minorticks_off()
         ax.set_xlabel("steps")
         ax.set_title(key)
     axes[0].legend(fontsize=8)
