@@ -2,7 +2,7 @@
 and a sample grid for the model card.
 
     python scripts/export_default.py --pipeline runs/default/diffusion/pipeline \
-        --checkpoint runs/default/diffusion/checkpoint-3000 --guidance-scale 2 \
+        --checkpoint runs/default/diffusion/checkpoint-3000 --guidance-scale 5 --scheduler dpm++2m-sde --steps 8 \
         --out checkpoints/changeanywhere-dubai-256
 
 Writes OUT/ (diffusers layout, fp16 safetensors), OUT/samples.png (val tiles: real A | after map | B drift
@@ -22,6 +22,7 @@ import torch
 from changeanywhere import ChangeAnywherePipeline, simulate_changes
 from changeanywhere.data import find_pairs, load_pairs, tiles
 from changeanywhere.generator.presets import build_scheduler
+from changeanywhere.generator.schedulers import SCHEDULERS, make_scheduler
 from changeanywhere.image_utils import tensor_to_uint8
 from changeanywhere.training.checkpoint import export_compact_state
 from changeanywhere.training.common import save_grid
@@ -37,7 +38,9 @@ def main() -> None:
     p.add_argument("--clip-sample-range", type=float, default=2.0, help="x0 clipping of the DDIM sampler (0: off)")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--data", type=Path, default=Path("../shared/data/dubai-landcover"))
-    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--scheduler", default="dpm++2m-sde", choices=list(SCHEDULERS),
+                   help="the default solver (bench/steps_curve.py picks it; default dpm++2m-sde)")
+    p.add_argument("--steps", type=int, default=8, help="its default steps, also used for the sample grid")
     p.add_argument("--no-resume", action="store_true", help="do not write OUT-resume/ (e.g. for a quick look)")
     args = p.parse_args()
 
@@ -47,9 +50,11 @@ def main() -> None:
         pipe = ChangeAnywherePipeline.from_pretrained(args.pipeline)
     else:
         pipe = pipeline_from_checkpoint(args.checkpoint)
-    pipe.register_to_config(default_guidance_scale=float(args.guidance_scale))
-    # same schedule and prediction type; only the sampling-time x0 clipping is set here
-    pipe.scheduler = build_scheduler(args.clip_sample_range or None, pipe.scheduler.config.prediction_type)
+    pipe.register_to_config(default_guidance_scale=float(args.guidance_scale),
+                            default_num_inference_steps=int(args.steps))
+    # same schedule and prediction type; the sampling-time x0 clipping (DDIM) and the solver are set here
+    base = build_scheduler(args.clip_sample_range or None, pipe.scheduler.config.prediction_type)
+    pipe.scheduler = make_scheduler(args.scheduler, base.config)
     tmp = args.out.with_name(args.out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     pipe.to(dtype=torch.float16).save_pretrained(tmp, safe_serialization=True)

@@ -9,8 +9,10 @@ only `_denoise` calls the ONNX forward, see `ChangeAnywherePipeline.set_unet_bac
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -19,6 +21,7 @@ import torch
 
 from ..errors import MissingExtraError
 
+log = logging.getLogger(__name__)
 UNET_BACKENDS = ("torch", "onnx")
 UNET_BACKEND_ENV = "CHANGEANYWHERE_UNET_BACKEND"  # auto (default), torch or onnx
 
@@ -76,14 +79,20 @@ def export_unet(unet: torch.nn.Module, path: Path, multiple: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".onnx.tmp")
     os.close(fd)
+    log.info("exporting the UNet to ONNX once for these weights: %s", path)
+    quiet = logging.getLogger("torch.onnx")  # it names torchvision ops it skips: not ours to act on
+    level = quiet.level
     try:
-        with torch.no_grad():
+        quiet.setLevel(logging.ERROR)
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
             program = torch.onnx.export(model, (x, t), dynamo=True, verbose=False, input_names=["x", "t"],
                                         output_names=["out"],
                                         dynamic_shapes={"x": {0: batch, 2: multiple * h, 3: multiple * w}, "t": {}})
         program.save(tmp, external_data=False)
         os.replace(tmp, path)
     finally:
+        quiet.setLevel(level)
         if os.path.exists(tmp):
             os.unlink(tmp)
 
