@@ -198,7 +198,8 @@ def _card_settings(settings: dict[str, Any]) -> list[str]:
         f"| dtype | {settings['dtype']} |",
         f"| sources | {settings['sources']['count']} image/label pairs ({settings['sources']['split']}), "
         f"{settings['tiling']} {settings['size']}² tiles |",
-        f"| sampler | DDIM, {smp['steps']} steps, eta {smp['eta']:g}, guidance {smp['guidance_scale']:g}, "
+        f"| sampler | {_scheduler(settings)}, {smp['steps']} steps, eta {smp['eta']:g}, "
+        f"guidance {smp['guidance_scale']:g}, "
         f"content scale {smp['content_scale'][0]:g}–{smp['content_scale'][1]:g} |",
         f"| change events | {ev['num_events'][0]}–{ev['num_events'][1]} per pair "
         f"({', '.join(ev['event_types'])}), objects ≥ {ev['min_area']} px |",
@@ -284,7 +285,7 @@ def format_plan(result: GenerateResult) -> str:
         f"  samples    {p.num:,} (ids {sample_id(0)}..{sample_id(p.num - 1)}), global seed {s['seed']}",
         f"  batches    {p.num_batches:,} of {p.batch_size}"
         + (f" (the last one computed in full: {extra} extra sample(s) not written)" if extra else ""),
-        f"  sampler    {smp['steps']} DDIM steps, eta {smp['eta']:g}, guidance {smp['guidance_scale']:g}, "
+        f"  sampler    {_scheduler(s)}, {smp['steps']} steps, eta {smp['eta']:g}, guidance {smp['guidance_scale']:g}, "
         f"content scale {smp['content_scale'][0]:g}:{smp['content_scale'][1]:g}",
         f"  events     {ev['num_events'][0]}:{ev['num_events'][1]} per pair ({','.join(ev['event_types'])}), "
         f"min area {ev['min_area']} px",
@@ -311,3 +312,8 @@ def format_summary(result: GenerateResult) -> str:
             f"wrote {result.out / 'manifest.jsonl'} and the dataset card {result.out / 'README.md'}",
         ]
     )
+
+
+def _scheduler(settings: dict[str, Any]) -> str:
+    """The scheduler named in generation.json (folders from before it was recorded used DDIM)."""
+    return settings[INFO_KEY].get("scheduler", "DDIMScheduler (not recorded)")

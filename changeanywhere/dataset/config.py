@@ -163,8 +163,16 @@ def dataset_settings(
             "model": str(cfg.model) if cfg.model else "embedded default (checkpoints/changeanywhere-dubai-256)",
             "images": str(cfg.images),
             "labels": str(cfg.labels),
+            "scheduler": scheduler_name(pipe.scheduler),  # its config is in the model fingerprint above
+            "unet_backend": pipe.unet_backend,
         },
     }
+
+
+def scheduler_name(scheduler: Any) -> str:
+    """'DDIMScheduler', or 'DPMSolverMultistepScheduler (sde-dpmsolver++)' where the algorithm matters."""
+    algo = scheduler.config.get("algorithm_type")
+    return type(scheduler).__name__ + (f" ({algo})" if algo else "")
 
 
 def normalise_splits(splits: Sequence[float] | None) -> dict[str, float] | None:
