@@ -414,7 +414,9 @@ def main(argv: list[str] | None = None) -> int:
         out = fn(*a)
         if timings_file.is_file():  # another run of this script (e.g. curve models trained meanwhile) may have written
             timings.update({k: v for k, v in json.loads(timings_file.read_text()).items() if k not in timings})
-        timings[name] = round(time.time() - t0, 1)
+        took = round(time.time() - t0, 1)
+        if took >= 1.0 or name not in timings:  # a stage skipped as done keeps the time it took when it ran
+            timings[name] = took
         timings_file.write_text(json.dumps(timings, indent=2) + "\n")
         return out
 
