@@ -80,7 +80,8 @@ def real_before(class_set, width: int, height: int, image: Path | None, label: P
 def parse_sampler(spec: str, default_steps: int, backend: str) -> tuple[str | None, int, str]:
     """'default' -> (None, the model's steps, backend); '12@onnx' -> (None, 12, 'onnx'); 'ddim:20' -> ('ddim',
     20, backend)."""
-    spec, _, backend = (spec.partition("@")[0], "@", spec.partition("@")[2] or backend)
+    spec, _, named = spec.partition("@")
+    backend = named or backend
     if backend not in ("torch", "onnx"):
         raise SystemExit(f"unknown UNet backend {backend!r}: torch or onnx")
     if spec == "default":

@@ -91,3 +91,10 @@ def make_fake_dataset(root: Path, class_set, n: int = 3, shape: tuple[int, int] 
 @pytest.fixture
 def fake_dataset(tmp_path, dubai) -> Path:
     return make_fake_dataset(tmp_path / "data", dubai)
+
+
+def saved_model_and_data(tmp_path_factory, pipe, name: str, class_set):
+    """(root, data): `pipe` saved to root/model and a fake Dubai-like dataset in root/data, for CLI tests."""
+    root = tmp_path_factory.mktemp(name)
+    pipe.save_pretrained(root / "model")
+    return root, make_fake_dataset(root / "data", class_set)

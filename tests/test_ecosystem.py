@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import make_fake_dataset
+from conftest import saved_model_and_data
 from PIL import Image
 
 from changeanywhere.classes import ClassSet
@@ -24,9 +24,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, tiny_pipe):
-    root = tmp_path_factory.mktemp("ecosystem")
-    tiny_pipe.save_pretrained(root / "model")
-    return root, make_fake_dataset(root / "data", DUBAI)
+    return saved_model_and_data(tmp_path_factory, tiny_pipe, "ecosystem", DUBAI)
 
 
 def args_for(setup, out: Path, *extra: str) -> list[str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import make_fake_dataset
+from conftest import saved_model_and_data
 from PIL import Image
 
 from changeanywhere.classes import ClassSet
@@ -34,10 +34,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, tiny_pipe):
-    root = tmp_path_factory.mktemp("generate")
-    tiny_pipe.save_pretrained(root / "model")
-    data = make_fake_dataset(root / "data", DUBAI)
-    return root, data
+    return saved_model_and_data(tmp_path_factory, tiny_pipe, "generate", DUBAI)
 
 
 def args_for(setup, out: Path, num: int = NUM, *extra: str, num_flag: str = "--num") -> list[str]:
