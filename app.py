@@ -341,8 +341,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--host", help="address to listen on (default $GRADIO_SERVER_NAME or 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default $GRADIO_SERVER_PORT or 7860)")
     p.add_argument("--share", action="store_true", help="also serve through a public Gradio link (needs internet)")
-    p.add_argument("--unet-backend", choices=["auto", "torch", "onnx"], default=None,
-                   help="UNet forwards: auto (default, $CHANGEANYWHERE_UNET_BACKEND): ONNX Runtime on a CPU when "
+    p.add_argument("--backend", choices=["auto", "torch", "onnx"], default=None,
+                   help="UNet and autoencoder: auto (default, $CHANGEANYWHERE_BACKEND): ONNX Runtime on a CPU when "
                    "the onnx extra is installed (1.5-2.4x faster), else PyTorch")
     p.add_argument("--no-fallback", action="store_true",
                    help="do not fall back to the embedded weights when --model / --cd-model cannot be loaded")
@@ -353,7 +353,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
     fallback = {"fallback": None, "cd_fallback": None} if args.no_fallback else {}
-    models = demo.load_models(args.model, args.cd_model, device=args.device, unet_backend=args.unet_backend,
+    models = demo.load_models(args.model, args.cd_model, device=args.device, backend=args.backend,
                               **fallback)
     for notice in models.notices:
         log.warning(notice)

@@ -11,9 +11,9 @@ change, CD and packaging, for every sampler of `--steps` and every before image 
 
 A sampler is `default` (the model's own scheduler and steps), `N` (its scheduler, N steps) or `NAME:N` (a
 scheduler of `changeanywhere.generator.schedulers`, e.g. `ddim:20`, the app's old default), each optionally
-with `@torch` or `@onnx`, the UNet backend (default: `--unet-backend`, auto = what the app picks). Calls are
-interleaved (each repeat runs every configuration once), so the ratio between two samplers holds on a busy
-machine. Targets (issue 11, 512² on a quiet 2-core CPU): ≤ 10 s synthesized, ≤ 15 s with a real image.
+with `@torch` or `@onnx`, the backend of the UNet and autoencoder (default: `--backend`, auto = what the app
+picks). Calls are interleaved (each repeat runs every configuration once), so the ratio between two samplers
+holds on a busy machine. Targets (issue 11, 512² on a quiet 2-core CPU): ≤ 10 s synthesized, ≤ 15 s with a real image.
 
     python bench/app_latency.py                              # 256², the model's default sampler, both before images
     python bench/app_latency.py --size 512 --steps default ddim:20@torch   # the app's default vs the old one
@@ -39,7 +39,7 @@ import torch
 from changeanywhere import demo
 from changeanywhere.cd import build_cd_model
 from changeanywhere.examples import make_example_map, real_examples
-from changeanywhere.generator.onnx_unet import resolve_unet_backend
+from changeanywhere.generator.onnx_backend import resolve_backend
 from changeanywhere.generator.presets import build_pipeline
 from changeanywhere.generator.schedulers import SCHEDULERS, use_scheduler
 
@@ -115,13 +115,13 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--unet-backend", choices=["auto", "torch", "onnx"], default="auto",
+    p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto",
                    help="backend of samplers without @BACKEND (auto: the app's choice)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    models = demo.load_models(args.model, args.cd_model, device=args.device, unet_backend="torch")
+    models = demo.load_models(args.model, args.cd_model, device=args.device, backend="torch")
     stand_ins = []
     if models.pipe is None:
         torch.manual_seed(0)
@@ -134,14 +134,14 @@ def main() -> None:
         models.cd_model = build_cd_model("changerex-r18").to(args.device).eval()
         stand_ins.append("CD: untrained changerex-r18 (no weights found)")
     own_scheduler = models.pipe.scheduler
-    backend = resolve_unet_backend(args.unet_backend, args.device)
+    backend = resolve_backend(args.backend, args.device)
     samplers = {spec: parse_sampler(spec, models.default_steps, backend) for spec in args.steps}
     forwards = {"torch": None}
     if any(b == "onnx" for *_, b in samplers.values()):
         t0 = time.perf_counter()
-        models.pipe.set_unet_backend("onnx")
-        forwards["onnx"] = models.pipe._unet_forward
-        print(f"ONNX UNet ready in {time.perf_counter() - t0:.1f} s ({forwards['onnx'].path})")
+        models.pipe.set_backend("onnx")
+        forwards["onnx"] = models.pipe._onnx
+        print(f"ONNX networks ready in {time.perf_counter() - t0:.1f} s ({len(forwards['onnx'].paths)} files)")
 
     width, height = args.size
     cs = models.class_set
@@ -158,7 +158,7 @@ def main() -> None:
         scheduler, steps, backend = samplers[spec]
         models.pipe.scheduler = own_scheduler
         use_scheduler(models.pipe, scheduler)
-        models.pipe._unet_forward = forwards[backend]
+        models.pipe._onnx = forwards[backend]
         t0 = time.perf_counter()
         gen = demo.generate(models, before_map, changes[kind], image, seed=seed, num_inference_steps=steps,
                             guidance_scale=args.guidance)
@@ -183,7 +183,7 @@ def main() -> None:
         results.append({
             "before": kind, "before_source": inputs[kind][2], "width": int(m.shape[1]), "height": int(m.shape[0]),
             "sampler": spec, "scheduler": samplers[spec][0] or type(own_scheduler).__name__,
-            "steps": samplers[spec][1], "unet_backend": samplers[spec][2],
+            "steps": samplers[spec][1], "backend": samplers[spec][2],
             "guidance_scale": rs[0]["guidance_scale"], "median_s": median,
             "ratio_to_first_sampler": round(statistics.median(r["total"] for r in rs) / base, 3),
             "target_s": TARGET_S[kind],
@@ -202,7 +202,7 @@ def main() -> None:
     for r in results:
         s = r["median_s"]
         print(f"| {r['before']} ({r['before_source']}) | {r['width']}×{r['height']} | {r['scheduler']} "
-              f"| {r['steps']} | {r['unet_backend']} "
+              f"| {r['steps']} | {r['backend']} "
               f"| {s['total']} "
               f"| {s['synthesis']} | {s['change']} | {s['cd']} | {s['packaging']} | {r['ratio_to_first_sampler']:.2f} "
               f"| ≤ {r['target_s']:g} s: {'yes' if r['within_target'] else 'no'} |")

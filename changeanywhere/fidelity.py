@@ -81,6 +81,7 @@ def evaluate_generator(
         "tile_size": int(eval_tiles.maps.shape[1]),
         "num_inference_steps": pipe.check_inputs(num_inference_steps, guidance_scale, 1.0)[0],
         "guidance_scale": guidance_scale if guidance_scale is not None else pipe.config.default_guidance_scale,
+        "guidance_interval": list(pipe.resolve_guidance_interval(None)),
         "seed": seed,
     })
     if include_change:

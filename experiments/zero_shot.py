@@ -19,8 +19,8 @@ subset; only `eval` reads the real sets, so generation, training and checkpoint 
              checkpoints/cd-changeanywhere-dubai with a model card.
 
 The full CPU run:  python experiments/zero_shot.py --num 2000 --jobs 2 --export --update-readme
-(~1 h 20 min of generation and 9 models × ~12 min of training on 2 cores; curve models can be trained while
-generation goes on: `--stages derive train --only naive-250 ours-drift-250` once 250 pairs exist)
+(~1 h 20 min of generation and 9 models × ~50 min of training, three at a time on 2 cores; curve models can be
+trained while generation goes on: `--stages derive train --only naive-250 ours-drift-250` once 250 pairs exist)
 A smoke test:      python experiments/zero_shot.py --num 8 --val-num 4 --size 64 --gen-steps 2 --steps 2 \
                        --variant tiny --batch-size 2 --curve 4 --generator TINY_PIPELINE --work /tmp/zs \
                        --results /tmp/zs/results
@@ -367,8 +367,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--curve", type=int, nargs="*", default=[250, 500, 1000],
                    help="smaller training sets for the pair-count curve (the first N pairs; --num is the last point)")
     p.add_argument("--curve-arms", nargs="*", choices=list(ARMS), default=["naive", "ours-drift"])
-    p.add_argument("--steps", type=int, default=1000,
-                   help="train-cd steps per model (default 1000: ~12 min per model on one CPU core at crop 128)")
+    p.add_argument("--steps", type=int, default=3000,
+                   help="train-cd steps per model (default 3000, where synthetic val F1 levels off; ~50 min per model "
+                        "on one CPU core at crop 128)")
     p.add_argument("--variant", choices=("changerex-r18", "siamdiff", "tiny"), default="siamdiff")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--crop-size", type=int, default=128, help="training crops (default 128; eval on whole tiles)")

@@ -5,7 +5,7 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"  # read once when huggingface_hub is imported: set it first
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-os.environ["CHANGEANYWHERE_UNET_BACKEND"] = "torch"  # "auto" would export ONNX files to ~/.cache: tests ask for it
+os.environ["CHANGEANYWHERE_BACKEND"] = "torch"  # "auto" would export ONNX files to ~/.cache: tests ask for it
 
 from pathlib import Path  # noqa: E402
 

@@ -19,7 +19,7 @@ import tempfile
 from hashlib import md5
 from pathlib import Path
 
-os.environ["CHANGEANYWHERE_UNET_BACKEND"] = "torch"  # as the tests run (generation.json records the backend)
+os.environ["CHANGEANYWHERE_BACKEND"] = "torch"  # as the tests run (generation.json records the backend)
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "generate.json"
 SMALL = ["--num", "8", "--size", "32", "--steps", "5", "--batch-size", "4", "--min-area", "16", "--no-progress"]

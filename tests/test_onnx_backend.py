@@ -1,5 +1,6 @@
-"""The ONNX Runtime UNet backend (`generator.onnx_unet`): same pairs as PyTorch within float tolerance, any image
-size from one export, exported once per weights, and clear errors when it cannot run."""
+"""The ONNX Runtime backend (`generator.onnx_backend`: UNet, autoencoder encoder and decoder): same pairs as
+PyTorch within float tolerance, any image size from one export, exported once per weights, and clear errors when
+it cannot run."""
 
 import copy
 import sys
@@ -11,7 +12,7 @@ import torch
 pytest.importorskip("onnxruntime", reason="the onnx extra is not installed: pip install -e '.[test]'")
 
 from changeanywhere.errors import MissingExtraError, ParameterError  # noqa: E402
-from changeanywhere.generator.onnx_unet import resolve_unet_backend  # noqa: E402
+from changeanywhere.generator.onnx_backend import resolve_backend  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def onnx_pipe(tiny_pipe, tmp_path_factory):
     pipe = copy.copy(tiny_pipe)
-    pipe.set_unet_backend("onnx", cache_dir=tmp_path_factory.mktemp("onnx"))
+    pipe.set_backend("onnx", cache_dir=tmp_path_factory.mktemp("onnx"))
     return pipe
 
 
@@ -27,7 +28,7 @@ def test_onnx_pairs_match_pytorch(tiny_pipe, onnx_pipe, before_pair):
     img, m = before_pair
     after = m.copy()
     after[4:14, 4:14] = 0
-    assert onnx_pipe.unet_backend == "onnx" and tiny_pipe.unet_backend == "torch"
+    assert onnx_pipe.backend == "onnx" and tiny_pipe.backend == "torch"
     kw = dict(num_inference_steps=4, seed=[3, 4], output_type="pt", guidance_scale=2.0)
     ref = tiny_pipe.change([img] * 2, [m] * 2, [after] * 2, **kw).images
     out = onnx_pipe.change([img] * 2, [m] * 2, [after] * 2, **kw).images
@@ -42,22 +43,37 @@ def test_one_export_serves_every_size_and_is_reused(tiny_pipe, onnx_pipe, before
     out = onnx_pipe.synthesize(wide, seed=1, num_inference_steps=3, output_type="pt").images
     assert out.shape == (1, 3, 16, 64)
     torch.testing.assert_close(out, ref, rtol=0, atol=1e-4)
-    path = onnx_pipe._unet_forward.path
-    stamp = path.stat().st_mtime_ns
+    paths = onnx_pipe._onnx.paths
+    assert [p.name.split("-")[0] for p in paths] == ["unet", "vae", "vae"]  # the autoencoder runs on ONNX too
+    stamps = [p.stat().st_mtime_ns for p in paths]
     again = copy.copy(tiny_pipe)
-    again.set_unet_backend("onnx", cache_dir=path.parent)
-    assert again._unet_forward.path == path and path.stat().st_mtime_ns == stamp  # loaded, not re-exported
-    assert len(list(path.parent.iterdir())) == 1  # no temp file left
+    again.set_backend("onnx", cache_dir=paths[0].parent)
+    assert again._onnx.paths == paths and [p.stat().st_mtime_ns for p in paths] == stamps  # loaded, not re-exported
+    assert sorted(paths[0].parent.iterdir()) == sorted(paths)  # no temp file left
+
+
+def test_autoencoder_round_trip_matches_pytorch(tiny_pipe, onnx_pipe):
+    images = torch.rand(2, 3, 32, 48) * 2 - 1
+    z = tiny_pipe.encode_images(images)
+    torch.testing.assert_close(onnx_pipe.encode_images(images), z, rtol=0, atol=1e-4)
+    torch.testing.assert_close(onnx_pipe.decode_latents(z), tiny_pipe.decode_latents(z), rtol=0, atol=1e-4)
+
+
+def test_moving_off_the_cpu_drops_onnx(tiny_pipe, onnx_pipe):
+    pipe = copy.deepcopy(tiny_pipe)  # its own modules: .to() moves them in place
+    pipe._onnx = onnx_pipe._onnx
+    assert pipe.to("cpu").backend == "onnx"
+    assert pipe.to("meta").backend == "torch"  # ONNX Runtime runs on the CPU only
 
 
 def test_backend_errors_and_auto(tiny_pipe, monkeypatch):
     pipe = copy.copy(tiny_pipe)
     with pytest.raises(ParameterError, match="backend"):
-        pipe.set_unet_backend("tensorrt")
-    assert resolve_unet_backend("auto", "cpu") == "onnx" and resolve_unet_backend("auto", "cuda") == "torch"
-    monkeypatch.setenv("CHANGEANYWHERE_UNET_BACKEND", "torch")
-    assert resolve_unet_backend(None, "cpu") == "torch"
+        pipe.set_backend("tensorrt")
+    assert resolve_backend("auto", "cpu") == "onnx" and resolve_backend("auto", "cuda") == "torch"
+    monkeypatch.setenv("CHANGEANYWHERE_BACKEND", "torch")
+    assert resolve_backend(None, "cpu") == "torch"
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if the extra were missing
     with pytest.raises(MissingExtraError, match=r"changeanywhere\[onnx\]"):
-        pipe.set_unet_backend("onnx")
-    assert pipe.unet_backend == "torch"
+        pipe.set_backend("onnx")
+    assert pipe.backend == "torch"

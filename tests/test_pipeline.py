@@ -111,6 +111,30 @@ def test_entry_points_and_return_dict(tiny_pipe, before_pair):
             tiny_pipe.change(img, m, m, **{"num_inference_steps": 2, **bad})
 
 
+def test_guidance_interval(tiny_pipe, before_pair, monkeypatch):
+    """Guidance on the steps start·N ≤ i < stop·N only (diffusers' guider convention): the UNet batch halves
+    elsewhere; the whole interval is the plain sampler; the record names it; a bad interval is refused."""
+    img, m = before_pair
+    kw = dict(num_inference_steps=4, seed=[2, 3], output_type="pt", guidance_scale=3.0)
+    batches = []
+    forward = type(tiny_pipe.unet).forward
+    monkeypatch.setattr(type(tiny_pipe.unet), "forward",
+                        lambda self, x, t, **k: batches.append(x.shape[0]) or forward(self, x, t, **k))
+    full = tiny_pipe.synthesize([m] * 2, **kw)
+    assert batches == [4] * 4 and full.sampler["guidance_interval"] == [0.0, 1.0]
+    same = tiny_pipe.synthesize([m] * 2, guidance_interval=(0, 1), **kw)
+    torch.testing.assert_close(same.images, full.images, rtol=0, atol=0)
+    batches.clear()
+    part = tiny_pipe.change([img] * 2, [m] * 2, [_after(m)] * 2, guidance_interval=(0.25, 0.75), **kw)
+    assert batches == [2, 4, 4, 2] and part.sampler["guidance_interval"] == [0.25, 0.75]
+    batches.clear()
+    tiny_pipe.synthesize([m] * 2, guidance_interval=(0, 0.5), **{**kw, "guidance_scale": 1.0})
+    assert batches == [2] * 4  # guidance 1 is unguided everywhere
+    for bad in ((0.5, 0.5), (-0.1, 1), (0, 2), "x"):
+        with pytest.raises(ChangeAnywhereError, match="`guidance_interval`"):
+            tiny_pipe.change(img, m, m, num_inference_steps=2, guidance_interval=bad)
+
+
 def test_save_load_round_trip_and_class_set(tmp_path, tiny_pipe, before_pair, dubai):
     _, m = before_pair
     tiny_pipe.save_pretrained(tmp_path / "pipe")

@@ -32,6 +32,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="denoising steps (default: the model's measured default)")
     add_scheduler_arg(p)
     p.add_argument("--guidance-scale", type=float, default=None, help="default: the model's own")
+    p.add_argument("--guidance-interval", type=float, nargs=2, default=None, metavar=("START", "STOP"),
+                   help="share of the steps guided, [START, STOP) (default: the model's own, e.g. 0 1: every step)")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-change", action="store_true", help="skip the change-mode measurements")
@@ -44,7 +46,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run(args: argparse.Namespace) -> int:
     pipe = load_pipeline(args.model, device=args.device, dtype="fp32" if args.device == "cpu" else None)
     use_scheduler(pipe, args.scheduler)
-    pipe.set_unet_backend(args.unet_backend)
+    pipe.set_backend(args.backend)
+    if args.guidance_interval is not None:
+        pipe.register_to_config(default_guidance_interval=list(pipe.resolve_guidance_interval(args.guidance_interval)))
     class_set = ClassSet.load(args.classes) if args.classes else pipe.class_set
     if class_set is None:
         raise ChangeAnywhereError("the model stores no class set: pass --classes")

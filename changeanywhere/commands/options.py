@@ -74,11 +74,11 @@ def config_from_args(cls: type, args: argparse.Namespace, **overrides: Any) -> A
 
 
 def add_scheduler_arg(p: argparse.ArgumentParser) -> None:
-    """`--scheduler` (swap the model's scheduler for a named diffusers one) and `--unet-backend`."""
+    """`--scheduler` (swap the model's scheduler for a named diffusers one) and `--backend`."""
     from ..generator.schedulers import SCHEDULERS
 
     p.add_argument("--scheduler", default=None, choices=list(SCHEDULERS),
                    help="diffusers scheduler (default: the model's own, with its measured default steps)")
-    p.add_argument("--unet-backend", default=None, choices=["auto", "torch", "onnx"],
-                   help="UNet forwards: auto (default, $CHANGEANYWHERE_UNET_BACKEND): ONNX Runtime on a CPU when "
+    p.add_argument("--backend", default=None, choices=["auto", "torch", "onnx"],
+                   help="UNet and autoencoder: auto (default, $CHANGEANYWHERE_BACKEND): ONNX Runtime on a CPU when "
                    "the onnx extra is installed, else PyTorch")

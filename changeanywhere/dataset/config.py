@@ -41,7 +41,7 @@ class GenerateConfig:
     num: int
     model: str | None = None
     scheduler: str | None = None  # a name from generator.schedulers; None keeps the model's own
-    unet_backend: str | None = None  # torch, onnx or auto (None: $CHANGEANYWHERE_UNET_BACKEND, else auto)
+    backend: str | None = None  # torch, onnx or auto (None: $CHANGEANYWHERE_BACKEND, else auto)
     size: int = 256
     pair: PairSettings = field(default_factory=PairSettings)
     batch_size: int = 8
@@ -164,7 +164,7 @@ def dataset_settings(
             "images": str(cfg.images),
             "labels": str(cfg.labels),
             "scheduler": scheduler_name(pipe.scheduler),  # its config is in the model fingerprint above
-            "unet_backend": pipe.unet_backend,
+            "backend": pipe.backend,
         },
     }
 

@@ -114,7 +114,7 @@ def _generate(
         device = str(state.device)
     if pipe is None:
         pipe = load_pipeline(cfg.model, device=device, dtype=cfg.dtype)
-        pipe.set_unet_backend(cfg.unet_backend)
+        pipe.set_backend(cfg.backend)
     use_scheduler(pipe, cfg.scheduler)
     dtype = pipe.unet.dtype  # as loaded (a pipeline passed in keeps its own)
     check_model(pipe, class_set, cfg.size)

@@ -9,7 +9,7 @@ from pathlib import Path
 from ..cd import DEFAULT_CD_MODEL, CDModel, load_cd_model
 from ..classes import ClassSet
 from ..errors import ChangeAnywhereError, WeightsNotFoundError
-from ..generator.onnx_unet import UNET_BACKEND_ENV
+from ..generator.onnx_backend import BACKEND_ENV
 from ..generator.pipeline import ChangeAnywherePipeline
 from ..hub import DEFAULT_MODEL, load_pipeline
 from ..pairs import PairSettings
@@ -65,14 +65,14 @@ def load_models(
     device: str | None = None,
     fallback: str | os.PathLike | None = DEFAULT_MODEL,
     cd_fallback: str | os.PathLike | None = DEFAULT_CD_MODEL,
-    unet_backend: str | None = None,
+    backend: str | None = None,
 ) -> Models:
     """Load the generator and the CD model, never raising for missing weights.
 
     `model` / `cd_model` (or the environment variables `CHANGEANYWHERE_MODEL` / `CHANGEANYWHERE_CD_MODEL`)
     name a Hub repo id or a folder; when absent or unloadable the embedded defaults under `checkpoints/` are
     used (`fallback` / `cd_fallback`; None: none). What failed is recorded in `notices`, for the UI to show.
-    `unet_backend` (or $CHANGEANYWHERE_UNET_BACKEND): auto (ONNX Runtime on a CPU when the `onnx` extra is
+    `backend` (or $CHANGEANYWHERE_BACKEND): auto (ONNX Runtime on a CPU when the `onnx` extra is
     installed), torch or onnx.
     """
     notices: list[str] = []
@@ -91,9 +91,9 @@ def load_models(
         notices.append(f"Generator: using {source}.")
     if pipe is not None:
         try:
-            pipe.set_unet_backend(unet_backend or os.environ.get(UNET_BACKEND_ENV) or "auto")
+            pipe.set_backend(backend or os.environ.get(BACKEND_ENV) or "auto")
         except Exception as err:  # noqa: BLE001 - a faster backend is optional: keep PyTorch
-            notices.append(f"UNet backend: {err}; using PyTorch.")
+            notices.append(f"ONNX backend: {err}; using PyTorch.")
     class_set = pipe.class_set if pipe is not None else ClassSet.builtin(FALLBACK_CLASS_SET)
 
     cd_model = cd_model or os.environ.get(CD_MODEL_ENV) or None

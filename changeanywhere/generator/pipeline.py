@@ -34,6 +34,7 @@ from .autoencoder import ColorAutoencoder
 from .compositing import composite, latent_keep_mask, texture_init
 from .drift import DriftSettings, apply_drift, as_drift_settings, draw_drift
 from .noise import NoiseSourceName, SamplerNoise
+from .onnx_backend import BACKENDS, OnnxNetworks, resolve_backend
 from .semantic_encoder import SemanticEncoder
 
 ContentScale = float | tuple[float, float]
@@ -96,6 +97,7 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         scheduler: SchedulerMixin,
         default_guidance_scale: float = 1.0,
         default_num_inference_steps: int = 50,
+        default_guidance_interval: list[float] | tuple[float, float] = (0.0, 1.0),
     ):
         super().__init__()
         latent = latent_channels_of(vae)
@@ -109,28 +111,36 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         # the guidance a trained model was measured best at; calls with guidance_scale=None use it
         # and the fewest steps within 2 % of 200 DDIM steps with its scheduler (bench/steps_curve.py); calls
         # with num_inference_steps=None use them
+        # and the share of the steps guidance is applied on, [start, stop) as in diffusers' guiders: the other
+        # steps run the conditional branch alone (half the UNet batch)
         self.register_to_config(default_guidance_scale=float(default_guidance_scale),
-                                default_num_inference_steps=int(default_num_inference_steps))
+                                default_num_inference_steps=int(default_num_inference_steps),
+                                default_guidance_interval=[float(v) for v in default_guidance_interval])
         self.noise_source: NoiseSourceName = "auto"  # where per-sample noise is drawn: see `generator.noise`
-        self._unet_forward: Callable | None = None  # None: self.unet; else the backend of `set_unet_backend`
+        self._onnx: OnnxNetworks | None = None  # None: the modules themselves; see `set_backend`
 
-    def set_unet_backend(self, backend: str | None = "torch", **kwargs: Any) -> None:
-        """Run the sampler's UNet forwards on `backend`: "torch" (the module itself), "onnx" (ONNX Runtime on
-        the CPU, `generator.onnx_unet`, exported once per weights and cached; `threads`, `cache_dir`) or "auto"
-        (onnx on a CPU when installed). Call again after changing the UNet's weights."""
-        from .onnx_unet import UNET_BACKENDS, OnnxUNet, resolve_unet_backend
-
-        backend = resolve_unet_backend(backend, self.device)
-        if backend not in UNET_BACKENDS:
-            raise ParameterError(f"`backend` must be one of {', '.join(UNET_BACKENDS)}, got {backend!r}", "backend")
+    def set_backend(self, backend: str | None = "torch", **kwargs: Any) -> None:
+        """Run the UNet and the autoencoder on `backend`: "torch" (the modules themselves), "onnx" (ONNX Runtime
+        on the CPU, `generator.onnx_backend`, exported once per weights and cached; `threads`, `cache_dir`) or
+        "auto" (onnx on a CPU when installed). Call again after changing weights."""
+        backend = resolve_backend(backend, self.device)
+        if backend not in BACKENDS:
+            raise ParameterError(f"`backend` must be one of {', '.join(BACKENDS)}, got {backend!r}", "backend")
         if backend == "onnx" and self.device.type != "cpu":
             raise ParameterError("the onnx backend runs on the CPU: use the torch backend on a GPU", "backend")
-        self._unet_forward = OnnxUNet(self.unet, self.size_multiple // self.vae_scale_factor, **kwargs) \
-            if backend == "onnx" else None
+        self._onnx = OnnxNetworks(self.unet, self.vae, self.size_multiple // self.vae_scale_factor,
+                                  self.vae_scale_factor, **kwargs) if backend == "onnx" else None
 
     @property
-    def unet_backend(self) -> str:
-        return "torch" if self._unet_forward is None else "onnx"
+    def backend(self) -> str:
+        return "torch" if self._onnx is None else "onnx"
+
+    def to(self, *args: Any, **kwargs: Any) -> ChangeAnywherePipeline:
+        """As in diffusers; moving off the CPU drops the ONNX backend (it runs on the CPU only)."""
+        out = super().to(*args, **kwargs)
+        if out._onnx is not None and out.device.type != "cpu":
+            out._onnx = None
+        return out
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: Any, **kwargs: Any) -> ChangeAnywherePipeline:
@@ -179,17 +189,22 @@ class ChangeAnywherePipeline(DiffusionPipeline):
 
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
         """(B,3,H,W) in [-1,1] -> normalised latents (posterior mean for KL; pre-quantisation for VQ)."""
-        images = images.to(self.vae.device, self.vae.dtype)
-        out = self.vae.encode(images)
-        z = out.latent_dist.mean if hasattr(out, "latent_dist") else out.latents
+        if self._onnx is not None and self._onnx.encode is not None:
+            z = self._onnx.encode(images.float())
+        else:
+            images = images.to(self.vae.device, self.vae.dtype)
+            out = self.vae.encode(images)
+            z = out.latent_dist.mean if hasattr(out, "latent_dist") else out.latents
         shift, scale = self._latent_norm(z)
         return (z - shift) * scale
 
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
         """Normalised latents -> (B,3,H,W) images in [-1,1]."""
-        z = latents.to(self.vae.dtype)
+        onnx = self._onnx is not None and self._onnx.decode is not None
+        z = latents.float() if onnx else latents.to(self.vae.dtype)
         shift, scale = self._latent_norm(z)
-        return self.vae.decode(z / scale + shift).sample.clamp(-1, 1)
+        z = z / scale + shift
+        return (self._onnx.decode(z) if onnx else self.vae.decode(z).sample).clamp(-1, 1)
 
     # ----------------------------------------------------------------- inputs
     def _check_size(self, height: int, width: int) -> None:
@@ -263,7 +278,22 @@ class ChangeAnywherePipeline(DiffusionPipeline):
                                  "feather", "free_band")
         return int(num_inference_steps), float(guidance_scale), float(eta)
 
-    def sampler_record(self, num_inference_steps: int, guidance_scale: float, eta: float) -> dict[str, Any]:
+    def resolve_guidance_interval(self, guidance_interval: Sequence[float] | None) -> tuple[float, float]:
+        """[start, stop) share of the steps that use classifier-free guidance (None: the model's default)."""
+        if guidance_interval is None:
+            guidance_interval = getattr(self.config, "default_guidance_interval", None) or (0.0, 1.0)
+        try:
+            start, stop = (float(v) for v in guidance_interval)
+        except (TypeError, ValueError):
+            raise ParameterError(f"`guidance_interval` must be two numbers (start, stop), got {guidance_interval!r}",
+                                 "guidance_interval") from None
+        if not 0.0 <= start < stop <= 1.0:
+            raise ParameterError(f"`guidance_interval` must satisfy 0 ≤ start < stop ≤ 1, got {guidance_interval!r}",
+                                 "guidance_interval")
+        return start, stop
+
+    def sampler_record(self, num_inference_steps: int, guidance_scale: float, eta: float,
+                       guidance_interval: Sequence[float] | None = None) -> dict[str, Any]:
         """What a call actually used: the scheduler class (and its prediction type), steps, guidance, eta."""
         uses_eta = "eta" in inspect.signature(self.scheduler.step).parameters
         return {
@@ -273,6 +303,7 @@ class ChangeAnywherePipeline(DiffusionPipeline):
             "prediction_type": self.scheduler.config.get("prediction_type"),
             "num_inference_steps": num_inference_steps,
             "guidance_scale": guidance_scale,
+            "guidance_interval": list(self.resolve_guidance_interval(guidance_interval)),
             "eta": eta if uses_eta else None,
         }
 
@@ -298,19 +329,21 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         init_latents: torch.Tensor | None = None,
         start_index: int = 0,
         callback_on_step_end: Callable | None = None,
+        guidance_interval: Sequence[float] | None = None,
     ) -> torch.Tensor:
         """Any diffusers scheduler from pure noise under `cond`. If `known_latents` is given, the cells where
         `keep_mask` is 1 are replaced, before step i of every sample with i < its `mix_steps`, by the known
         latent noised to the scheduler's own level at that step (docs/method.md §3). With `init_latents`, the
-        run starts at step `start_index` from them, noised to that step's level (SDEdit).
+        run starts at step `start_index` from them, noised to that step's level (SDEdit). Guidance applies on the
+        steps i with start·N ≤ i < stop·N of `guidance_interval` (diffusers' guider convention).
 
         Nothing in the step loop reads a device value back or copies from the host with `noise_source`
         "device" or "predrawn": the scheduler keeps host timesteps (its arithmetic stays on host scalars), the
         UNet gets timesteps and mixing masks moved once before the loop."""
         scheduler = self.scheduler
         shape = (latent_channels_of(self.vae), *cond.shape[2:])
-        unet = self._unet_forward or self.unet
-        dtype = unet.dtype
+        unet = self._onnx.unet if self._onnx is not None else self.unet
+        dtype = torch.float32 if self._onnx is not None else self.unet.dtype
         scheduler.set_timesteps(num_inference_steps, device="cpu")
         timesteps = scheduler.timesteps
         unet_timesteps = timesteps.to(device)
@@ -331,17 +364,20 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         last_mix = max(mix, default=0)
         active = torch.tensor([[i < m for m in mix] for i in steps], device=device) if mixing else None
         cond = cond.to(dtype)
-        use_cfg = guidance_scale != 1.0
-        if use_cfg:
-            cond = torch.cat([cond, torch.zeros_like(cond)])
+        g_start, g_stop = self.resolve_guidance_interval(guidance_interval)
+        guided = range(int(g_start * len(timesteps)), int(g_stop * len(timesteps))) if guidance_scale != 1.0 \
+            else range(0)
+        cond_cfg = torch.cat([cond, torch.zeros_like(cond)]) if len(guided) else cond
         for k, i in enumerate(self.progress_bar(steps)):
             t = timesteps[i]
             if mixing and i < last_mix:
                 a, b = self._noise_coefficients(t)
                 x = mix_known_region(x, a * known_latents + b * noise.mix(i), keep_mask, active[k])
+            use_cfg = i in guided
             x_in = torch.cat([x, x]) if use_cfg else x
             x_in = scheduler.scale_model_input(x_in, t)
-            out = unet(torch.cat([x_in.to(dtype), cond], dim=1), unet_timesteps[i]).sample.float()
+            c = cond_cfg if use_cfg else cond
+            out = unet(torch.cat([x_in.to(dtype), c], dim=1), unet_timesteps[i]).sample.float()
             if use_cfg:
                 out_cond, out_uncond = out.chunk(2)
                 out = out_uncond + guidance_scale * (out_cond - out_uncond)
@@ -374,6 +410,7 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         num_inference_steps: int | None = None,
         eta: float = 1.0,
         guidance_scale: float | None = None,
+        guidance_interval: Sequence[float] | None = None,
         seed: int | Sequence[int] | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
         output_type: str = "pil",
@@ -384,6 +421,7 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         num_inference_steps, guidance_scale, eta = self.check_inputs(
             num_inference_steps, guidance_scale, eta, output_type
         )
+        self.resolve_guidance_interval(guidance_interval)
         maps = maps_to_tensor(label_map, self.num_classes, self.class_set)
         self._check_size(*maps.shape[1:])
         device = self._execution_device
@@ -396,12 +434,13 @@ class ChangeAnywherePipeline(DiffusionPipeline):
             guidance_scale,
             device,
             callback_on_step_end=callback_on_step_end,
+            guidance_interval=guidance_interval,
         )
         images = latents if output_type == "latent" else self.decode_latents(latents)
         out = SynthesisOutput(
             images=self._format_images(images, output_type),
             seeds=seeds,
-            sampler=self.sampler_record(num_inference_steps, guidance_scale, eta),
+            sampler=self.sampler_record(num_inference_steps, guidance_scale, eta, guidance_interval),
         )
         return out if return_dict else out.to_tuple()
 
@@ -422,6 +461,7 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         num_inference_steps: int | None = None,
         eta: float = 1.0,
         guidance_scale: float | None = None,
+        guidance_interval: Sequence[float] | None = None,
         seed: int | Sequence[int] | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
         output_type: str = "pil",
@@ -446,6 +486,7 @@ class ChangeAnywherePipeline(DiffusionPipeline):
             num_inference_steps, guidance_scale, eta, output_type, content_scale=content_scale, blend=blend,
             feather=feather, free_band=free_band,
         )
+        self.resolve_guidance_interval(guidance_interval)
         if not 0.0 < strength <= 1.0:
             raise ParameterError(f"`strength` must lie in (0, 1], got {strength}", "strength")
         drift_settings = as_drift_settings(drift)
@@ -468,7 +509,7 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         latents = self._denoise(
             self._condition(after, device), generators, num_inference_steps, eta, guidance_scale, device,
             known_latents=known, keep_mask=keep, mix_steps=mix_steps, init_latents=init, start_index=start,
-            callback_on_step_end=callback_on_step_end,
+            callback_on_step_end=callback_on_step_end, guidance_interval=guidance_interval,
         )
         anchored = torch.tensor([m >= num_inference_steps for m in mix_steps], device=device)
         latents = mix_known_region(latents, known, keep, anchored)  # exactly the before latent
@@ -484,7 +525,7 @@ class ChangeAnywherePipeline(DiffusionPipeline):
             seeds=seeds,
             mix_steps=mix_steps,
             drifts=drifts,
-            sampler=self.sampler_record(num_inference_steps, guidance_scale, eta),
+            sampler=self.sampler_record(num_inference_steps, guidance_scale, eta, guidance_interval),
         )
         return out if return_dict else out.to_tuple()
 
