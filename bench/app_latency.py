@@ -9,14 +9,15 @@ change, CD and packaging, for every sampler of `--steps` and every before image 
 - `real`: a real Dubai image with its map: the `assets/examples/` crops (a 2×2 mosaic of them above 256 px),
   or `--image`/`--map`, fitted the way the app fits an upload (at most 512 px, sides multiples of the model's).
 
-A sampler is `default` (the model's own scheduler and steps), `N` (its scheduler, N steps) or `NAME:N` (a
-scheduler of `changeanywhere.generator.schedulers`, e.g. `ddim:20`, the app's old default), each optionally
-with `@torch` or `@onnx`, the backend of the UNet and autoencoder (default: `--backend`, auto = what the app
-picks). Calls are interleaved (each repeat runs every configuration once), so the ratio between two samplers
-holds on a busy machine. Targets (issue 11, 512² on a quiet 2-core CPU): ≤ 10 s synthesized, ≤ 15 s with a real image.
+A sampler is `default` (the model's own scheduler, steps and guidance interval), `N` (its scheduler, N steps) or
+`NAME:N` (a scheduler of `changeanywhere.generator.schedulers`, e.g. `ddim:20`), each optionally with `@torch` or
+`@onnx`, the backend of the UNet and autoencoder (default: `--backend`, auto = what the app picks); or `old`: the
+app's old default (DDIM 20, guided on every step, PyTorch). Calls are interleaved (each repeat runs every
+configuration once), so the ratio between two samplers holds on a busy machine. Targets (issue 11, 512² on a quiet
+2-core CPU): ≤ 10 s synthesized, ≤ 15 s with a real image.
 
     python bench/app_latency.py                              # 256², the model's default sampler, both before images
-    python bench/app_latency.py --size 512 --steps default ddim:20@torch   # the app's default vs the old one
+    python bench/app_latency.py --size 512 --steps default old   # the app's default vs the old one
     python bench/app_latency.py --size 512x400 --before real --image TILE.jpg --map TILE.png
     python bench/app_latency.py --model DIR --cd-model DIR --threads 2
 
@@ -77,19 +78,24 @@ def real_before(class_set, width: int, height: int, image: Path | None, label: P
     return np.ascontiguousarray(m), np.ascontiguousarray(img), what
 
 
-def parse_sampler(spec: str, default_steps: int, backend: str) -> tuple[str | None, int, str]:
-    """'default' -> (None, the model's steps, backend); '12@onnx' -> (None, 12, 'onnx'); 'ddim:20' -> ('ddim',
-    20, backend)."""
+OLD_DEFAULT = ("ddim", 20, "torch", (0.0, 1.0))  # the app until session 4: DDIM 20, guided on every step, PyTorch
+
+
+def parse_sampler(spec: str, default_steps: int, backend: str) -> tuple[str | None, int, str, tuple | None]:
+    """'default' -> (None, the model's steps, backend, None = the model's guidance interval); '12@onnx' -> (None,
+    12, 'onnx', None); 'ddim:20' -> ('ddim', 20, backend, None); 'old' -> the app's old default, OLD_DEFAULT."""
+    if spec == "old":
+        return OLD_DEFAULT
     spec, _, named = spec.partition("@")
     backend = named or backend
     if backend not in ("torch", "onnx"):
         raise SystemExit(f"unknown UNet backend {backend!r}: torch or onnx")
     if spec == "default":
-        return None, default_steps, backend
+        return None, default_steps, backend, None
     name, _, steps = spec.rpartition(":")
     if name and name not in SCHEDULERS:
         raise SystemExit(f"unknown scheduler {name!r} in {spec!r}: choose one of {', '.join(SCHEDULERS)}")
-    return name or None, int(steps), backend
+    return name or None, int(steps), backend, None
 
 
 def three_events(before_map: np.ndarray, class_set):
@@ -107,7 +113,7 @@ def main() -> None:
     p.add_argument("--cd-model", help="CD model folder or Hub repo id (default: the embedded one)")
     p.add_argument("--size", type=parse_size, default=(256, 256), help="side, or WIDTHxHEIGHT (e.g. 512x400)")
     p.add_argument("--steps", nargs="+", default=["default"], metavar="SAMPLER",
-                   help="samplers: default, N or NAME:N; ratios are given to the first (default: default)")
+                   help="samplers: default, N, NAME:N or old; ratios are given to the first (default: default)")
     p.add_argument("--before", choices=["synthesized", "real", "both"], default="both")
     p.add_argument("--image", type=Path, help="a real before image (with --map) instead of the example crops")
     p.add_argument("--map", type=Path, help="the land-cover map of --image")
@@ -134,10 +140,11 @@ def main() -> None:
         models.cd_model = build_cd_model("changerex-r18").to(args.device).eval()
         stand_ins.append("CD: untrained changerex-r18 (no weights found)")
     own_scheduler = models.pipe.scheduler
+    own_interval = models.pipe.resolve_guidance_interval(None)
     backend = resolve_backend(args.backend, args.device)
     samplers = {spec: parse_sampler(spec, models.default_steps, backend) for spec in args.steps}
     forwards = {"torch": None}
-    if any(b == "onnx" for *_, b in samplers.values()):
+    if any(b == "onnx" for _, _, b, _ in samplers.values()):
         t0 = time.perf_counter()
         models.pipe.set_backend("onnx")
         forwards["onnx"] = models.pipe._onnx
@@ -155,10 +162,11 @@ def main() -> None:
 
     def call(kind: str, spec: str, seed: int, tmp: str) -> dict[str, float]:
         before_map, image, _ = inputs[kind]
-        scheduler, steps, backend = samplers[spec]
+        scheduler, steps, backend, interval = samplers[spec]
         models.pipe.scheduler = own_scheduler
         use_scheduler(models.pipe, scheduler)
         models.pipe._onnx = forwards[backend]
+        models.pipe.register_to_config(default_guidance_interval=list(interval or own_interval))
         t0 = time.perf_counter()
         gen = demo.generate(models, before_map, changes[kind], image, seed=seed, num_inference_steps=steps,
                             guidance_scale=args.guidance)
@@ -184,6 +192,7 @@ def main() -> None:
             "before": kind, "before_source": inputs[kind][2], "width": int(m.shape[1]), "height": int(m.shape[0]),
             "sampler": spec, "scheduler": samplers[spec][0] or type(own_scheduler).__name__,
             "steps": samplers[spec][1], "backend": samplers[spec][2],
+            "guidance_interval": list(samplers[spec][3] or own_interval),
             "guidance_scale": rs[0]["guidance_scale"], "median_s": median,
             "ratio_to_first_sampler": round(statistics.median(r["total"] for r in rs) / base, 3),
             "target_s": TARGET_S[kind],
@@ -196,13 +205,13 @@ def main() -> None:
     }
     print(f"{common['threads']} thread(s), median of {args.repeats} interleaved calls, guidance "
           f"{results[0]['guidance_scale']}; ratios to the sampler {args.steps[0]}")
-    print("| before image | size | scheduler | steps | UNet | total s | synthesis | change | CD | packaging | ratio "
-          "| target |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| before image | size | scheduler | steps | guided | backend | total s | synthesis | change | CD "
+          "| packaging | ratio | target |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         s = r["median_s"]
         print(f"| {r['before']} ({r['before_source']}) | {r['width']}×{r['height']} | {r['scheduler']} "
-              f"| {r['steps']} | {r['backend']} "
+              f"| {r['steps']} | {r['guidance_interval'][0]:g}–{r['guidance_interval'][1]:g} | {r['backend']} "
               f"| {s['total']} "
               f"| {s['synthesis']} | {s['change']} | {s['cd']} | {s['packaging']} | {r['ratio_to_first_sampler']:.2f} "
               f"| ≤ {r['target_s']:g} s: {'yes' if r['within_target'] else 'no'} |")

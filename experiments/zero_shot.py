@@ -161,9 +161,14 @@ def model_dir(args: argparse.Namespace, out: Path) -> Path:
     return out / "final"
 
 
-def stage_train(args: argparse.Namespace, data: Path, val: Path | None, out: Path, threads: int) -> Path:
+def trained(args: argparse.Namespace, out: Path) -> bool:
+    """Whether the model in `out` finished its --steps (a model still training is never evaluated)."""
     done = out / "final" / "training.json"
-    if done.is_file() and json.loads(done.read_text())["step"] >= args.steps:
+    return done.is_file() and json.loads(done.read_text())["step"] >= args.steps
+
+
+def stage_train(args: argparse.Namespace, data: Path, val: Path | None, out: Path, threads: int) -> Path:
+    if trained(args, out):
         print(f"[train] {out}: already trained to {args.steps} steps", flush=True)
     else:
         argv = ["train-cd", "--data", str(data), "--output-dir", str(out), "--arch", args.variant,
@@ -449,8 +454,8 @@ def main(argv: list[str] | None = None) -> int:
     common = ["--batch-size", str(args.batch_size)]
     for name, _, _, out in jobs:
         model = model_dir(args, out)
-        if not (model / "model.safetensors").is_file():
-            print(f"[eval] {name}: no trained model at {model} yet; skipped", flush=True)
+        if not trained(args, out):
+            print(f"[eval] {name}: not trained to {args.steps} steps yet ({out}); skipped", flush=True)
             continue
         evals[name] = timed(f"eval_{name}", stage_eval, args, name, ["--model", str(model), *common], model)
         best = out / "best" / "val_metrics.json"

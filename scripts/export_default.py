@@ -41,6 +41,9 @@ def main() -> None:
     p.add_argument("--scheduler", default="dpm++2m-sde", choices=list(SCHEDULERS),
                    help="the default solver (bench/steps_curve.py picks it; default dpm++2m-sde)")
     p.add_argument("--steps", type=int, default=8, help="its default steps, also used for the sample grid")
+    p.add_argument("--guidance-interval", type=float, nargs=2, default=None, metavar=("START", "STOP"),
+                   help="share of the steps guided (default: keep the pipeline's; the embedded model's is chosen "
+                   "with eval-generator --guidance-interval, see its card)")
     p.add_argument("--no-resume", action="store_true", help="do not write OUT-resume/ (e.g. for a quick look)")
     args = p.parse_args()
 
@@ -52,6 +55,8 @@ def main() -> None:
         pipe = pipeline_from_checkpoint(args.checkpoint)
     pipe.register_to_config(default_guidance_scale=float(args.guidance_scale),
                             default_num_inference_steps=int(args.steps))
+    if args.guidance_interval is not None:
+        pipe.register_to_config(default_guidance_interval=list(pipe.resolve_guidance_interval(args.guidance_interval)))
     # same schedule and prediction type; the sampling-time x0 clipping (DDIM) and the solver are set here
     base = build_scheduler(args.clip_sample_range or None, pipe.scheduler.config.prediction_type)
     pipe.scheduler = make_scheduler(args.scheduler, base.config)
