@@ -159,10 +159,8 @@ class OnnxNetworks:
         side = 4 * unet_multiple
         x = torch.zeros(2, unet.config.in_channels, side, side)
         t = torch.tensor(500, dtype=torch.int64)
-        unet_session = self._session(f"unet-{module_digest(unet)}", _UNet(unet), (x, t), ["x", "t"],
-                                     {"x": {0: batch, 2: h, 3: w}, "t": {}}, threads)
-        self.unet = lambda x, t: SimpleNamespace(sample=unet_session(x, t))
-        self.unet_path = unet_session.path
+        self.unet_session = self._session(f"unet-{module_digest(unet)}", _UNet(unet), (x, t), ["x", "t"],
+                                          {"x": {0: batch, 2: h, 3: w}, "t": {}}, threads)
         self.encode: OnnxSession | None = None
         self.decode: OnnxSession | None = None
         digest = module_digest(vae)
@@ -179,6 +177,10 @@ class OnnxNetworks:
                           f"{type(err).__name__}: {str(err)[:200]}", stacklevel=2)
             self.encode = self.decode = None
 
+    def unet(self, x: torch.Tensor, t: torch.Tensor) -> SimpleNamespace:
+        """The exported UNet with the diffusers call convention (`.sample`), so the sampling loop runs either."""
+        return SimpleNamespace(sample=self.unet_session(x, t))
+
     def _session(self, name: str, module: torch.nn.Module, example: tuple[torch.Tensor, ...], names: list[str],
                  dynamic_shapes: dict[str, Any], threads: int | None) -> OnnxSession:
         path = self.cache_dir / f"{name}.onnx"
@@ -189,4 +191,4 @@ class OnnxNetworks:
     @property
     def paths(self) -> list[Path]:
         """The exported files in use."""
-        return [self.unet_path, *(s.path for s in (self.encode, self.decode) if s is not None)]
+        return [self.unet_session.path, *(s.path for s in (self.encode, self.decode) if s is not None)]

@@ -293,8 +293,9 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         return start, stop
 
     def sampler_record(self, num_inference_steps: int, guidance_scale: float, eta: float,
-                       guidance_interval: Sequence[float] | None = None) -> dict[str, Any]:
-        """What a call actually used: the scheduler class (and its prediction type), steps, guidance, eta."""
+                       guidance_interval: tuple[float, float]) -> dict[str, Any]:
+        """What a call actually used: the scheduler class (and its prediction type), steps, guidance (scale and
+        the resolved interval), eta."""
         uses_eta = "eta" in inspect.signature(self.scheduler.step).parameters
         return {
             "scheduler": type(self.scheduler).__name__,
@@ -303,7 +304,7 @@ class ChangeAnywherePipeline(DiffusionPipeline):
             "prediction_type": self.scheduler.config.get("prediction_type"),
             "num_inference_steps": num_inference_steps,
             "guidance_scale": guidance_scale,
-            "guidance_interval": list(self.resolve_guidance_interval(guidance_interval)),
+            "guidance_interval": list(guidance_interval),
             "eta": eta if uses_eta else None,
         }
 
@@ -329,13 +330,13 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         init_latents: torch.Tensor | None = None,
         start_index: int = 0,
         callback_on_step_end: Callable | None = None,
-        guidance_interval: Sequence[float] | None = None,
+        guidance_interval: tuple[float, float] = (0.0, 1.0),
     ) -> torch.Tensor:
         """Any diffusers scheduler from pure noise under `cond`. If `known_latents` is given, the cells where
         `keep_mask` is 1 are replaced, before step i of every sample with i < its `mix_steps`, by the known
         latent noised to the scheduler's own level at that step (docs/method.md §3). With `init_latents`, the
         run starts at step `start_index` from them, noised to that step's level (SDEdit). Guidance applies on the
-        steps i with start·N ≤ i < stop·N of `guidance_interval` (diffusers' guider convention).
+        steps i with start·N ≤ i < stop·N of the resolved `guidance_interval` (diffusers' guider convention).
 
         Nothing in the step loop reads a device value back or copies from the host with `noise_source`
         "device" or "predrawn": the scheduler keeps host timesteps (its arithmetic stays on host scalars), the
@@ -364,7 +365,7 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         last_mix = max(mix, default=0)
         active = torch.tensor([[i < m for m in mix] for i in steps], device=device) if mixing else None
         cond = cond.to(dtype)
-        g_start, g_stop = self.resolve_guidance_interval(guidance_interval)
+        g_start, g_stop = guidance_interval
         guided = range(int(g_start * len(timesteps)), int(g_stop * len(timesteps))) if guidance_scale != 1.0 \
             else range(0)
         cond_cfg = torch.cat([cond, torch.zeros_like(cond)]) if len(guided) else cond
@@ -421,7 +422,7 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         num_inference_steps, guidance_scale, eta = self.check_inputs(
             num_inference_steps, guidance_scale, eta, output_type
         )
-        self.resolve_guidance_interval(guidance_interval)
+        guidance_interval = self.resolve_guidance_interval(guidance_interval)
         maps = maps_to_tensor(label_map, self.num_classes, self.class_set)
         self._check_size(*maps.shape[1:])
         device = self._execution_device
@@ -486,7 +487,7 @@ class ChangeAnywherePipeline(DiffusionPipeline):
             num_inference_steps, guidance_scale, eta, output_type, content_scale=content_scale, blend=blend,
             feather=feather, free_band=free_band,
         )
-        self.resolve_guidance_interval(guidance_interval)
+        guidance_interval = self.resolve_guidance_interval(guidance_interval)
         if not 0.0 < strength <= 1.0:
             raise ParameterError(f"`strength` must lie in (0, 1], got {strength}", "strength")
         drift_settings = as_drift_settings(drift)
