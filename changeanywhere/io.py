@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -57,3 +58,9 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> Path:
     """Write `text` to `path`."""
     return atomic_write_bytes(path, text.encode(encoding))
+
+
+def atomic_copy(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Copy the file `src` to `dst`; a reader of `dst` sees the old file or the whole new one, never a part."""
+    with open(src, "rb") as f:
+        return _atomic_write(dst, lambda out: shutil.copyfileobj(f, out))

@@ -10,7 +10,6 @@ towards the colour statistics of another pair's before image (an earlier one, `c
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ from tqdm.auto import tqdm
 
 from ..errors import ChangeAnywhereError
 from ..generator.drift import DriftSettings, apply_drift, colour_stats, draw_drift
-from ..io import atomic_write_png, atomic_write_text
+from ..io import atomic_copy, atomic_write_png, atomic_write_text
 from ..seeds import derive_seed
 from .data import donor_indices, find_cd_pairs, read_image
 
@@ -43,8 +42,8 @@ def build_drifted_set(generated: str | Path, out: str | Path, seed: int = 0, str
         reference = colour_stats(read_image(other.a))
         params = draw_drift(torch.Generator().manual_seed(derive_seed(seed, i, 1)), settings, reference)
         atomic_write_png(out / "B" / f"{item.stem}.png", apply_drift(read_image(item.b), params))
-        shutil.copyfile(item.a, out / "A" / item.a.name)
-        shutil.copyfile(item.label, out / "label" / item.label.name)
+        atomic_copy(item.a, out / "A" / item.a.name)
+        atomic_copy(item.label, out / "label" / item.label.name)
         records.append(json.dumps({"stem": item.stem, "drift_source": other.stem, "drift": params}))
     atomic_write_text(out / "drift.jsonl", "\n".join(records) + "\n")
     return len(items)

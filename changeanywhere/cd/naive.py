@@ -10,7 +10,6 @@ global colour jitter, so the unchanged part is a colour-jittered copy of the bef
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from tqdm.auto import tqdm
 
 from ..classes import ClassSet
 from ..errors import ChangeAnywhereError, MapSizeError
-from ..io import atomic_write_png, atomic_write_text
+from ..io import atomic_copy, atomic_write_png, atomic_write_text
 from ..labels import IGNORE_INDEX
 from .data import DONOR_POOL, donor_indices, image_files, read_image
 
@@ -125,7 +124,7 @@ def build_naive_set(generated: str | Path, out: str | Path, classes: str | Class
         atomic_write_png(out / "B" / f"{stem}.png", after)
         for d in ("A", "label"):
             src = files[d][stem]
-            shutil.copyfile(src, out / d / src.name)
+            atomic_copy(src, out / d / src.name)
     info = {"source": str(generated), "pairs": len(stems), "seed": seed, "num_sources": num_sources,
             "jitter": jitter, "class_set": class_set.name, "method": "naive copy-paste (no diffusion)"}
     atomic_write_text(out / "naive.json", json.dumps(info, indent=2) + "\n")
