@@ -198,8 +198,8 @@ def _card_settings(settings: dict[str, Any]) -> list[str]:
         f"| dtype | {settings['dtype']} |",
         f"| sources | {settings['sources']['count']} image/label pairs ({settings['sources']['split']}), "
         f"{settings['tiling']} {settings['size']}² tiles |",
-        f"| sampler | {_scheduler(settings)}, {smp['steps']} steps, eta {smp['eta']:g}, "
-        f"guidance {smp['guidance_scale']:g}, "
+        f"| sampler | {_scheduler(settings)}, {smp['steps']} steps,{_eta(settings)} "
+        f"guidance {smp['guidance_scale']:g}{_interval(settings)}, "
         f"content scale {smp['content_scale'][0]:g}–{smp['content_scale'][1]:g} |",
         f"| change events | {ev['num_events'][0]}–{ev['num_events'][1]} per pair "
         f"({', '.join(ev['event_types'])}), objects ≥ {ev['min_area']} px |",
@@ -285,7 +285,8 @@ def format_plan(result: GenerateResult) -> str:
         f"  samples    {p.num:,} (ids {sample_id(0)}..{sample_id(p.num - 1)}), global seed {s['seed']}",
         f"  batches    {p.num_batches:,} of {p.batch_size}"
         + (f" (the last one computed in full: {extra} extra sample(s) not written)" if extra else ""),
-        f"  sampler    {_scheduler(s)}, {smp['steps']} steps, eta {smp['eta']:g}, guidance {smp['guidance_scale']:g}, "
+        f"  sampler    {_scheduler(s)}, {smp['steps']} steps,{_eta(s)} guidance {smp['guidance_scale']:g}"
+        f"{_interval(s)}, "
         f"content scale {smp['content_scale'][0]:g}:{smp['content_scale'][1]:g}",
         f"  events     {ev['num_events'][0]}:{ev['num_events'][1]} per pair ({','.join(ev['event_types'])}), "
         f"min area {ev['min_area']} px",
@@ -317,3 +318,18 @@ def format_summary(result: GenerateResult) -> str:
 def _scheduler(settings: dict[str, Any]) -> str:
     """The scheduler named in generation.json (folders from before it was recorded used DDIM)."""
     return settings[INFO_KEY].get("scheduler", "DDIMScheduler (not recorded)")
+
+
+def _eta(settings: dict[str, Any]) -> str:
+    """' eta 1,' where the scheduler takes an eta (DDIM), '' where it has none (folders from before: shown)."""
+    return f" eta {settings['sampler']['eta']:g}," if settings[INFO_KEY].get("scheduler_takes_eta", True) else ""
+
+
+def _interval(settings: dict[str, Any]) -> str:
+    """' on the last 3 of 8 steps' where guidance applies to part of the run (the model's guidance interval)."""
+    start, stop = settings[INFO_KEY].get("guidance_interval", (0.0, 1.0))
+    n = settings["sampler"]["steps"]
+    first, last = int(start * n), int(stop * n)
+    if (first, last) == (0, n):
+        return ""
+    return f" on steps {first + 1}–{last} of {n} (guidance interval {start:g}–{stop:g})"
