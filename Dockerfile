@@ -27,6 +27,10 @@ COPY --chown=user pyproject.toml README.md app.py ./
 COPY --chown=user changeanywhere ./changeanywhere
 RUN pip install --no-cache-dir --user -e .
 COPY --chown=user checkpoints ./checkpoints
+# export the UNet and autoencoder to ONNX now (~1 min), so the Space's first start does not; a failure here only
+# means the app exports at start
+RUN python -c "from changeanywhere import demo; demo.load_models()" \
+    || echo "ONNX pre-export failed: the app will export at its first start"
 COPY --chown=user assets ./assets
 
 EXPOSE 7860

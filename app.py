@@ -343,7 +343,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--share", action="store_true", help="also serve through a public Gradio link (needs internet)")
     p.add_argument("--backend", choices=["auto", "torch", "onnx"], default=None,
                    help="UNet and autoencoder: auto (default, $CHANGEANYWHERE_BACKEND): ONNX Runtime on a CPU when "
-                   "the onnx extra is installed (1.5-2.4x faster), else PyTorch")
+                   "ONNX Runtime is installed (by default; 1.5-2.4x faster), else PyTorch")
     p.add_argument("--no-fallback", action="store_true",
                    help="do not fall back to the embedded weights when --model / --cd-model cannot be loaded")
     return p.parse_args(argv)

@@ -11,7 +11,7 @@ Threads are set once, before anything runs, to `--threads` (default: torch's own
 for ONNX Runtime. Timed calls are interleaved (each repeat runs every backend once, in turn), so load from other
 processes on the machine falls on all of them alike: the ratios hold on a busy machine, the absolute times less.
 
-    python bench/cpu_backends.py                          # needs: pip install 'changeanywhere[onnx]'
+    python bench/cpu_backends.py                          # ONNX Runtime comes with the package
     python bench/cpu_backends.py --batch 1 8 --threads 2 --repeats 20
     python bench/cpu_backends.py --model DIR --size 8     # a tiny pipeline (smoke test)
 

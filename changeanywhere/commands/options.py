@@ -81,4 +81,4 @@ def add_scheduler_arg(p: argparse.ArgumentParser) -> None:
                    help="diffusers scheduler (default: the model's own, with its measured default steps)")
     p.add_argument("--backend", default=None, choices=["auto", "torch", "onnx"],
                    help="UNet and autoencoder: auto (default, $CHANGEANYWHERE_BACKEND): ONNX Runtime on a CPU when "
-                   "the onnx extra is installed, else PyTorch")
+                   "ONNX Runtime is installed (it is by default), else PyTorch")

@@ -72,7 +72,7 @@ def load_models(
     `model` / `cd_model` (or the environment variables `CHANGEANYWHERE_MODEL` / `CHANGEANYWHERE_CD_MODEL`)
     name a Hub repo id or a folder; when absent or unloadable the embedded defaults under `checkpoints/` are
     used (`fallback` / `cd_fallback`; None: none). What failed is recorded in `notices`, for the UI to show.
-    `backend` (or $CHANGEANYWHERE_BACKEND): auto (ONNX Runtime on a CPU when the `onnx` extra is
+    `backend` (or $CHANGEANYWHERE_BACKEND): auto (ONNX Runtime on a CPU when ONNX Runtime is
     installed), torch or onnx.
     """
     notices: list[str] = []

@@ -1,6 +1,6 @@
 """The pipeline's networks on ONNX Runtime: the UNet (1.5–2.4× faster than eager PyTorch on a small CPU,
-bench/cpu_backends.py) and the autoencoder's encoder and decoder (1.7× at 512²). Optional extra:
-`pip install 'changeanywhere[onnx]'`.
+bench/cpu_backends.py) and the autoencoder's encoder and decoder (1.7× at 512²). ONNX Runtime is a core
+dependency; without it (a trimmed install) `auto` falls back to PyTorch.
 
 Each network is exported once per weights (batch, height and width dynamic) to a cache folder and reused;
 results match eager PyTorch to ~1e-5. The pipeline keeps its PyTorch modules (saving, hashing and training are
@@ -36,7 +36,8 @@ def onnx_available() -> bool:
 
 
 def resolve_backend(name: str | None, device: str | torch.device) -> str:
-    """auto -> onnx on a CPU when the `onnx` extra is installed, else torch; None reads $CHANGEANYWHERE_BACKEND."""
+    """auto -> onnx on a CPU when ONNX Runtime is installed (a core dependency), else torch;
+    None reads $CHANGEANYWHERE_BACKEND."""
     name = name or os.environ.get(BACKEND_ENV) or "auto"
     if name == "auto":
         return "onnx" if torch.device(device).type == "cpu" and onnx_available() else "torch"
@@ -152,7 +153,7 @@ class OnnxNetworks:
             import onnxruntime  # noqa: F401
         except ImportError as err:
             raise MissingExtraError("the onnx backend needs ONNX Runtime, which is not installed: "
-                                    "pip install 'changeanywhere[onnx]'") from err
+                                    "pip install onnx onnxruntime onnxscript") from err
         self.dtype = torch.float32
         self.cache_dir = Path(cache_dir or default_cache_dir())
         batch, h, w = _dims(unet_multiple)
