@@ -51,7 +51,12 @@ ARMS = {
     "naive": ("naive", "naive pairs (copy-paste, no diffusion)"),
     "ours": ("gen", "ChangeAnywhere pairs, drift off"),
     "ours-drift": ("drift", "ChangeAnywhere pairs, drift on"),
+    # opt-in (--arms): the paper's latent mixing, where unchanged areas are repainted for the last (1 - s) of
+    # the steps (s ~ U(0.7, 1)) and so vary in texture; the default generator anchors them to the end
+    "paper": ("paper", "ChangeAnywhere pairs, the paper's mixing (content scale 0.7–1, latent blend), drift off"),
+    "paper-drift": ("paper-drift", "ChangeAnywhere pairs, the paper's mixing, drift on"),
 }
+PAPER_MIXING = ["--content-scale", "0.7:1", "--blend", "latent"]
 
 
 def cli(*argv: str, log: Path | None = None, env: dict[str, str] | None = None) -> None:
@@ -82,7 +87,8 @@ def pair_count(folder: Path) -> int:
     return len(list((folder / "B").glob("*.png"))) if (folder / "B").is_dir() else 0
 
 
-def stage_generate(args: argparse.Namespace, split: str, out: Path, num: int, seed: int) -> None:
+def stage_generate(args: argparse.Namespace, split: str, out: Path, num: int, seed: int,
+                   extra: list[str] | None = None) -> None:
     if generated_count(out) >= num and (out / "manifest.jsonl").is_file():
         print(f"[generate] {out}: {num} pairs already there", flush=True)
         return
@@ -94,7 +100,8 @@ def stage_generate(args: argparse.Namespace, split: str, out: Path, num: int, se
         argv += ["--num-inference-steps", str(args.gen_steps)]
     if args.generator:
         argv += ["--model", args.generator]
-    log = args.work / "logs" / f"generate-{split}.log"
+    argv += extra or []
+    log = args.work / "logs" / f"generate-{out.name}.log"
     print(f"[generate] {num} {split} pairs -> {out} (log {log})", flush=True)
     cli(*argv, log=log)
 
@@ -116,11 +123,21 @@ def stage_derive(args: argparse.Namespace, split: str) -> None:
     else:
         k = build_naive_set(gen, naive, "dubai-landcover", seed=args.seed, progress=False)
         print(f"[derive] {k} naive pairs -> {naive}", flush=True)
+    paper, paper_drift = args.work / f"paper-{split}", args.work / f"paper-drift-{split}"
+    if uses_paper(args) and not ((paper_drift / "drift.jsonl").is_file() and
+                                 pair_count(paper_drift) >= pair_count(paper)):
+        k = build_drifted_set(paper, paper_drift, seed=args.seed, progress=False)
+        print(f"[derive] {k} drifted pairs -> {paper_drift}", flush=True)
     if split == "train":
         for arm in args.curve_arms:
             for count in args.curve:
                 if count < n:
                     make_subset(args.work / f"{ARMS[arm][0]}-train", args.work / "subsets" / f"{arm}-{count}", count)
+
+
+def uses_paper(args: argparse.Namespace) -> bool:
+    """Whether an arm with the paper's mixing is asked for (its pairs are generated only then)."""
+    return any(ARMS[a][0].startswith("paper") for a in args.arms)
 
 
 def make_subset(src: Path, dst: Path, count: int) -> None:
@@ -368,7 +385,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--num", type=int, default=2000, help="synthetic training pairs (default 2000)")
     p.add_argument("--val-num", type=int, default=96,
                    help="synthetic val pairs from the Dubai val split, to pick OUT/best (0: the final model)")
-    p.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS), help="models on all --num pairs")
+    p.add_argument("--arms", nargs="+", choices=list(ARMS), default=["naive", "ours", "ours-drift"],
+                   help="models on all --num pairs (default naive ours ours-drift; paper, paper-drift: opt-in)")
     p.add_argument("--curve", type=int, nargs="*", default=[250, 500, 1000],
                    help="smaller training sets for the pair-count curve (the first N pairs; --num is the last point)")
     p.add_argument("--curve-arms", nargs="*", choices=list(ARMS), default=["naive", "ours-drift"])
@@ -431,6 +449,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.val_num:
             timed("generate_val", stage_generate, args, "val", w / "gen-val", args.val_num, args.seed + 1)
         timed("generate_train", stage_generate, args, "train", w / "gen-train", args.num, args.seed)
+        if uses_paper(args):  # the same sources, seeds and events; only the mixing differs
+            if args.val_num:
+                timed("generate_paper_val", stage_generate, args, "val", w / "paper-val", args.val_num,
+                      args.seed + 1, PAPER_MIXING)
+            timed("generate_paper_train", stage_generate, args, "train", w / "paper-train", args.num, args.seed,
+                  PAPER_MIXING)
     if "derive" in args.stages:
         if args.val_num:
             timed("derive_val", stage_derive, args, "val")

@@ -109,22 +109,27 @@ def test_experiment_trains_without_the_real_sets_then_evaluates(tmp_path, dubai,
     work, results = tmp_path / "work", tmp_path / "results"
     common = ["--num", "6", "--val-num", "3", "--size", "32", "--gen-steps", "2", "--steps", "2", "--variant",
               "tiny", "--batch-size", "2", "--crop-size", "32", "--val-steps", "1", "--arms", "naive", "ours-drift",
-              "--curve", "3", "--curve-arms", "ours-drift", "--generator", str(pipe_dir), "--device", "cpu",
+              "paper-drift", "--curve", "3", "--curve-arms", "ours-drift", "--generator", str(pipe_dir), "--device",
+              "cpu",
               "--dubai", str(data), "--work", str(work), "--results", str(results)]
     missing = tmp_path / "no-real-sets-here"
     # generation, the arms, training and checkpoint selection: the real sets are never needed
     assert zero_shot.main([*common, "--real", str(missing), "--stages", "generate", "derive", "train"]) == 0
-    for name in ("cd-naive", "cd-ours-drift", "cd-ours-drift-3"):
+    for name in ("cd-naive", "cd-ours-drift", "cd-ours-drift-3", "cd-paper-drift"):
         assert (work / name / "best" / "val_metrics.json").is_file(), name  # chosen on synthetic val
     assert len(list((work / "subsets" / "ours-drift-3" / "B").iterdir())) == 3
     assert len(list((work / "drift-val" / "B").iterdir())) == 3
+    assert len(list((work / "paper-drift-val" / "B").iterdir())) == 3
+    paper = json.loads((work / "paper-train" / "generation.json").read_text())["sampler"]
+    assert paper["content_scale"] == [0.7, 1.0] and paper["blend"] == "latent"  # the paper's mixing
     # evaluation alone reads them, and says so when they are missing
     with pytest.raises(SystemExit, match="real CD set levir not found"):
         zero_shot.main([*common, "--real", str(missing), "--stages", "eval"])
     assert zero_shot.main([*common, "--real", str(shared_data / "cd-real"), "--stages", "eval", "report"]) == 0
     report = json.loads((results / "zero_shot.json").read_text())
     assert set(report["rows"]) == {"all-change floor", "CVA + Otsu", "tiny on naive pairs (copy-paste, no diffusion)",
-                                   "tiny on ChangeAnywhere pairs, drift on"}
+                                   "tiny on ChangeAnywhere pairs, drift on",
+                                   "tiny on ChangeAnywhere pairs, the paper's mixing, drift on"}
     assert set(report["curve"]["ours-drift"]) == {"3", "6"}
     assert {"levir_gate_0.05", "dsifn_at_least_naive"} <= set(report["checks"])
     assert "F1 vs number of training pairs" in (results / "zero_shot.md").read_text()
