@@ -491,7 +491,9 @@ def main(argv: list[str] | None = None) -> int:
     data["models"] = {name: str(model_dir(args, out)) for name, _, _, out in jobs}
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / "zero_shot.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    if plot_curve(data, args.results / "zero_shot_curve.png"):
+    curve_png = args.results / "zero_shot_curve.png"
+    curve_png.unlink(missing_ok=True)  # never leave a plot of an earlier run beside this report
+    if data["curve"] and plot_curve(data, curve_png):
         table += "\n![F1 vs training pairs](experiments/results/zero_shot_curve.png)\n"
     (args.results / "zero_shot.md").write_text(table, encoding="utf-8")
     print("\n" + table)
