@@ -137,7 +137,7 @@ def stage_derive(args: argparse.Namespace, split: str) -> None:
 
 def uses_paper(args: argparse.Namespace) -> bool:
     """Whether an arm with the paper's mixing is asked for (its pairs are generated only then)."""
-    return any(ARMS[a][0].startswith("paper") for a in args.arms)
+    return any(ARMS[a][0].startswith("paper") for a in [*args.arms, *args.curve_arms])
 
 
 def make_subset(src: Path, dst: Path, count: int) -> None:

@@ -335,3 +335,6 @@ def test_card_sampler_line_names_eta_and_guidance_interval_only_where_they_apply
     assert _eta(ddim) == " eta 0.5," and _interval(ddim) == ""
     old = {"sampler": {"steps": 50, "eta": 1.0}, "info": {}}
     assert _eta(old) == " eta 1," and _interval(old) == ""
+    assert _interval({"sampler": {"steps": 8, "guidance_scale": 1.0}, "info": sde["info"]}) == ""  # unguided
+    assert _interval({"sampler": {"steps": 8}, "info": {"guidance_interval": [0.0, 0.1]}}) == \
+        " on no step of 8 (guidance interval 0–0.1)"

@@ -330,6 +330,8 @@ def _interval(settings: dict[str, Any]) -> str:
     start, stop = settings[INFO_KEY].get("guidance_interval", (0.0, 1.0))
     n = settings["sampler"]["steps"]
     first, last = int(start * n), int(stop * n)
-    if (first, last) == (0, n):
-        return ""
+    if settings["sampler"].get("guidance_scale") == 1.0 or (first, last) == (0, n):
+        return ""  # no guidance at all (scale 1), or on every step: nothing to add
+    if first >= last:
+        return f" on no step of {n} (guidance interval {start:g}–{stop:g})"
     return f" on steps {first + 1}–{last} of {n} (guidance interval {start:g}–{stop:g})"
