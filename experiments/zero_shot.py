@@ -108,26 +108,19 @@ def stage_generate(args: argparse.Namespace, split: str, out: Path, num: int, se
 
 def stage_derive(args: argparse.Namespace, split: str) -> None:
     """The drift and naive arms of `gen-{split}`, and (train split) the subsets of the pair-count curve."""
-    from changeanywhere.cd.drifted import build_drifted_set
     from changeanywhere.cd.naive import build_naive_set
 
     gen = args.work / f"gen-{split}"
     n = pair_count(gen)
     drift, naive = args.work / f"drift-{split}", args.work / f"naive-{split}"
-    if (drift / "drift.jsonl").is_file() and pair_count(drift) >= n:
-        print(f"[derive] {drift}: already built", flush=True)
-    else:
-        print(f"[derive] {build_drifted_set(gen, drift, seed=args.seed, progress=False)} drifted pairs -> {drift}")
+    derive_drift(args, gen, drift)
     if (naive / "naive.json").is_file() and pair_count(naive) >= n:
         print(f"[derive] {naive}: already built", flush=True)
     else:
         k = build_naive_set(gen, naive, "dubai-landcover", seed=args.seed, progress=False)
         print(f"[derive] {k} naive pairs -> {naive}", flush=True)
-    paper, paper_drift = args.work / f"paper-{split}", args.work / f"paper-drift-{split}"
-    if uses_paper(args) and not ((paper_drift / "drift.jsonl").is_file() and
-                                 pair_count(paper_drift) >= pair_count(paper)):
-        k = build_drifted_set(paper, paper_drift, seed=args.seed, progress=False)
-        print(f"[derive] {k} drifted pairs -> {paper_drift}", flush=True)
+    if uses_paper(args):
+        derive_drift(args, args.work / f"paper-{split}", args.work / f"paper-drift-{split}")
     if split == "train":
         for arm in args.curve_arms:
             for count in args.curve:
@@ -135,9 +128,19 @@ def stage_derive(args: argparse.Namespace, split: str) -> None:
                     make_subset(args.work / f"{ARMS[arm][0]}-train", args.work / "subsets" / f"{arm}-{count}", count)
 
 
+def derive_drift(args: argparse.Namespace, src: Path, dst: Path) -> None:
+    """`dst`: the pairs of `src` with the generator's seeded drift on B (skipped when already built)."""
+    from changeanywhere.cd.drifted import build_drifted_set
+
+    if (dst / "drift.jsonl").is_file() and pair_count(dst) >= pair_count(src):
+        print(f"[derive] {dst}: already built", flush=True)
+    else:
+        print(f"[derive] {build_drifted_set(src, dst, seed=args.seed, progress=False)} drifted pairs -> {dst}")
+
+
 def uses_paper(args: argparse.Namespace) -> bool:
     """Whether an arm with the paper's mixing is asked for (its pairs are generated only then)."""
-    return any(ARMS[a][0].startswith("paper") for a in [*args.arms, *args.curve_arms])
+    return any(ARMS[a][0].startswith("paper") for a in args.arms)  # curve arms are a subset of --arms
 
 
 def make_subset(src: Path, dst: Path, count: int) -> None:

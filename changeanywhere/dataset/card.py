@@ -327,11 +327,13 @@ def _eta(settings: dict[str, Any]) -> str:
 
 def _interval(settings: dict[str, Any]) -> str:
     """' on the last 3 of 8 steps' where guidance applies to part of the run (the model's guidance interval)."""
+    from ..generator.pipeline import guided_steps
+
     start, stop = settings[INFO_KEY].get("guidance_interval", (0.0, 1.0))
     n = settings["sampler"]["steps"]
-    first, last = int(start * n), int(stop * n)
-    if settings["sampler"].get("guidance_scale") == 1.0 or (first, last) == (0, n):
+    steps = guided_steps((start, stop), n, settings["sampler"].get("guidance_scale", 0.0))
+    if settings["sampler"].get("guidance_scale") == 1.0 or steps == range(n):
         return ""  # no guidance at all (scale 1), or on every step: nothing to add
-    if first >= last:
+    if not steps:
         return f" on no step of {n} (guidance interval {start:g}–{stop:g})"
-    return f" on steps {first + 1}–{last} of {n} (guidance interval {start:g}–{stop:g})"
+    return f" on steps {steps.start + 1}–{steps.stop} of {n} (guidance interval {start:g}–{stop:g})"

@@ -4,7 +4,6 @@ record of the settings, model and sources a folder was made with; a rerun must m
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -165,7 +164,7 @@ def dataset_settings(
             "images": str(cfg.images),
             "labels": str(cfg.labels),
             "scheduler": scheduler_name(pipe.scheduler),  # its config is in the model fingerprint above
-            "scheduler_takes_eta": "eta" in inspect.signature(pipe.scheduler.step).parameters,
+            "scheduler_takes_eta": pipe.scheduler_takes_eta(),
             # the model's default (in the fingerprint too): the steps that get classifier-free guidance
             "guidance_interval": list(pipe.resolve_guidance_interval(None)),
             "backend": pipe.backend,

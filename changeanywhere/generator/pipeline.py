@@ -74,6 +74,13 @@ def mix_known_region(
     return torch.where(active.view(-1, 1, 1, 1), mixed, x)
 
 
+def guided_steps(guidance_interval: Sequence[float], num_steps: int, guidance_scale: float) -> range:
+    """The step indices that get classifier-free guidance: i with int(start·N) ≤ i < int(stop·N) (diffusers'
+    guider convention), none at guidance scale 1."""
+    start, stop = guidance_interval
+    return range(int(start * num_steps), int(stop * num_steps)) if guidance_scale != 1.0 else range(0)
+
+
 def latent_channels_of(vae: Any) -> int:
     """Latent channels of any supported autoencoder (`ColorAutoencoder` derives them from its config)."""
     return int(getattr(vae.config, "latent_channels", None) or vae.latent_channels)
@@ -292,11 +299,14 @@ class ChangeAnywherePipeline(DiffusionPipeline):
                                  "guidance_interval")
         return start, stop
 
+    def scheduler_takes_eta(self) -> bool:
+        """Whether the scheduler's `step` has an `eta` (DDIM); DPM-Solver, UniPC and Euler have none."""
+        return "eta" in inspect.signature(self.scheduler.step).parameters
+
     def sampler_record(self, num_inference_steps: int, guidance_scale: float, eta: float,
                        guidance_interval: tuple[float, float]) -> dict[str, Any]:
         """What a call actually used: the scheduler class (and its prediction type), steps, guidance (scale and
         the resolved interval), eta."""
-        uses_eta = "eta" in inspect.signature(self.scheduler.step).parameters
         return {
             "scheduler": type(self.scheduler).__name__,
             **({"algorithm_type": self.scheduler.config["algorithm_type"]}
@@ -305,7 +315,7 @@ class ChangeAnywherePipeline(DiffusionPipeline):
             "num_inference_steps": num_inference_steps,
             "guidance_scale": guidance_scale,
             "guidance_interval": list(guidance_interval),
-            "eta": eta if uses_eta else None,
+            "eta": eta if self.scheduler_takes_eta() else None,
         }
 
     # ----------------------------------------------------------------- the loop
@@ -365,9 +375,7 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         last_mix = max(mix, default=0)
         active = torch.tensor([[i < m for m in mix] for i in steps], device=device) if mixing else None
         cond = cond.to(dtype)
-        g_start, g_stop = guidance_interval
-        guided = range(int(g_start * len(timesteps)), int(g_stop * len(timesteps))) if guidance_scale != 1.0 \
-            else range(0)
+        guided = guided_steps(guidance_interval, len(timesteps), guidance_scale)
         cond_cfg = torch.cat([cond, torch.zeros_like(cond)]) if len(guided) else cond
         for k, i in enumerate(self.progress_bar(steps)):
             t = timesteps[i]
