@@ -8,7 +8,11 @@
 - change mode (the pipeline's default settings): SSIM and mean absolute difference of the unchanged region
   between the real before tile and the after tile, with drift off and on, next to the two references that
   bracket it (the autoencoder's copy and an unrelated synthesis from the same map); and whether the after
-  image shows the new class inside the changed pixels (segmenter accuracy there).
+  image shows the new class inside the changed pixels (segmenter accuracy there);
+- realistic non-change (the default): how much unchanged and changed pixels differ from A after a fitted
+  per-channel colour map (real pairs: 23–35 / 255 on both), segmenter accuracy on re-rendered unchanged pixels,
+  the colour jump across the change boundary next to real object boundaries, and the KID of painted content
+  against real crops of the same class (ImageNet EfficientNet-Lite0 features, `features.py`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -26,10 +31,11 @@ from tqdm.auto import tqdm
 from .classes import ClassSet
 from .data import DEFAULT_VAL_PATTERN, find_pairs, load_pairs, spread, tiles
 from .events import simulate_changes
-from .generator.drift import DriftSettings, apply_drift, draw_drift
+from .generator.drift import DriftSettings, apply_drift, colour_stats, draw_drift
 from .generator.pipeline import ChangeAnywherePipeline
-from .image_metrics import channel_means, colour_spread, psnr, ssim
+from .image_metrics import channel_means, colour_fit_residuals, colour_spread, kid, psnr, ring_contrast, ssim
 from .image_utils import tensor_to_uint8, uint8_to_tensor
+from .pairs import PairSettings
 from .segmenter import LandCoverSegmenter, confusion_matrix, iou_per_class
 
 
@@ -71,10 +77,14 @@ def evaluate_generator(
     batch_size: int = 4,
     seed: int = 0,
     include_change: bool = True,
+    settings: PairSettings | None = None,
 ) -> dict[str, Any]:
-    """Run every measurement on `eval_tiles`; returns a JSON-serialisable dict of figures."""
+    """Run every measurement on `eval_tiles`; returns a JSON-serialisable dict of figures. `settings`: the
+    change sampler, non-change and drift of the "default" after images (default: `PairSettings()`)."""
     start = time.time()
-    out = _render(pipe, eval_tiles, class_set, num_inference_steps, guidance_scale, batch_size, seed, include_change)
+    settings = settings or PairSettings()
+    out = _render(pipe, eval_tiles, class_set, num_inference_steps, guidance_scale, batch_size, seed, include_change,
+                  settings)
     report = _synthesis_report(segmenter, eval_tiles, class_set, out["generated"], out["recon"])
     report.update({
         "num_tiles": len(eval_tiles.maps),
@@ -83,6 +93,9 @@ def evaluate_generator(
         "guidance_scale": guidance_scale if guidance_scale is not None else pipe.config.default_guidance_scale,
         "guidance_interval": list(pipe.resolve_guidance_interval(None)),
         "seed": seed,
+        "change_sampler": pipe.resolve_sampler(settings.sampler),
+        "nonchange": settings.nonchange,
+        "drift": settings.drift,
     })
     if include_change:
         report.update(_change_report(segmenter, eval_tiles, class_set, out, seed))
@@ -92,14 +105,18 @@ def evaluate_generator(
 
 def _render(
     pipe: ChangeAnywherePipeline, eval_tiles: EvalTiles, class_set: ClassSet, num_inference_steps: int,
-    guidance_scale: float | None, batch_size: int, seed: int, include_change: bool,
+    guidance_scale: float | None, batch_size: int, seed: int, include_change: bool, settings: PairSettings,
 ) -> dict[str, np.ndarray]:
-    """Images synthesized from the maps, autoencoder copies, and (change mode, default settings, drift off)
-    after images of seeded simulated events, with their after maps."""
+    """Images synthesized from the maps, autoencoder copies, and (change mode) after images of seeded simulated
+    events with `settings`' non-change and drift (style pulled towards the next tile) and with both off, with
+    their after maps and the re-rendered unchanged pixels."""
     real, maps = eval_tiles.images, eval_tiles.maps
     n = len(maps)
     kw = dict(num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, output_type="pt")
-    parts: dict[str, list[np.ndarray]] = {"generated": [], "recon": [], "after_images": [], "after_maps": []}
+    nonchange = settings.nonchange_settings(pipe)
+    references = [colour_stats(real[(i + 1) % n]) for i in range(n)]
+    parts: dict[str, list[np.ndarray]] = {"generated": [], "recon": [], "after_images": [], "after_maps": [],
+                                          "after_nonchange": [], "rerendered": []}
     for b in tqdm([slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)], desc="eval-generator"):
         seeds = [seed + i for i in range(b.start, b.stop)]
         parts["generated"].append(tensor_to_uint8(pipe.synthesize(list(maps[b]), seed=seeds, **kw).images))
@@ -108,9 +125,16 @@ def _render(
             parts["recon"].append(tensor_to_uint8(pipe.decode_latents(pipe.encode_images(x))))
         if include_change:
             afters = [simulate_changes(m, class_set, seed=s).after for m, s in zip(maps[b], seeds, strict=True)]
-            out = pipe.change(list(real[b]), list(maps[b]), afters, seed=seeds, **kw)
+            out = pipe.change(list(real[b]), list(maps[b]), afters, seed=seeds, sampler=settings.sampler, **kw)
             parts["after_images"].append(tensor_to_uint8(out.images))
             parts["after_maps"].append(out.after_maps)
+            if nonchange is not None or settings.drift > 0:
+                on = pipe.change(list(real[b]), list(maps[b]), afters, seed=seeds, sampler=settings.sampler,
+                                 nonchange=nonchange, nonchange_reference=references[b], drift=settings.drift,
+                                 drift_reference=references[b], **kw)
+                parts["after_nonchange"].append(tensor_to_uint8(on.images))
+                if on.rerendered is not None:
+                    parts["rerendered"].append(np.stack(on.rerendered))
     return {k: np.concatenate(v) for k, v in parts.items() if v}
 
 
@@ -145,7 +169,8 @@ def _synthesis_report(
 def _change_report(
     segmenter: LandCoverSegmenter, eval_tiles: EvalTiles, class_set: ClassSet, out: dict[str, np.ndarray], seed: int
 ) -> dict[str, Any]:
-    """How well the after images keep the before image (drift off and on) and show the new class."""
+    """How well the after images keep the before image (non-change off; the older drift on), show the new
+    class, and, with realistic non-change at the default, how they differ from A where nothing changed."""
     real, maps = eval_tiles.images, eval_tiles.maps
     after_imgs, after_maps = out["after_images"], out["after_maps"]
     unchanged = [(m == a) for m, a in zip(maps, after_maps, strict=True)]
@@ -155,7 +180,7 @@ def _change_report(
     drift = DriftSettings()
     drifted = np.stack([apply_drift(x, draw_drift(torch.Generator().manual_seed(seed + i), drift))
                         for i, x in enumerate(after_imgs)])
-    return {
+    report = {
         "unchanged_ssim": _mean_masked_ssim(real, after_imgs, unchanged),
         "unchanged_mad": _mean_masked_mad(real, after_imgs, unchanged),
         "unchanged_ssim_drift": _mean_masked_ssim(real, drifted, unchanged),
@@ -163,10 +188,125 @@ def _change_report(
         "copy_unchanged_ssim": _mean_masked_ssim(real, out["recon"], unchanged),
         "unrelated_unchanged_ssim": _mean_masked_ssim(real, out["generated"], unchanged),
         "change_after_miou": round(_miou(cm_after)[0], 4),
-        "changed_accuracy": round(float((pred_after[changed] == after_maps[changed]).mean()), 4)
-        if changed.any() else None,
+        "changed_accuracy_nonchange_off": _accuracy(pred_after, after_maps, changed),
         "changed_fraction": round(float(changed.mean()), 4),
     }
+    report.update(_residual_report("nonchange_off", real, after_imgs, unchanged))
+    default = out.get("after_nonchange", after_imgs)
+    pred = segmenter.predict(uint8_to_tensor(default)).numpy() if "after_nonchange" in out else pred_after
+    report["changed_accuracy"] = _accuracy(pred, after_maps, changed)
+    report["rerendered_accuracy"] = _accuracy(pred, after_maps, out["rerendered"]) if "rerendered" in out else None
+    report["rerendered_fraction"] = round(float(out["rerendered"].mean()), 4) if "rerendered" in out else 0.0
+    report.update(_residual_report("", real, default, unchanged))
+    report.update(seam_report(real, default, maps, after_maps))
+    report.update(changed_kid_report(real, default, maps, after_maps, seed))
+    return report
+
+
+def _accuracy(pred: np.ndarray, target: np.ndarray, mask: np.ndarray) -> float | None:
+    return round(float((pred[mask] == target[mask]).mean()), 4) if mask.any() else None
+
+
+def _residual_report(suffix: str, real: np.ndarray, after: np.ndarray, unchanged: Sequence[np.ndarray],
+                     ) -> dict[str, Any]:
+    """`unchanged_residual`, `changed_residual` (mean over pairs of |A − fit(B)|, 0-255, the per-channel linear
+    colour map of B to A fitted on the unchanged pixels) and their ratio `changed_unchanged_ratio`."""
+    res = [colour_fit_residuals(a, b, u, u, ~u) for a, b, u in zip(real, after, unchanged, strict=True)]
+    un = float(np.mean([r[0] for r in res if r[0] is not None]))
+    ch_values = [r[1] for r in res if r[1] is not None]
+    ch = float(np.mean(ch_values)) if ch_values else None
+    tail = f"_{suffix}" if suffix else ""
+    return {f"unchanged_residual{tail}": round(un, 3), f"changed_residual{tail}": None if ch is None else round(ch, 3),
+            f"changed_unchanged_ratio{tail}": round(ch / un, 4) if ch is not None and un > 0 else None}
+
+
+def seam_report(real: np.ndarray, after: np.ndarray, maps: np.ndarray, after_maps: np.ndarray) -> dict[str, Any]:
+    """`seam_error`: mean colour difference between 4-px rings just inside and just outside each changed region
+    of B; `seam_error_real`: the same across the boundaries of real objects in A of the classes the changes
+    paint (what a real boundary of that kind looks like)."""
+    painted, real_edges = [], []
+    for a, b, m, am in zip(real, after, maps, after_maps, strict=True):
+        changed = m != am
+        painted += ring_contrast(b, changed)
+        targets = np.unique(am[changed])
+        if targets.size:
+            real_edges += ring_contrast(a, np.isin(m, targets))
+    seam = float(np.mean(painted)) if painted else None
+    real_seam = float(np.mean(real_edges)) if real_edges else None
+    return {"seam_error": None if seam is None else round(seam, 3),
+            "seam_error_real": None if real_seam is None else round(real_seam, 3),
+            "seam_ratio": round(seam / real_seam, 4) if seam is not None and real_seam else None}
+
+
+def changed_crops(images: np.ndarray, maps: np.ndarray, after_maps: np.ndarray, size: int = 64,
+                  min_area: int = 256) -> tuple[list[np.ndarray], list[int]]:
+    """size² crops of each image centred on each changed region (≥ `min_area` px), with the region's target
+    class (its most common after-map class); the crop window is clipped to the tile."""
+    crops, classes = [], []
+    for img, m, am in zip(images, maps, after_maps, strict=True):
+        n, comp, stats, cent = cv2.connectedComponentsWithStats((m != am).astype(np.uint8), connectivity=8)
+        h, w = m.shape
+        for k in range(1, n):
+            if stats[k, cv2.CC_STAT_AREA] < min_area:
+                continue
+            cx, cy = (int(round(v)) for v in cent[k])
+            y0, x0 = int(np.clip(cy - size // 2, 0, h - size)), int(np.clip(cx - size // 2, 0, w - size))
+            crops.append(img[y0:y0 + size, x0:x0 + size])
+            classes.append(int(np.bincount(am[comp == k], minlength=256)[:255].argmax()))
+    return crops, classes
+
+
+def class_crops(images: np.ndarray, maps: np.ndarray, classes: Sequence[int], rng: np.random.Generator,
+                size: int = 64, min_share: float = 0.5) -> list[np.ndarray]:
+    """One real size² crop per entry of `classes`, centred on a random pixel of that class where at least
+    `min_share` of the window is the class (the closest to that share when no window reaches it)."""
+    h, w = maps.shape[1:]
+    out = []
+    for c in classes:
+        share = np.stack([cv2.blur((m == c).astype(np.float32), (size, size)) for m in maps])
+        share[:, : size // 2], share[:, h - size // 2:], share[:, :, : size // 2], share[:, :, w - size // 2:] = (
+            -1, -1, -1, -1)
+        ok = np.argwhere(share >= min(min_share, share.max()))
+        i, cy, cx = ok[int(rng.integers(len(ok)))]
+        out.append(images[i][cy - size // 2: cy + size // 2, cx - size // 2: cx + size // 2])
+    return out
+
+
+def changed_kid_report(real: np.ndarray, after: np.ndarray, maps: np.ndarray, after_maps: np.ndarray, seed: int,
+                       ) -> dict[str, Any]:
+    """`changed_kid`: KID (the unbiased MMD², not ×1000) between ImageNet EfficientNet-Lite0 features of 64²
+    crops of B centred in its changed regions and real 64² crops of the same target classes from the tiles'
+    own images; `changed_kid_naive`: the same for naive copy-paste content (real texture of the target class
+    pasted into the change: the floor); `changed_kid_real`: two independent draws of real crops (the noise
+    level). None when the `imagenet` extra is missing."""
+    from .cd.naive import naive_after_image
+    from .errors import MissingExtraError
+    from .features import load_imagenet_lite0
+
+    try:
+        net = load_imagenet_lite0()
+    except MissingExtraError as err:
+        return {"changed_kid": None, "changed_kid_note": str(err)}
+    rng = np.random.default_rng(seed)
+    naive = np.stack([naive_after_image(a, m, am, rng, jitter=0.0)
+                      for a, m, am in zip(real, maps, after_maps, strict=True)])
+    fake, classes = changed_crops(after, maps, after_maps)
+    if len(fake) < 4:
+        return {"changed_kid": None, "changed_kid_note": "fewer than 4 changed regions of 256 px"}
+    naive_crops, _ = changed_crops(naive, maps, after_maps)
+
+    def features(crops: list[np.ndarray]) -> np.ndarray:
+        x = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float() / 255.0
+        x = torch.nn.functional.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+        with torch.no_grad():
+            return torch.cat([net.pooled(x[i:i + 32]) for i in range(0, len(x), 32)]).numpy()
+
+    ref = features(class_crops(real, maps, classes, rng))
+    ref2 = features(class_crops(real, maps, classes, rng))
+    return {"changed_kid": round(kid(ref, features(fake), seed=seed), 5),
+            "changed_kid_naive": round(kid(ref, features(naive_crops), seed=seed), 5),
+            "changed_kid_real": round(kid(ref, ref2, seed=seed), 5),
+            "changed_kid_crops": len(fake)}
 
 
 def _mean_masked_mad(a: np.ndarray, b: np.ndarray, masks: Sequence[np.ndarray]) -> float:
@@ -203,6 +343,17 @@ def format_report(report: dict[str, Any]) -> str:
             ("  reference: unrelated synthesis SSIM", report["unrelated_unchanged_ssim"]),
             ("change: after-image mIoU vs after map", report["change_after_miou"]),
             ("change: accuracy inside the changed pixels", report["changed_accuracy"]),
+            ("  same, non-change off", report["changed_accuracy_nonchange_off"]),
+            ("non-change: fitted residual of unchanged pixels, 0-255", report["unchanged_residual"]),
+            ("non-change: fitted residual of changed pixels, 0-255", report["changed_residual"]),
+            ("non-change: changed ÷ unchanged residual", report["changed_unchanged_ratio"]),
+            ("  same, non-change off: unchanged / ratio",
+             f"{report['unchanged_residual_nonchange_off']} / {report['changed_unchanged_ratio_nonchange_off']}"),
+            ("non-change: accuracy inside re-rendered pixels", report["rerendered_accuracy"]),
+            ("change: seam error (4 px rings) / on real boundaries",
+             f"{report['seam_error']} / {report['seam_error_real']}"),
+            ("change: KID of changed crops / naive copy-paste / real vs real",
+             f"{report.get('changed_kid')} / {report.get('changed_kid_naive')} / {report.get('changed_kid_real')}"),
         ]
     width = max(len(r[0]) for r in rows)
     lines = [f"{name:<{width}}  {value}" for name, value in rows]

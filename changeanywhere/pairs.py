@@ -17,6 +17,8 @@ import numpy as np
 from .classes import ClassSet
 from .errors import ParameterError
 from .events import EVENT_TYPES, ChangeResult, change_type_legend, simulate_changes
+from .generator.nonchange import NonChangeSettings
+from .generator.pipeline import CHANGE_SAMPLERS
 from .image_utils import load_rgb, tensor_to_uint8
 from .labels import IGNORE_INDEX
 from .seeds import DIFFUSION, EVENTS, derive_seed
@@ -34,7 +36,9 @@ class PairSettings:
     content_scale: tuple[float, float] = (1.0, 1.0)  # the paper's: (0.7, 1.0) with blend "latent"
     blend: str = "pixel"
     feather: int = 6
-    drift: float = 1.0  # strength of the radiometric drift of B (0: off)
+    drift: float = 0.0  # strength of the older global radiometric drift of B (0: off; non-change replaces it)
+    nonchange: float = 1.0  # strength of realistic non-change (`generator.nonchange`; 0: off, B copies A there)
+    sampler: str | None = None  # change sampler: inpaint | anchored (None: the model's own, inpaint for v3)
     guidance_scale: float | None = None  # None: the model's default
     num_events: tuple[int, int] = (1, 6)
     event_types: tuple[str, ...] = EVENT_TYPES
@@ -45,7 +49,16 @@ class PairSettings:
         """The sampler settings as the pipeline resolves and validates them (`check_inputs`: the guidance
         default for None, steps and eta checked), so callers never re-resolve them."""
         steps, guidance, eta = pipe.check_inputs(self.num_inference_steps, self.guidance_scale, self.eta)
-        return replace(self, num_inference_steps=steps, guidance_scale=guidance, eta=eta)
+        return replace(self, num_inference_steps=steps, guidance_scale=guidance, eta=eta,
+                       sampler=pipe.resolve_sampler(self.sampler))
+
+    def nonchange_settings(self, pipe: ChangeAnywherePipeline) -> NonChangeSettings | None:
+        """The pipeline's non-change settings for this strength: re-rendering needs an inpainting UNet, so a
+        plain (v2) model gets the appearance and acquisition parts only."""
+        if self.nonchange <= 0:
+            return None
+        rerender = NonChangeSettings.rerender if pipe.is_inpainting else (0.0, 0.0)
+        return NonChangeSettings(strength=self.nonchange, rerender=rerender)
 
     def check(self) -> None:
         """Validate the pair's own settings once, before a long run starts (errors name the parameters); the
@@ -56,6 +69,11 @@ class PairSettings:
         if self.blend not in ("pixel", "latent") or self.feather < 0 or not 0.0 <= self.drift <= 3.0:
             raise ParameterError(f"`blend` must be pixel|latent, `feather` ≥ 0 and `drift` in [0, 3]; got "
                                  f"{self.blend}, {self.feather}, {self.drift}", "blend", "feather", "drift")
+        if not 0.0 <= self.nonchange <= 3.0:
+            raise ParameterError(f"`nonchange` must lie in [0, 3] (0: off), got {self.nonchange}", "nonchange")
+        if self.sampler not in (None, *CHANGE_SAMPLERS):
+            raise ParameterError(f"`sampler` must be one of {', '.join(CHANGE_SAMPLERS)}, got {self.sampler!r}",
+                                 "sampler")
         elo, ehi = self.num_events
         if not 0 <= elo <= ehi:
             raise ParameterError(f"`num_events` must satisfy 0 ≤ low ≤ high, got {elo}:{ehi}", "num_events")
@@ -155,7 +173,8 @@ def build_pairs(
     A before image may be None: it is then synthesized from the change's before map with the pair's seed.
     The diffusion noise derives from the pair's seed, so a pair does not depend on the rest of its batch (up
     to float rounding). `meta`: extra JSON fields per pair (e.g. where its tile came from);
-    `drift_references`: per pair, colour statistics the drift pulls B towards (`drift.colour_stats`).
+    `drift_references`: per pair, colour statistics of another real image that the non-change style (and the
+    drift, when on) pulls B towards (`drift.colour_stats`).
     """
     settings.check()
     images = [None if im is None else load_rgb(im) for im in before_images]
@@ -167,7 +186,9 @@ def build_pairs(
     out = pipe.change(
         images, [c.before for c in changes], [c.after for c in changes],
         content_scale=settings.content_scale, blend=settings.blend, feather=settings.feather, drift=settings.drift,
-        drift_reference=list(drift_references) if drift_references is not None else None,
+        drift_reference=list(drift_references) if drift_references is not None and settings.drift > 0 else None,
+        sampler=settings.sampler, nonchange=settings.nonchange_settings(pipe),
+        nonchange_reference=list(drift_references) if drift_references is not None else None,
         num_inference_steps=settings.num_inference_steps, eta=settings.eta, guidance_scale=settings.guidance_scale,
         seed=[derive_seed(s, DIFFUSION) for s in seeds], output_type="pt", callback_on_step_end=callback_on_step_end,
     )
@@ -176,7 +197,8 @@ def build_pairs(
     pairs = []
     for i, (c, seed, more) in enumerate(zip(changes, seeds, extra, strict=True)):
         record = {"seed": int(seed), "diffusion_seed": int(out.seeds[i]), "content_scale": float(out.content_scales[i]),
-                  "mix_steps": int(out.mix_steps[i]), "drift": out.drifts[i], "events": c.events,
+                  "mix_steps": int(out.mix_steps[i]), "sampler": out.sampler["change_sampler"],
+                  "drift": out.drifts[i], "nonchange": out.nonchange[i], "events": c.events,
                   **pair_stats(c, class_set), **more}
         pairs.append(ChangePair(np.ascontiguousarray(images[i]), after[i], c.before, c.after, c.change_mask,
                                 c.change_type, record))

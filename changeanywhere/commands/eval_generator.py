@@ -12,6 +12,7 @@ from ..fidelity import dumps, evaluate_generator, format_report, select_tiles
 from ..generator.schedulers import use_scheduler
 from ..hub import REPO_ROOT, load_pipeline
 from ..io import atomic_write_text
+from ..pairs import PairSettings
 from ..segmenter import load_segmenter
 from .options import add_scheduler_arg
 
@@ -34,6 +35,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--guidance-scale", type=float, default=None, help="default: the model's own")
     p.add_argument("--guidance-interval", type=float, nargs=2, default=None, metavar=("START", "STOP"),
                    help="share of the steps guided, [START, STOP) (default: the model's own, e.g. 0 1: every step)")
+    p.add_argument("--sampler", choices=("inpaint", "anchored"), default=None,
+                   help="change sampler (default: the model's: inpaint for an inpainting UNet, else anchored)")
+    p.add_argument("--nonchange", type=float, default=PairSettings.nonchange,
+                   help=f"realistic non-change strength of the default after images (0: off; default "
+                   f"{PairSettings.nonchange}, as `generate`)")
+    p.add_argument("--drift", type=float, default=PairSettings.drift,
+                   help=f"older global drift of the default after images (default {PairSettings.drift})")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-change", action="store_true", help="skip the change-mode measurements")
@@ -68,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         seed=args.seed,
         include_change=not args.no_change,
+        settings=PairSettings(sampler=args.sampler, nonchange=args.nonchange, drift=args.drift),
     )
     report.update({"model": str(args.model or "embedded default"), "data": str(args.data), "split": args.split})
     print(format_report(report))

@@ -60,8 +60,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="pixel: keep the real before image outside the change, feathered (default); latent: "
                    "decode the whole latent (the paper)")
     p.add_argument("--feather", type=int, default=6, help="seam width in px of the pixel blend (default 6)")
-    p.add_argument("--drift", type=float, default=1.0,
-                   help="strength of the seeded radiometric drift of B (0: off; default 1)")
+    p.add_argument("--drift", type=float, default=0.0,
+                   help="strength of the older global radiometric drift of B (0: off, the default)")
+    p.add_argument("--nonchange", type=float, default=1.0,
+                   help="strength of realistic non-change: unchanged objects re-rendered under the same map, scene "
+                   "appearance, misregistration, blur, noise, JPEG (0: off, unchanged pixels copy A; default 1)")
+    p.add_argument("--sampler", choices=("inpaint", "anchored"), default=None,
+                   help="change sampler (default: the model's: inpaint for an inpainting UNet, else anchored)")
     p.add_argument("--guidance-scale", type=float, default=None, help="default: the model's own")
     p.add_argument("--batch-size", type=int, default=8, help="pairs per batch and process (default 8)")
     p.add_argument("--seed", type=int, default=0, help="global seed; pair i's seed derives from (seed, i)")

@@ -149,6 +149,8 @@ def dataset_settings(
             "blend": p.blend,
             "feather": int(p.feather),
             "drift": float(p.drift),
+            "nonchange": float(p.nonchange),
+            "change_sampler": p.sampler,
             "guidance_scale": float(p.guidance_scale),
         },
         "events": {

@@ -225,7 +225,8 @@ def sample_input(
     where = {"image": src.image.name, "label": src.label.name, "x": x, "y": y, "size": s,
              "padded": x + s > src.width or y + s > src.height}
     grid = src.tile_grid(x, y, s)
-    reference, ref_meta = drift_reference(seed, k, sources, cache, s) if settings.drift > 0 else (None, None)
+    wants_reference = settings.drift > 0 or settings.nonchange > 0
+    reference, ref_meta = drift_reference(seed, k, sources, cache, s) if wants_reference else (None, None)
     return SampleInput(index, seed, image, change,
                        {**event_meta, "source": where, **({"geo": grid.to_meta()} if grid else {}),
                         **({"drift_source": ref_meta} if ref_meta else {})},

@@ -33,11 +33,21 @@ from ..labels import change_mask
 from .autoencoder import ColorAutoencoder
 from .compositing import composite, latent_keep_mask, texture_init
 from .drift import DriftSettings, apply_drift, as_drift_settings, draw_drift
+from .inpainting import inpaint_channels, inpaint_condition, synthesis_condition
 from .noise import NoiseSourceName, SamplerNoise
+from .nonchange import (
+    NonChangeSettings,
+    apply_nonchange,
+    as_nonchange_settings,
+    draw_nonchange,
+    nonchange_rng,
+    rerender_region,
+)
 from .onnx_backend import BACKENDS, OnnxNetworks, resolve_backend
 from .semantic_encoder import SemanticEncoder
 
 ContentScale = float | tuple[float, float]
+CHANGE_SAMPLERS = ("inpaint", "anchored")
 
 
 @dataclass
@@ -53,8 +63,8 @@ class SynthesisOutput(BaseOutput):
 @dataclass
 class ChangeOutput(BaseOutput):
     """After images, full-resolution change masks (before ≠ after), after maps, and per sample what was used:
-    content scale, anchored steps (`mix_steps`), seed and drift parameters (None when off); and the sampler
-    settings of the call (`sampler_record`)."""
+    content scale, anchored steps (`mix_steps`), seed, drift and non-change parameters (None when off) and the
+    re-rendered unchanged pixels (bool masks, not in the label); and the sampler settings of the call."""
 
     images: list[Image.Image] | np.ndarray | torch.Tensor
     change_masks: np.ndarray
@@ -64,6 +74,8 @@ class ChangeOutput(BaseOutput):
     mix_steps: list[int]
     drifts: list[dict | None]
     sampler: dict[str, Any]
+    nonchange: list[dict | None] | None = None
+    rerendered: list[np.ndarray] | None = None
 
 
 def mix_known_region(
@@ -109,10 +121,10 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         super().__init__()
         latent = latent_channels_of(vae)
         cond = semantic_encoder.config.condition_channels
-        if unet.config.in_channels != latent + cond:
+        if unet.config.in_channels not in (latent + cond, latent + cond + inpaint_channels(latent)):
             raise ValueError(
                 f"unet.in_channels ({unet.config.in_channels}) must equal latent channels ({latent}) + "
-                f"condition channels ({cond})"
+                f"condition channels ({cond}), plus {inpaint_channels(latent)} for an inpainting UNet"
             )
         self.register_modules(vae=vae, semantic_encoder=semantic_encoder, unet=unet, scheduler=scheduler)
         # the guidance a trained model was measured best at; calls with guidance_scale=None use it
@@ -168,6 +180,13 @@ class ChangeAnywherePipeline(DiffusionPipeline):
     def size_multiple(self) -> int:
         """Image sides must be multiples of this (autoencoder factor × UNet downsampling)."""
         return self.vae_scale_factor * 2 ** (len(self.unet.config.block_out_channels) - 1)
+
+    @property
+    def is_inpainting(self) -> bool:
+        """Whether the UNet also takes the masked known latent and the paint mask (`generator.inpainting`)."""
+        latent = latent_channels_of(self.vae)
+        return self.unet.config.in_channels == (latent + self.semantic_encoder.config.condition_channels
+                                                + inpaint_channels(latent))
 
     @property
     def num_classes(self) -> int:
@@ -341,12 +360,15 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         start_index: int = 0,
         callback_on_step_end: Callable | None = None,
         guidance_interval: tuple[float, float] = (0.0, 1.0),
+        inpaint: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Any diffusers scheduler from pure noise under `cond`. If `known_latents` is given, the cells where
-        `keep_mask` is 1 are replaced, before step i of every sample with i < its `mix_steps`, by the known
-        latent noised to the scheduler's own level at that step (docs/method.md §3). With `init_latents`, the
-        run starts at step `start_index` from them, noised to that step's level (SDEdit). Guidance applies on the
-        steps i with start·N ≤ i < stop·N of the resolved `guidance_interval` (diffusers' guider convention).
+        """Any diffusers scheduler from pure noise under `cond` (and, for an inpainting UNet, its extra input
+        `inpaint`: the masked known latent and the paint mask; None = plain synthesis). If `known_latents` is
+        given, the cells where `keep_mask` is 1 are replaced, before step i of every sample with i < its
+        `mix_steps`, by the known latent noised to the scheduler's own level at that step (docs/method.md §3).
+        With `init_latents`, the run starts at step `start_index` from them, noised to that step's level
+        (SDEdit). Guidance applies on the steps i with start·N ≤ i < stop·N of the resolved
+        `guidance_interval` (diffusers' guider convention).
 
         Nothing in the step loop reads a device value back or copies from the host with `noise_source`
         "device" or "predrawn": the scheduler keeps host timesteps (its arithmetic stays on host scalars), the
@@ -377,6 +399,12 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         cond = cond.to(dtype)
         guided = guided_steps(guidance_interval, len(timesteps), guidance_scale)
         cond_cfg = torch.cat([cond, torch.zeros_like(cond)]) if len(guided) else cond
+        if self.is_inpainting:  # the image context is kept in both guidance branches; only the map is dropped
+            if inpaint is None:
+                inpaint = synthesis_condition(cond.shape[0], shape[0], shape[1:], device)
+            inpaint = inpaint.to(device, dtype)
+            cond = torch.cat([cond, inpaint], dim=1)
+            cond_cfg = torch.cat([cond_cfg, torch.cat([inpaint, inpaint])], dim=1) if len(guided) else cond
         for k, i in enumerate(self.progress_bar(steps)):
             t = timesteps[i]
             if mixing and i < last_mix:
@@ -467,6 +495,9 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         strength: float = 1.0,
         drift: DriftSettings | float | bool | None = None,
         drift_reference: dict | Sequence[dict | None] | None = None,
+        sampler: str | None = None,
+        nonchange: NonChangeSettings | float | bool | None = None,
+        nonchange_reference: dict | Sequence[dict | None] | None = None,
         num_inference_steps: int | None = None,
         eta: float = 1.0,
         guidance_scale: float | None = None,
@@ -490,6 +521,13 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         (`drift_reference`: colour statistics of another real image, see `drift.colour_stats`); it never
         changes the label. The paper's original behaviour: `content_scale=(0.7, 1.0), blend="latent",
         free_band=0`.
+
+        `sampler`: "inpaint" (the default for an inpainting UNet: the network sees the masked before latent and
+        paints the change and its band to fit the scene; nothing is anchored) or "anchored" (the latent mixing
+        above; the default for a plain UNet). `nonchange` (`generator.nonchange`: a strength, True or settings)
+        makes unchanged areas differ as real dates do: unchanged objects and blobs are re-rendered under the same
+        map (inpainting UNet only), then scene appearance and acquisition effects are applied to the whole after
+        image; seeded per sample, parameters in `out.nonchange`, the label never touched.
         """
         num_inference_steps, guidance_scale, eta = self.check_inputs(
             num_inference_steps, guidance_scale, eta, output_type, content_scale=content_scale, blend=blend,
@@ -499,17 +537,24 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         if not 0.0 < strength <= 1.0:
             raise ParameterError(f"`strength` must lie in (0, 1], got {strength}", "strength")
         drift_settings = as_drift_settings(drift)
+        nonchange_settings = as_nonchange_settings(nonchange)
+        sampler = self.resolve_sampler(sampler)
         images, before, after = self._change_inputs(before_image, before_map, after_map)
         batch = before.shape[0]
         references = self._per_sample(drift_reference, batch, "drift_reference")
+        nc_references = self._per_sample(nonchange_reference, batch, "nonchange_reference")
         generators, seeds = self._generators(batch, seed, generator)
         scales = [self._draw_scale(content_scale, g) for g in generators]
-        mix_steps = [int(s * num_inference_steps) for s in scales]
+        inpaint_mode = sampler == "inpaint"
+        mix_steps = [0 if inpaint_mode else int(s * num_inference_steps) for s in scales]
 
         device = self._execution_device
         known = self.encode_images(images).float().to(device)
         changed = change_mask(before, after)
-        keep = latent_keep_mask(changed, self.vae_scale_factor, free_band).to(device)
+        nonchanges = self._draw_nonchanges(nonchange_settings, generators, nc_references, changed, after)
+        painted = changed | torch.from_numpy(np.stack([nc["rerender"] for nc in nonchanges])) \
+            if nonchange_settings is not None else changed
+        keep = latent_keep_mask(painted, self.vae_scale_factor, free_band).to(device)
         start = min(int(round((1.0 - strength) * num_inference_steps)), num_inference_steps - 1)
         init = None
         if start > 0:
@@ -517,15 +562,17 @@ class ChangeAnywherePipeline(DiffusionPipeline):
                                 generators)
         latents = self._denoise(
             self._condition(after, device), generators, num_inference_steps, eta, guidance_scale, device,
-            known_latents=known, keep_mask=keep, mix_steps=mix_steps, init_latents=init, start_index=start,
-            callback_on_step_end=callback_on_step_end, guidance_interval=guidance_interval,
+            known_latents=None if inpaint_mode else known, keep_mask=keep, mix_steps=mix_steps, init_latents=init,
+            start_index=start, callback_on_step_end=callback_on_step_end, guidance_interval=guidance_interval,
+            inpaint=inpaint_condition(known, 1.0 - keep) if self.is_inpainting else None,
         )
-        anchored = torch.tensor([m >= num_inference_steps for m in mix_steps], device=device)
+        anchored = torch.tensor([inpaint_mode or m >= num_inference_steps for m in mix_steps], device=device)
         latents = mix_known_region(latents, known, keep, anchored)  # exactly the before latent
         drifts = [draw_drift(g, drift_settings, r) if drift_settings else None
                   for g, r in zip(generators, references, strict=True)]
+        records = [{k: v for k, v in nc.items() if k != "rerender"} if nc else None for nc in nonchanges]
         images_out = latents if output_type == "latent" else self._after_images(
-            latents, images, changed, blend, feather, drifts)
+            latents, images, painted, blend, feather, drifts, records, after)
         out = ChangeOutput(
             images=self._format_images(images_out, output_type),
             change_masks=changed.numpy(),
@@ -535,8 +582,38 @@ class ChangeAnywherePipeline(DiffusionPipeline):
             mix_steps=mix_steps,
             drifts=drifts,
             sampler=self.sampler_record(num_inference_steps, guidance_scale, eta, guidance_interval),
+            nonchange=records,
+            rerendered=[nc["rerender"] for nc in nonchanges] if nonchange_settings is not None else None,
         )
+        out.sampler["change_sampler"] = sampler
         return out if return_dict else out.to_tuple()
+
+    def resolve_sampler(self, sampler: str | None) -> str:
+        """The change sampler: "inpaint" (default for an inpainting UNet) or "anchored" (latent mixing)."""
+        sampler = sampler or ("inpaint" if self.is_inpainting else "anchored")
+        if sampler not in CHANGE_SAMPLERS:
+            raise ParameterError(f"`sampler` must be one of {', '.join(CHANGE_SAMPLERS)}, got {sampler!r}", "sampler")
+        if sampler == "inpaint" and not self.is_inpainting:
+            raise ParameterError("`sampler` 'inpaint' needs an inpainting UNet (generator v3 weights); this model "
+                                 "has a plain UNet: use 'anchored'", "sampler")
+        return sampler
+
+    def _draw_nonchanges(self, settings: NonChangeSettings | None, generators: list[torch.Generator],
+                         references: list[dict | None], changed: torch.Tensor, after: torch.Tensor) -> list[dict]:
+        """Per sample: non-change parameters (its own seeded stream) and the unchanged region to re-render."""
+        if settings is None:
+            return [{}] * len(generators)
+        if settings.rerender[1] > 0 and not self.is_inpainting:
+            raise ParameterError("re-rendering unchanged regions needs an inpainting UNet (generator v3 weights); "
+                                 "pass NonChangeSettings(rerender=(0, 0)) with this model", "nonchange")
+        out = []
+        for g, ref, ch, m in zip(generators, references, changed.numpy(), after.numpy(), strict=True):
+            rng = nonchange_rng(g.initial_seed())
+            params = draw_nonchange(rng, settings, ref)
+            params["rerender"] = rerender_region(~ch, m, rng, params["rerender_share"], self.num_classes)
+            params["rerendered_pixels"] = int(params["rerender"].sum())
+            out.append(params)
+        return out
 
     def _change_inputs(self, before_image: Any, before_map: Any, after_map: Any):
         """(images in [-1, 1], before maps, after maps) as tensors, checked to match in batch and size."""
@@ -559,16 +636,21 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         return images, before, after
 
     def _after_images(
-        self, latents: torch.Tensor, before: torch.Tensor, changed: torch.Tensor, blend: str, feather: int,
-        drifts: Sequence[dict | None],
+        self, latents: torch.Tensor, before: torch.Tensor, painted: torch.Tensor, blend: str, feather: int,
+        drifts: Sequence[dict | None], nonchanges: Sequence[dict | None], after_maps: torch.Tensor,
     ) -> torch.Tensor:
-        """Decode; keep the real before image outside the change (pixel blend); apply each sample's drift."""
+        """Decode; keep the real before image outside the painted pixels (pixel blend); apply each sample's drift
+        and non-change appearance and acquisition effects."""
         out = self.decode_latents(latents)
         if blend == "pixel":
-            out = composite(before, out, changed, feather)
-        if any(d is not None for d in drifts):
+            out = composite(before, out, painted, feather)
+        if any(d is not None for d in drifts) or any(nonchanges):
+            names = list(self.class_set.names) if self.class_set is not None else []
             arr = tensor_to_uint8(out)
-            out = uint8_to_tensor(np.stack([apply_drift(a, d) if d else a for a, d in zip(arr, drifts, strict=True)]))
+            arr = [apply_drift(a, d) if d else a for a, d in zip(arr, drifts, strict=True)]
+            arr = [apply_nonchange(a, nc, m, names) if nc else a
+                   for a, nc, m in zip(arr, nonchanges, after_maps.numpy(), strict=True)]
+            out = uint8_to_tensor(np.stack(arr))
         return out
 
     @staticmethod

@@ -13,6 +13,7 @@ from diffusers import AutoencoderKL, DDIMScheduler, UNet2DModel, VQModel
 from ..classes import ClassSet
 from ..errors import ChangeAnywhereError
 from .autoencoder import COLOR_CHANNELS, ColorAutoencoder
+from .inpainting import widen_for_inpainting
 from .pipeline import ChangeAnywherePipeline, latent_channels_of
 from .semantic_encoder import SemanticEncoder
 
@@ -129,9 +130,10 @@ def build_scheduler(clip_sample_range: float | None = 2.0, prediction_type: str 
 
 def build_pipeline(
     class_set: ClassSet, preset: str = "cpu", autoencoder: str | None = None, vae: Any = None,
-    prediction_type: str = "epsilon",
+    prediction_type: str = "epsilon", inpainting: bool = False,
 ) -> ChangeAnywherePipeline:
-    """A fresh pipeline for `class_set` (optionally around an existing, trained autoencoder)."""
+    """A fresh pipeline for `class_set` (optionally around an existing, trained autoencoder); `inpainting`: its
+    UNet also takes the masked known latent and the paint mask (`generator.inpainting`)."""
     spec = _spec(preset)
     vae = vae if vae is not None else build_autoencoder(preset, autoencoder)
     factor = 2 ** (len(vae.config.block_out_channels) - 1)
@@ -142,6 +144,8 @@ def build_pipeline(
         class_set=class_set.to_dict(),
     )
     unet = build_unet(preset, latent_channels_of(vae), spec["condition_channels"])
+    if inpainting:
+        unet = widen_for_inpainting(unet, latent_channels_of(vae))
     scheduler = build_scheduler(prediction_type=prediction_type)
     return ChangeAnywherePipeline(vae=vae, semantic_encoder=encoder, unet=unet, scheduler=scheduler)
 

@@ -62,6 +62,10 @@ def add_diffusion_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--snr-gamma", type=float, default=None,
                    help="min-SNR-γ loss weighting (0: off; cpu preset: 5)")
     p.add_argument("--sample-inference-steps", type=int, default=None, help="DDIM steps of the sample grid")
+    p.add_argument("--inpainting", action="store_true",
+                   help="train an inpainting denoiser: the UNet also takes the masked latent and the paint mask")
+    p.add_argument("--init-from", default=None, metavar="PIPELINE",
+                   help="start from this pipeline folder's UNet and semantic encoder (new inputs zero-initialised)")
     p.add_argument("--save-dtype", choices=("fp32", "fp16"), default="fp32", help="dtype of OUT/pipeline")
     p.add_argument("--push-to-hub", default=None, metavar="REPO", help="upload OUT/pipeline to this Hub repo")
     p.add_argument("--hub-private", action="store_true", help="create the Hub repo as private")

@@ -71,6 +71,8 @@ class DiffusionTrainConfig(TrainConfig):
     loss: str | None = None  # l1 | mse
     snr_gamma: float | None = None  # min-SNR-γ loss weighting (0: off)
     sample_inference_steps: int | None = None
+    inpainting: bool = False  # the UNet also takes the masked latent and the paint mask (random training masks)
+    init_from: str | Path | None = None  # start from this pipeline folder's UNet and semantic encoder
     save_dtype: str = "fp32"  # fp32 | fp16
     push_to_hub: str | None = None  # upload OUT/pipeline to this Hub repo
     hub_private: bool = False

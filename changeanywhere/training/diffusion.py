@@ -25,8 +25,11 @@ from ..classes import ClassSet
 from ..data import LandCoverCrops, collate_tiles, spread, tiles
 from ..errors import ChangeAnywhereError, ParameterError
 from ..generator.autoencoder import ColorAutoencoder
-from ..generator.pipeline import ChangeAnywherePipeline
+from ..generator.compositing import latent_keep_mask
+from ..generator.inpainting import inpaint_condition, widen_for_inpainting
+from ..generator.pipeline import ChangeAnywherePipeline, latent_channels_of
 from ..generator.presets import PRESETS, Autoencoder, build_pipeline
+from ..regions import training_region
 from .common import (
     RunLog,
     args_record,
@@ -61,29 +64,47 @@ assert set(DIFFUSION_DEFAULTS) == set(PRESETS)
 
 
 class Denoiser(nn.Module):
-    """UNet + semantic encoder as one module (what DDP wraps); `keep` = 0 drops a sample's condition."""
+    """UNet + semantic encoder as one module (what DDP wraps); `keep` = 0 drops a sample's condition (the map
+    only: an inpainting UNet's `inpaint` input, the masked latent and the mask, is always given)."""
 
     def __init__(self, unet: nn.Module, semantic_encoder: nn.Module):
         super().__init__()
         self.unet = unet
         self.semantic_encoder = semantic_encoder
 
-    def forward(self, noisy: torch.Tensor, timesteps: torch.Tensor, labels: torch.Tensor, keep: torch.Tensor):
+    def forward(self, noisy: torch.Tensor, timesteps: torch.Tensor, labels: torch.Tensor, keep: torch.Tensor,
+                inpaint: torch.Tensor | None = None):
         cond = self.semantic_encoder(labels) * keep.view(-1, 1, 1, 1).to(noisy.dtype)
-        return self.unet(torch.cat([noisy, cond.to(noisy.dtype)], dim=1), timesteps).sample
+        parts = [noisy, cond.to(noisy.dtype)] + ([inpaint.to(noisy.dtype)] if inpaint is not None else [])
+        return self.unet(torch.cat(parts, dim=1), timesteps).sample
+
+
+def training_inpaint_input(latents: torch.Tensor, labels: torch.Tensor, num_classes: int, factor: int,
+                           generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random paint masks for a batch (`regions.training_region`: dilated object footprints, blobs, strokes or
+    the whole tile; every latent cell touching the region plus a one-cell band, as `change` paints) ->
+    (inpaint input, per-cell loss weight: 1 where painted, 0.1 where known)."""
+    rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=generator)))
+    pixel = np.stack([training_region(lab, rng, num_classes)[0] for lab in labels.cpu().numpy()])
+    paint = 1.0 - latent_keep_mask(torch.from_numpy(pixel), factor, free_band=1).to(latents.device)
+    return inpaint_condition(latents, paint), paint + 0.1 * (1.0 - paint)
 
 
 def diffusion_loss(
     scheduler: Any, pred: torch.Tensor, latents: torch.Tensor, noise: torch.Tensor, t: torch.Tensor,
-    loss: str, snr_gamma: float,
+    loss: str, snr_gamma: float, weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The training loss for the scheduler's prediction type, optionally min-SNR-γ weighted per sample."""
+    """The training loss for the scheduler's prediction type, optionally min-SNR-γ weighted per sample and
+    weighted per latent cell (`weight`, (B,1,h,w): the inpainting model's painted cells count most)."""
     if scheduler.config.prediction_type == "v_prediction":
         target = scheduler.get_velocity(latents, noise, t)
     else:
         target = noise
     per = (pred - target).abs() if loss == "l1" else (pred - target) ** 2
-    per = per.mean(dim=(1, 2, 3))
+    if weight is None:
+        per = per.mean(dim=(1, 2, 3))
+    else:
+        per = (per * weight).sum(dim=(1, 2, 3)) / (weight.sum(dim=(1, 2, 3)) * per.shape[1])
     if snr_gamma:
         ac = scheduler.alphas_cumprod.to(t.device)[t]
         snr = ac / (1 - ac)
@@ -140,6 +161,23 @@ def cache_latents(
     return latents, labels
 
 
+def init_weights(pipe: ChangeAnywherePipeline, source: str | Path, log: RunLog) -> None:
+    """Copy a trained pipeline's UNet and semantic encoder into `pipe`; a plain UNet into an inpainting one gets
+    its extra input channels at zero (`widen_for_inpainting`), so training starts from what it computed."""
+    src = ChangeAnywherePipeline.from_pretrained(source)
+    unet = src.unet
+    if pipe.is_inpainting and not src.is_inpainting:
+        unet = widen_for_inpainting(unet, latent_channels_of(src.vae))
+    try:
+        pipe.unet.load_state_dict(unet.state_dict(), strict=True)
+        pipe.semantic_encoder.load_state_dict(src.semantic_encoder.state_dict(), strict=True)
+    except RuntimeError as err:
+        raise ParameterError(f"`init_from` {source}: its networks do not fit this preset ({err})",
+                             "init_from") from None
+    log(f"initialised the UNet and semantic encoder from {source}"
+        + (" (inpainting inputs zero-initialised)" if unet is not src.unet else ""), event="init", path=str(source))
+
+
 def diverse_tiles(items: list, n: int) -> list:
     """`n` tiles for the sample grid: those showing the most classes (>= 2 % of pixels each), spread evenly."""
     def score(label: np.ndarray) -> int:
@@ -162,7 +200,8 @@ def pipeline_from_checkpoint(checkpoint: str | Path, autoencoder: str | Path | N
         raise ChangeAnywhereError(f"{checkpoint} is not a train-diffusion checkpoint")
     vae = load_autoencoder(autoencoder or run["autoencoder"])
     pipe = build_pipeline(ClassSet.load(run["classes"]), run["preset"], vae=vae,
-                          prediction_type=run.get("prediction_type") or "epsilon")
+                          prediction_type=run.get("prediction_type") or "epsilon",
+                          inpainting=bool(run.get("inpainting")))
     denoiser = Denoiser(pipe.unet, pipe.semantic_encoder)
     params = [p for p in denoiser.parameters() if p.requires_grad]
     ema = EMAModel(params, decay=float(run.get("ema_decay") or 0.999))
@@ -271,7 +310,10 @@ def train_diffusion(config: DiffusionTrainConfig) -> dict[str, Any]:
     log = RunLog(out, main)
 
     torch.manual_seed(args.seed)
-    pipe = build_pipeline(class_set, args.preset, vae=vae, prediction_type=args.prediction_type)
+    pipe = build_pipeline(class_set, args.preset, vae=vae, prediction_type=args.prediction_type,
+                          inpainting=args.inpainting)
+    if args.init_from:
+        init_weights(pipe, args.init_from, log)
     if args.crop_size % pipe.size_multiple:
         raise ParameterError(f"`crop_size` must be a multiple of {pipe.size_multiple} for this preset", "crop_size")
     pipe.set_progress_bar_config(disable=True)
@@ -316,9 +358,11 @@ def train_diffusion(config: DiffusionTrainConfig) -> dict[str, Any]:
         t = torch.randint(0, num_t, (latents.shape[0],), generator=g).to(device)
         keep = (torch.rand(latents.shape[0], generator=g) >= args.cond_dropout).to(device)
         noisy = scheduler.add_noise(latents, noise, t)
+        inpaint, weight = (training_inpaint_input(latents, labels, class_set.num_classes, pipe.vae_scale_factor, g)
+                           if args.inpainting else (None, None))
         with accelerator.autocast():
-            pred = denoiser(noisy, t, labels, keep)
-        return diffusion_loss(scheduler, pred.float(), latents, noise, t, args.loss, args.snr_gamma)
+            pred = denoiser(noisy, t, labels, keep, inpaint)
+        return diffusion_loss(scheduler, pred.float(), latents, noise, t, args.loss, args.snr_gamma, weight)
 
     sample = partial(_sample_grid, pipe, ema, params, grid_items, class_set, args.sample_inference_steps, out, log)
     base_extra = {"command": "train-diffusion", "args": args_record(args)}

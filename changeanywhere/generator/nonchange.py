@@ -1,0 +1,210 @@
+"""Realistic non-change: what differs between two real dates where nothing changed (docs/method.md's second rule).
+
+Real unchanged pixels differ about as much as changed ones (a mean 23–35 / 255 after a colour fit, on LEVIR and
+DSIFN); a CD model trained on pairs whose unchanged pixels are copies learns "any difference is change". Per
+pair, seeded from the pair's own seed, `draw_nonchange` draws:
+
+- **re-rendering**: unchanged objects and blobs (a share of the unchanged area) that the inpainting model paints
+  again under the *same* map, a new instance of the same class (the pipeline does this; `rerender_region`);
+- **scene appearance**: colour statistics pulled towards another real image, a per-class seasonal / material
+  shift (vegetation, water, roofs, bare land), a sun-angle change (a smooth illumination field and cast
+  shadows of the buildings at a new sun azimuth), and haze from the scattering model I = J·t + A·(1 − t);
+- **acquisition**: a smooth local misregistration of 0.5–3 px, a blur or resampling mismatch, sensor noise and
+  JPEG compression.
+
+`apply_nonchange` applies the pixel parts to the after image. Nothing here touches a map or the change label:
+the label stays the map difference. Parameters are plain JSON (every pair's `meta` records them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..errors import ParameterError
+from ..regions import blobs, objects
+
+NONCHANGE_STREAM = 5  # the pair seed's stream for non-change draws (after `seeds`' TILE ... DRIFT_REFERENCE)
+
+
+@dataclass(frozen=True)
+class NonChangeSettings:
+    """How much realistic non-change a pair gets. `strength` scales every appearance and acquisition amplitude
+    (1 = the measured default, 0 = off); `rerender` is the (low, high) share of the unchanged area repainted
+    under the same map; the three switches turn whole groups off."""
+
+    strength: float = 1.0
+    rerender: tuple[float, float] = (0.1, 0.3)
+    appearance: bool = True
+    acquisition: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.strength <= 3.0:
+            raise ParameterError(f"`nonchange` strength must lie in [0, 3], got {self.strength}", "nonchange")
+        lo, hi = self.rerender
+        if not 0.0 <= lo <= hi <= 0.9:
+            raise ParameterError(f"`rerender` share must satisfy 0 ≤ low ≤ high ≤ 0.9, got {self.rerender}",
+                                 "rerender")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+def as_nonchange_settings(value: NonChangeSettings | float | bool | None) -> NonChangeSettings | None:
+    """None/False/0 -> off; True -> the default; a float -> that strength; settings pass through."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return NonChangeSettings()
+    if isinstance(value, int | float):
+        return NonChangeSettings(strength=float(value)) if value > 0 else None
+    if isinstance(value, NonChangeSettings):
+        return value if value.strength > 0 or value.rerender[1] > 0 else None
+    raise ParameterError(f"`nonchange` must be None, a bool, a strength or NonChangeSettings, got "
+                         f"{type(value).__name__}", "nonchange")
+
+
+def nonchange_rng(seed: int) -> np.random.Generator:
+    """The non-change stream of a sample seed: independent of the diffusion noise drawn from the same seed."""
+    return np.random.default_rng([int(seed) & (2**63 - 1), NONCHANGE_STREAM])
+
+
+def rerender_region(unchanged: np.ndarray, label_map: np.ndarray, rng: np.random.Generator, share: float,
+                    num_classes: int) -> np.ndarray:
+    """Unchanged pixels to repaint under the same map: whole unchanged objects (about 2/3 of `share`) and smooth
+    blobs (the rest), kept `4` px away from the change so the change boundary stays the model's to paint."""
+    if share <= 0 or not unchanged.any():
+        return np.zeros_like(unchanged)
+    inner = cv2.erode(unchanged.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+    target = share * unchanged.mean()
+    region = objects(label_map, rng, 0.65 * target, allowed=inner, num_classes=num_classes, min_area=32)
+    rest = target - region.mean()
+    if rest > 0:
+        region |= blobs(unchanged.shape, rng, min(0.9, rest / max(inner.mean(), 1e-6) * 1.1),
+                        scale=int(rng.integers(4, 9))) & inner
+    return region
+
+
+def draw_nonchange(rng: np.random.Generator, settings: NonChangeSettings, reference: dict | None = None,
+                   ) -> dict[str, Any]:
+    """Draw one pair's pixel-level non-change parameters (appearance and acquisition) and its re-render share."""
+    s = settings.strength
+    p: dict[str, Any] = {"settings": settings.to_dict(),
+                         "rerender_share": round(float(rng.uniform(*settings.rerender)), 4)}
+    if settings.appearance and s > 0:
+        p["style"] = None
+        if reference is not None:
+            p["style"] = {"mean": list(reference["mean"]), "std": list(reference["std"]),
+                          "weight": round(float(rng.uniform(0.2, 0.6) * min(s, 1.0)), 4)}
+        # per class: log-gain per channel (seasonal vegetation, water colour, roof tint, soil moisture)
+        p["class_gain"] = {
+            "vegetation": (rng.normal([-0.05, 0.0, -0.05], 0.12 * s)).round(4).tolist(),
+            "water": (rng.normal(0.0, 0.15 * s, 3)).round(4).tolist(),
+            "building": (rng.normal(0.0, 0.08 * s, 3)).round(4).tolist(),
+            "land": (rng.normal(0.0, 0.05 * s, 3)).round(4).tolist(),
+        }
+        p["white_balance"] = (rng.normal(0.0, 0.04 * s, 3)).round(4).tolist()  # log-gain
+        p["exposure"] = round(float(rng.normal(0.0, 0.08 * s)), 4)  # log-gain
+        p["illumination"] = (rng.normal(0.0, 0.08 * s, (3, 3))).round(4).tolist()  # smooth log-gain field
+        p["shadow"] = {"azimuth_deg": round(float(rng.uniform(0, 360)), 1),
+                       "length_px": round(float(rng.uniform(2, 8) * min(s, 1.5)), 2),
+                       "darkness": round(float(rng.uniform(0.25, 0.5)), 3)} if rng.random() < 0.7 else None
+        p["haze"] = {"depth": round(float(rng.uniform(0.0, 0.25) * min(s, 1.5)), 4),
+                     "airlight": (0.78 + rng.uniform(-0.05, 0.1, 3)).round(4).tolist(),
+                     "field": (rng.normal(0.0, 1.0, (3, 3))).round(4).tolist()} if rng.random() < 0.5 else None
+    if settings.acquisition and s > 0:
+        p["misregistration"] = {"max_px": round(float(rng.uniform(0.5, 3.0) * min(s, 1.0)), 3),
+                                "field": rng.normal(0.0, 1.0, (2, 4, 4)).round(4).tolist()}
+        kind = str(rng.choice(["blur", "resample", "sharp"], p=[0.4, 0.4, 0.2]))
+        p["resolution"] = {"kind": kind,
+                           "sigma": round(float(rng.uniform(0.4, 1.2) * min(s, 1.5)), 3),
+                           "scale": round(float(rng.uniform(0.5, 0.85)), 3)}
+        p["noise_std"] = round(float(rng.uniform(1.0, 4.0) * s), 3)  # 0-255
+        p["noise_seed"] = int(rng.integers(0, 2**31))
+        p["jpeg_quality"] = int(rng.integers(55, 95)) if rng.random() < 0.7 else None
+    return p
+
+
+def _smooth(grid: Any, h: int, w: int) -> np.ndarray:
+    return cv2.resize(np.asarray(grid, np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+
+
+def _soft(mask: np.ndarray, radius: int = 2) -> np.ndarray:
+    return cv2.GaussianBlur(mask.astype(np.float32), (0, 0), radius) if mask.any() else mask.astype(np.float32)
+
+
+def cast_shadows(buildings: np.ndarray, azimuth_deg: float, length_px: float) -> np.ndarray:
+    """Where the buildings cast shadow with the sun at `azimuth_deg` (shadow points away from it), soft, 0-1."""
+    h, w = buildings.shape
+    if not buildings.any() or length_px <= 0:
+        return np.zeros((h, w), np.float32)
+    a = np.deg2rad(azimuth_deg)
+    dx, dy = -np.sin(a), np.cos(a)
+    shadow = np.zeros((h, w), np.float32)
+    b = buildings.astype(np.float32)
+    for k in np.linspace(0.5, length_px, max(2, int(np.ceil(length_px)) + 1)):
+        shift = np.float32([[1, 0, dx * k], [0, 1, dy * k]])
+        shadow = np.maximum(shadow, cv2.warpAffine(b, shift, (w, h), flags=cv2.INTER_LINEAR, borderValue=0))
+    return cv2.GaussianBlur(shadow * (1.0 - b), (0, 0), 0.8)
+
+
+def apply_nonchange(image: np.ndarray, params: dict[str, Any], label_map: np.ndarray, class_names: list[str],
+                    ) -> np.ndarray:
+    """Apply drawn non-change parameters to an HxWx3 uint8 after image (its map gives the per-class parts)."""
+    x = image.astype(np.float32) / 255.0
+    h, w = x.shape[:2]
+    index = {n: i for i, n in enumerate(class_names)}
+    style = params.get("style")
+    if style:  # pull the colour statistics part of the way towards another real date
+        mean, std = x.reshape(-1, 3).mean(0), x.reshape(-1, 3).std(0) + 1e-4
+        matched = (x - mean) / std * np.asarray(style["std"], np.float32) + np.asarray(style["mean"], np.float32)
+        x = (1 - style["weight"]) * x + style["weight"] * matched
+    if params.get("class_gain"):
+        log_gain = np.zeros((h, w, 3), np.float32)
+        for name, gain in params["class_gain"].items():
+            if name in index and (label_map == index[name]).any():
+                log_gain += _soft(label_map == index[name])[..., None] * np.asarray(gain, np.float32)
+        x = x * np.exp(log_gain)
+    if "white_balance" in params:
+        field = _smooth(params["illumination"], h, w)[..., None]
+        x = x * np.exp(np.asarray(params["white_balance"], np.float32) + params["exposure"] + field)
+    shadow = params.get("shadow")
+    if shadow and "building" in index:
+        s = cast_shadows(label_map == index["building"], shadow["azimuth_deg"], shadow["length_px"])
+        x = x * (1.0 - shadow["darkness"] * s)[..., None]
+    haze = params.get("haze")
+    if haze and haze["depth"] > 0:
+        field = _smooth(haze["field"], h, w)
+        depth = haze["depth"] * (1.0 + 0.5 * np.tanh(field))  # thicker in patches, never negative
+        t = np.exp(-depth)[..., None]
+        x = np.clip(x, 0, 1) * t + np.asarray(haze["airlight"], np.float32) * (1 - t)
+    x = np.clip(x, 0.0, 1.0)
+    mis = params.get("misregistration")
+    if mis:
+        field = np.asarray(mis["field"], np.float32)
+        dx, dy = _smooth(field[0], h, w), _smooth(field[1], h, w)
+        norm = max(float(np.abs(np.stack([dx, dy])).max()), 1e-6)
+        gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        scale = mis["max_px"] / norm
+        x = cv2.remap(x, gx + dx * scale, gy + dy * scale, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    res = params.get("resolution")
+    if res and res["kind"] == "blur":
+        x = cv2.GaussianBlur(x, (0, 0), res["sigma"])
+    elif res and res["kind"] == "resample":
+        small = cv2.resize(x, (max(1, round(w * res["scale"])), max(1, round(h * res["scale"]))),
+                           interpolation=cv2.INTER_AREA)
+        x = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+    elif res and res["kind"] == "sharp":  # a sharper sensor: unsharp mask
+        x = x + 0.6 * (x - cv2.GaussianBlur(x, (0, 0), 1.0))
+    if params.get("noise_std"):
+        noise = np.random.default_rng(params["noise_seed"]).normal(0.0, params["noise_std"] / 255.0, x.shape)
+        x = x + noise.astype(np.float32)
+    out = (np.clip(x, 0.0, 1.0) * 255.0).round().astype(np.uint8)
+    if params.get("jpeg_quality"):
+        ok, buf = cv2.imencode(".jpg", out[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(params["jpeg_quality"])])
+        if ok:
+            out = np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1])
+    return out
