@@ -144,7 +144,8 @@ class Handlers:
         )
 
     def generate(self, session, editor, n_events, types, ev_seed, seed, randomize, steps, content_scale, drift,
-                 variants, guidance, progress=gr.Progress()):  # noqa: B008 - Gradio's progress idiom
+                 variants, guidance, nonchange=demo.DEFAULT_NONCHANGE,
+                 progress=gr.Progress()):  # noqa: B008 - Gradio's progress idiom
         progress(0, desc="Preparing the change")  # the bar shows from the first moment, not the first step
         t0 = time.perf_counter()
         change = demo.session_change(session, editor, self.cs, n_events, types, ev_seed)
@@ -161,6 +162,7 @@ class Handlers:
             variants=int(variants or 1),
             guidance_scale=float(guidance) if guidance is not None else None,
             progress=lambda f, desc: progress(f, desc=desc),
+            nonchange=float(nonchange if nonchange is not None else demo.DEFAULT_NONCHANGE),
         )
         progress(1, desc="Packaging the sample")
         path = demo.write_sample_zip(gen, self.cs, self.zip_dir, source=session.source)
@@ -262,6 +264,10 @@ def build_demo(models: demo.Models, *, example_size: int = 256, max_side: int = 
             drift = gr.Slider(0, 2, demo.DEFAULT_DRIFT, step=0.1, label="Drift",
                               info="seeded light/colour change of the whole after image (0: off)")
             guidance = gr.Slider(1, 5, models.default_guidance, step=0.1, label="Guidance scale")
+            nonchange = gr.Slider(0, 2, demo.DEFAULT_NONCHANGE, step=0.1, label="Realistic non-change",
+                                  elem_id="nonchange",
+                                  info="unchanged areas differ as real dates do: objects re-rendered, light, "
+                                  "haze, misregistration, noise (0: B copies A there; never in the label)")
         generate_button = gr.Button("Generate", variant="primary", elem_id="generate",
                                     interactive=models.pipe is not None)
         generate_notice = gr.Markdown(elem_id="generate-notice")
@@ -312,7 +318,7 @@ def build_demo(models: demo.Models, *, example_size: int = 256, max_side: int = 
         )
         generate_button.click(
             generate,
-            [*event_inputs, seed, randomize, steps, content_scale, drift, variants, guidance],
+            [*event_inputs, seed, randomize, steps, content_scale, drift, variants, guidance, nonchange],
             generated,
             api_name="generate",
             concurrency_limit=1,

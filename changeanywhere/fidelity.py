@@ -199,7 +199,8 @@ def _change_report(
     report["rerendered_fraction"] = round(float(out["rerendered"].mean()), 4) if "rerendered" in out else 0.0
     report.update(_residual_report("", real, default, unchanged))
     report.update(seam_report(real, default, maps, after_maps))
-    report.update(changed_kid_report(real, default, maps, after_maps, seed))
+    # painted content alone (non-change off): appearance and acquisition effects are the residual keys' business
+    report.update(changed_kid_report(real, after_imgs, maps, after_maps, seed))
     return report
 
 
@@ -238,10 +239,12 @@ def seam_report(real: np.ndarray, after: np.ndarray, maps: np.ndarray, after_map
             "seam_ratio": round(seam / real_seam, 4) if seam is not None and real_seam else None}
 
 
-def changed_crops(images: np.ndarray, maps: np.ndarray, after_maps: np.ndarray, size: int = 64,
-                  min_area: int = 256) -> tuple[list[np.ndarray], list[int]]:
-    """size² crops of each image centred on each changed region (≥ `min_area` px), with the region's target
-    class (its most common after-map class); the crop window is clipped to the tile."""
+def changed_crops(images: np.ndarray, maps: np.ndarray, after_maps: np.ndarray, rng: np.random.Generator,
+                  size: int = 64, min_area: int = 256, per_region: int = 4, jitter: int = 16,
+                  ) -> tuple[list[np.ndarray], list[int]]:
+    """`per_region` size² crops of each image around each changed region (≥ `min_area` px; centres jittered by
+    up to `jitter` px, windows clipped to the tile), with the region's target class (its most common after-map
+    class)."""
     crops, classes = [], []
     for img, m, am in zip(images, maps, after_maps, strict=True):
         n, comp, stats, cent = cv2.connectedComponentsWithStats((m != am).astype(np.uint8), connectivity=8)
@@ -249,36 +252,48 @@ def changed_crops(images: np.ndarray, maps: np.ndarray, after_maps: np.ndarray, 
         for k in range(1, n):
             if stats[k, cv2.CC_STAT_AREA] < min_area:
                 continue
-            cx, cy = (int(round(v)) for v in cent[k])
-            y0, x0 = int(np.clip(cy - size // 2, 0, h - size)), int(np.clip(cx - size // 2, 0, w - size))
-            crops.append(img[y0:y0 + size, x0:x0 + size])
-            classes.append(int(np.bincount(am[comp == k], minlength=256)[:255].argmax()))
+            target = int(np.bincount(am[comp == k], minlength=256)[:255].argmax())
+            for dy, dx in rng.integers(-jitter, jitter + 1, (per_region, 2)):
+                cy, cx = int(round(cent[k][1])) + dy, int(round(cent[k][0])) + dx
+                y0, x0 = int(np.clip(cy - size // 2, 0, h - size)), int(np.clip(cx - size // 2, 0, w - size))
+                crops.append(img[y0:y0 + size, x0:x0 + size])
+                classes.append(target)
     return crops, classes
 
 
 def class_crops(images: np.ndarray, maps: np.ndarray, classes: Sequence[int], rng: np.random.Generator,
-                size: int = 64, min_share: float = 0.5) -> list[np.ndarray]:
-    """One real size² crop per entry of `classes`, centred on a random pixel of that class where at least
-    `min_share` of the window is the class (the closest to that share when no window reaches it)."""
+                size: int = 64, min_area: int = 256, max_area: int = 16384, jitter: int = 16) -> list[np.ndarray]:
+    """One real size² crop per entry of `classes`, centred on a real object of that class (a connected region of
+    `min_area`..`max_area` px, the size range of painted changes) drawn at random, its centre jittered as the
+    painted crops' are, so real and painted crops show an object in its surroundings alike; a class without such
+    objects gets crops centred on its pixels."""
     h, w = maps.shape[1:]
+    centres: dict[int, list[tuple[int, int, int]]] = {}
+    for c in set(classes):
+        found = []
+        for i, m in enumerate(maps):
+            n, _, stats, cent = cv2.connectedComponentsWithStats((m == c).astype(np.uint8), connectivity=8)
+            found += [(i, int(round(cent[k][1])), int(round(cent[k][0]))) for k in range(1, n)
+                      if min_area <= stats[k, cv2.CC_STAT_AREA] <= max_area]
+        if not found:
+            found = [(int(i), int(y), int(x)) for i, y, x in np.argwhere(maps == c)[::97]]
+        centres[c] = found
     out = []
     for c in classes:
-        share = np.stack([cv2.blur((m == c).astype(np.float32), (size, size)) for m in maps])
-        share[:, : size // 2], share[:, h - size // 2:], share[:, :, : size // 2], share[:, :, w - size // 2:] = (
-            -1, -1, -1, -1)
-        ok = np.argwhere(share >= min(min_share, share.max()))
-        i, cy, cx = ok[int(rng.integers(len(ok)))]
-        out.append(images[i][cy - size // 2: cy + size // 2, cx - size // 2: cx + size // 2])
+        i, cy, cx = centres[c][int(rng.integers(len(centres[c])))]
+        cy, cx = (v + int(rng.integers(-jitter, jitter + 1)) for v in (cy, cx))
+        y0, x0 = int(np.clip(cy - size // 2, 0, h - size)), int(np.clip(cx - size // 2, 0, w - size))
+        out.append(images[i][y0:y0 + size, x0:x0 + size])
     return out
 
 
 def changed_kid_report(real: np.ndarray, after: np.ndarray, maps: np.ndarray, after_maps: np.ndarray, seed: int,
-                       ) -> dict[str, Any]:
+                       draws: int = 4) -> dict[str, Any]:
     """`changed_kid`: KID (the unbiased MMD², not ×1000) between ImageNet EfficientNet-Lite0 features of 64²
     crops of B centred in its changed regions and real 64² crops of the same target classes from the tiles'
     own images; `changed_kid_naive`: the same for naive copy-paste content (real texture of the target class
-    pasted into the change: the floor); `changed_kid_real`: two independent draws of real crops (the noise
-    level). None when the `imagenet` extra is missing."""
+    pasted into the change: the floor); `changed_kid_real`: another draw of real crops (the noise level). Each
+    is the mean over `draws` draws of the real crops. None when the `imagenet` extra is missing."""
     from .cd.naive import naive_after_image
     from .errors import MissingExtraError
     from .features import load_imagenet_lite0
@@ -290,10 +305,10 @@ def changed_kid_report(real: np.ndarray, after: np.ndarray, maps: np.ndarray, af
     rng = np.random.default_rng(seed)
     naive = np.stack([naive_after_image(a, m, am, rng, jitter=0.0)
                       for a, m, am in zip(real, maps, after_maps, strict=True)])
-    fake, classes = changed_crops(after, maps, after_maps)
-    if len(fake) < 4:
-        return {"changed_kid": None, "changed_kid_note": "fewer than 4 changed regions of 256 px"}
-    naive_crops, _ = changed_crops(naive, maps, after_maps)
+    fake, classes = changed_crops(after, maps, after_maps, np.random.default_rng(seed))
+    if len(fake) < 8:
+        return {"changed_kid": None, "changed_kid_note": "fewer than 2 changed regions of 256 px"}
+    naive_crops, _ = changed_crops(naive, maps, after_maps, np.random.default_rng(seed))
 
     def features(crops: list[np.ndarray]) -> np.ndarray:
         x = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float() / 255.0
@@ -301,12 +316,14 @@ def changed_kid_report(real: np.ndarray, after: np.ndarray, maps: np.ndarray, af
         with torch.no_grad():
             return torch.cat([net.pooled(x[i:i + 32]) for i in range(0, len(x), 32)]).numpy()
 
-    ref = features(class_crops(real, maps, classes, rng))
-    ref2 = features(class_crops(real, maps, classes, rng))
-    return {"changed_kid": round(kid(ref, features(fake), seed=seed), 5),
-            "changed_kid_naive": round(kid(ref, features(naive_crops), seed=seed), 5),
-            "changed_kid_real": round(kid(ref, ref2, seed=seed), 5),
-            "changed_kid_crops": len(fake)}
+    refs = [features(class_crops(real, maps, classes, rng)) for _ in range(draws + 1)]
+    fake_f, naive_f = features(fake), features(naive_crops)
+
+    def mean_kid(other: np.ndarray) -> float:
+        return round(float(np.mean([kid(r, other, seed=seed + i) for i, r in enumerate(refs[:draws])])), 5)
+
+    return {"changed_kid": mean_kid(fake_f), "changed_kid_naive": mean_kid(naive_f),
+            "changed_kid_real": mean_kid(refs[draws]), "changed_kid_crops": len(fake)}
 
 
 def _mean_masked_mad(a: np.ndarray, b: np.ndarray, masks: Sequence[np.ndarray]) -> float:

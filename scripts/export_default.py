@@ -5,8 +5,8 @@ and a sample grid for the model card.
         --checkpoint runs/default/diffusion/checkpoint-3000 --guidance-scale 5 --scheduler dpm++2m-sde --steps 8 \
         --out checkpoints/changeanywhere-dubai-256
 
-Writes OUT/ (diffusers layout, fp16 safetensors), OUT/samples.png (val tiles: real A | after map | B drift
-off | B drift on | map | synthesized from the map) and OUT-resume/ (the training state in fp16/bf16:
+Writes OUT/ (diffusers layout, fp16 safetensors), OUT/samples.png (val tiles: real A | after map | B
+non-change off | B non-change on | map | synthesized from the map) and OUT-resume/ (the training state in fp16/bf16:
 `train-diffusion --resume` it).
 """
 
@@ -24,6 +24,7 @@ from changeanywhere.data import find_pairs, load_pairs, tiles
 from changeanywhere.generator.presets import build_scheduler
 from changeanywhere.generator.schedulers import SCHEDULERS, make_scheduler
 from changeanywhere.image_utils import tensor_to_uint8
+from changeanywhere.pairs import PairSettings
 from changeanywhere.training.checkpoint import export_compact_state
 from changeanywhere.training.common import save_grid
 from changeanywhere.training.diffusion import diverse_tiles, pipeline_from_checkpoint
@@ -83,7 +84,7 @@ def main() -> None:
     afters = [simulate_changes(m, cs, seed=i, num_events=(3, 6)).after for i, m in enumerate(maps)]
     kw = dict(num_inference_steps=args.steps, seed=list(range(4)), output_type="pt")
     changed = pipe.change(real, maps, afters, **kw)
-    drifted = pipe.change(real, maps, afters, drift=1.0, **kw)
+    drifted = pipe.change(real, maps, afters, nonchange=PairSettings().nonchange_settings(pipe), **kw)
     synth, changed, drifted = (tensor_to_uint8(t) for t in (synth, changed.images, drifted.images))
     rows = [
         [r, cs.indices_to_colors(a), c, d, cs.indices_to_colors(m), s]

@@ -290,7 +290,9 @@ def test_generate_and_package(models, dubai, before_map, tmp_path):
     assert [s["seed"] for s in meta["samples"]] == [7, 8] and meta["num_inference_steps"] == 3
     assert sample_meta["events"] == change.events and meta["class_set"] == "dubai-landcover"
     assert sample_meta["content_scale"] == pytest.approx(demo.DEFAULT_CONTENT_SCALE)
-    assert sample_meta["drift"]["strength"] == pytest.approx(demo.DEFAULT_DRIFT)
+    assert sample_meta["drift"] is None and demo.DEFAULT_DRIFT == 0  # non-change replaced the global drift
+    assert sample_meta["nonchange"]["settings"]["strength"] == pytest.approx(demo.DEFAULT_NONCHANGE)
+    assert meta["nonchange"] == demo.DEFAULT_NONCHANGE
 
 
 def test_generate_refuses_no_change_and_no_model(models, dubai, before_map, tmp_path):

@@ -201,6 +201,8 @@ def _card_settings(settings: dict[str, Any]) -> list[str]:
         f"| sampler | {_scheduler(settings)}, {smp['steps']} steps,{_eta(settings)} "
         f"guidance {smp['guidance_scale']:g}{_interval(settings)}, "
         f"content scale {smp['content_scale'][0]:g}–{smp['content_scale'][1]:g} |",
+        f"| change sampler | {smp.get('change_sampler') or 'anchored'} |",
+        f"| realistic non-change | {_nonchange(smp)} |",
         f"| change events | {ev['num_events'][0]}–{ev['num_events'][1]} per pair "
         f"({', '.join(ev['event_types'])}), objects ≥ {ev['min_area']} px |",
         f"| seed | {settings['seed']} (batch size {settings['batch_size']}) |",
@@ -287,7 +289,9 @@ def format_plan(result: GenerateResult) -> str:
         + (f" (the last one computed in full: {extra} extra sample(s) not written)" if extra else ""),
         f"  sampler    {_scheduler(s)}, {smp['steps']} steps,{_eta(s)} guidance {smp['guidance_scale']:g}"
         f"{_interval(s)}, "
-        f"content scale {smp['content_scale'][0]:g}:{smp['content_scale'][1]:g}",
+        f"content scale {smp['content_scale'][0]:g}:{smp['content_scale'][1]:g}, "
+        f"{smp.get('change_sampler') or 'anchored'} change sampler",
+        f"  nonchange  {_nonchange(smp)}",
         f"  events     {ev['num_events'][0]}:{ev['num_events'][1]} per pair ({','.join(ev['event_types'])}), "
         f"min area {ev['min_area']} px",
         f"  on disk    {done:,} finished, {p.num - done:,} to make in {len(p.pending):,} batch(es)",
@@ -337,3 +341,13 @@ def _interval(settings: dict[str, Any]) -> str:
     if not steps:
         return f" on no step of {n} (guidance interval {start:g}–{stop:g})"
     return f" on steps {steps.start + 1}–{steps.stop} of {n} (guidance interval {start:g}–{stop:g})"
+
+
+def _nonchange(sampler: dict) -> str:
+    """The non-change setting in words (older runs recorded none)."""
+    strength = sampler.get("nonchange", 0.0)
+    if not strength:
+        return "off: unchanged pixels are the before image (up to the feathered seam)" + (
+            f"; global drift {sampler['drift']:g}" if sampler.get("drift") else "")
+    return (f"strength {strength:g}: unchanged objects re-rendered under the same map, scene appearance, "
+            "misregistration, blur, noise, JPEG; never in the label (parameters in each sample's meta)")

@@ -30,6 +30,7 @@ from .package import write_sample_zip
 from .session import (
     DEFAULT_CONTENT_SCALE,
     DEFAULT_DRIFT,
+    DEFAULT_NONCHANGE,
     MAX_VARIANTS,
     Generation,
     Sample,
@@ -45,6 +46,7 @@ __all__ = [
     "CD_MODEL_ENV",
     "DEFAULT_CONTENT_SCALE",
     "DEFAULT_DRIFT",
+    "DEFAULT_NONCHANGE",
     "MAX_SIDE",
     "MAX_VARIANTS",
     "MODEL_ENV",

@@ -14,6 +14,7 @@ import numpy as np
 from ..cd import BinaryConfusion, CDModel, cva_predict, error_overlay, predict
 from ..errors import MapSizeError, ParameterError
 from ..events import ChangeResult
+from ..generator.nonchange import describe_nonchange
 from ..labels import change_target
 from ..pairs import ChangePair, PairSettings, build_pairs, synthesize_before
 from .editing import require_change
@@ -21,6 +22,7 @@ from .models import Models
 
 DEFAULT_CONTENT_SCALE = PairSettings.content_scale[0]  # 1: unchanged region anchored to the end
 DEFAULT_DRIFT = PairSettings.drift
+DEFAULT_NONCHANGE = PairSettings.nonchange
 MAX_VARIANTS = 4  # after images per generation
 
 ProgressFn = Callable[[float, str], None]
@@ -75,6 +77,7 @@ def generate(
     variants: int = 1,
     guidance_scale: float | None = None,
     progress: ProgressFn | None = None,
+    nonchange: float = DEFAULT_NONCHANGE,
 ) -> Generation:
     """Before image (synthesized from the map with `seed` when none is given), `variants` after images (pair
     seeds `seed`, `seed + 1`, ...), and the zero-shot CD prediction of each, scored against its label."""
@@ -87,7 +90,8 @@ def generate(
         raise MapSizeError("the after map does not match the before map: reload the map and edit again")
     steps_in = None if num_inference_steps is None else int(num_inference_steps)
     settings = PairSettings(num_inference_steps=steps_in, content_scale=(float(content_scale),) * 2,
-                            drift=float(drift), guidance_scale=guidance_scale).resolved(pipe)
+                            drift=float(drift), nonchange=float(nonchange),
+                            guidance_scale=guidance_scale).resolved(pipe)
     settings.check()
     steps = settings.num_inference_steps
     synthesized = before_image is None
@@ -119,6 +123,8 @@ def generate(
         "num_inference_steps": steps,
         "content_scale": float(content_scale),
         "drift": float(drift),
+        "nonchange": float(nonchange),
+        "change_sampler": settings.sampler,
         "guidance_scale": settings.guidance_scale,
         "variants": variants,
     }
@@ -147,7 +153,8 @@ def metrics_markdown(sample: Sample, method: str) -> str:
         f"**Zero-shot prediction** ({method}) against the ground truth: **F1 {m['f1']:.3f} · IoU {m['iou']:.3f}** "
         f"(precision {m['precision']:.3f}, recall {m['recall']:.3f}; {m['change_fraction']:.1%} of pixels changed)."
         f"  \nOverlay: white = hit (TP), red = false alarm (FP), green = missed (FN).  \n"
-        f"Seed {sample.pair.seed}, content scale {sample.pair.content_scale:.2f}."
+        f"Seed {sample.pair.seed}, content scale {sample.pair.content_scale:.2f}.  \n"
+        f"Realistic non-change: {describe_nonchange(sample.pair.meta.get('nonchange'))}."
     )
 
 

@@ -93,7 +93,9 @@ def draw_nonchange(rng: np.random.Generator, settings: NonChangeSettings, refere
     """Draw one pair's pixel-level non-change parameters (appearance and acquisition) and its re-render share."""
     s = settings.strength
     p: dict[str, Any] = {"settings": settings.to_dict(),
-                         "rerender_share": round(float(rng.uniform(*settings.rerender)), 4)}
+                         "rerender_share": round(float(rng.uniform(*settings.rerender)), 4),
+                         # share of the steps re-rendered cells stay anchored to A (then painted freely)
+                         "rerender_anchored": round(float(rng.uniform(0.25, 0.6)), 4)}
     if settings.appearance and s > 0:
         p["style"] = None
         if reference is not None:
@@ -208,3 +210,31 @@ def apply_nonchange(image: np.ndarray, params: dict[str, Any], label_map: np.nda
         if ok:
             out = np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1])
     return out
+
+
+def describe_nonchange(params: dict[str, Any] | None) -> str:
+    """One line naming what a pair's non-change applied (for the app and logs)."""
+    if not params:
+        return "off (unchanged pixels copy the before image)"
+    parts = []
+    if params.get("rerendered_pixels"):
+        parts.append(f"{params['rerendered_pixels']} unchanged px re-rendered")
+    if params.get("style"):
+        parts.append(f"colour pulled {params['style']['weight']:.0%} towards another image")
+    if "exposure" in params:
+        parts.append(f"exposure {params['exposure']:+.2f} (log)")
+    if params.get("shadow"):
+        parts.append(f"shadows at sun azimuth {params['shadow']['azimuth_deg']:.0f}°")
+    if params.get("haze"):
+        parts.append(f"haze depth {params['haze']['depth']:.2f}")
+    if params.get("misregistration"):
+        parts.append(f"misregistration ≤ {params['misregistration']['max_px']:.1f} px")
+    res = params.get("resolution")
+    if res:
+        parts.append({"blur": f"blur σ {res['sigma']:.1f}", "resample": f"resampled ×{res['scale']:.2f}",
+                      "sharp": "sharpened"}[res["kind"]])
+    if params.get("noise_std"):
+        parts.append(f"noise σ {params['noise_std']:.1f}")
+    if params.get("jpeg_quality"):
+        parts.append(f"JPEG q{params['jpeg_quality']}")
+    return ", ".join(parts) or "nothing drawn"

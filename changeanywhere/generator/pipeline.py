@@ -86,6 +86,12 @@ def mix_known_region(
     return torch.where(active.view(-1, 1, 1, 1), mixed, x)
 
 
+def anchor_steps(keep: torch.Tensor, mix_steps: Sequence[int]) -> torch.Tensor:
+    """(B,1,h,w) steps each latent cell stays anchored to the known latent: a sample's `mix_steps` where `keep`
+    is 1, else 0 (the paper's one-region latent mixing as a per-cell schedule)."""
+    return keep * torch.tensor([float(m) for m in mix_steps], device=keep.device).view(-1, 1, 1, 1)
+
+
 def guided_steps(guidance_interval: Sequence[float], num_steps: int, guidance_scale: float) -> range:
     """The step indices that get classifier-free guidance: i with int(start·N) ≤ i < int(stop·N) (diffusers'
     guider convention), none at guidance scale 1."""
@@ -356,6 +362,7 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         known_latents: torch.Tensor | None = None,
         keep_mask: torch.Tensor | None = None,
         mix_steps: Sequence[int] = (),
+        anchor_until: torch.Tensor | None = None,
         init_latents: torch.Tensor | None = None,
         start_index: int = 0,
         callback_on_step_end: Callable | None = None,
@@ -365,7 +372,9 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         """Any diffusers scheduler from pure noise under `cond` (and, for an inpainting UNet, its extra input
         `inpaint`: the masked known latent and the paint mask; None = plain synthesis). If `known_latents` is
         given, the cells where `keep_mask` is 1 are replaced, before step i of every sample with i < its
-        `mix_steps`, by the known latent noised to the scheduler's own level at that step (docs/method.md §3).
+        `mix_steps`, by the known latent noised to the scheduler's own level at that step (docs/method.md §3);
+        `anchor_until` ((B,1,h,w) step counts) instead gives every cell its own anchored steps (`mix_steps` then
+        holds each sample's largest).
         With `init_latents`, the run starts at step `start_index` from them, noised to that step's level
         (SDEdit). Guidance applies on the steps i with start·N ≤ i < stop·N of the resolved
         `guidance_interval` (diffusers' guider convention).
@@ -386,7 +395,9 @@ class ChangeAnywherePipeline(DiffusionPipeline):
             start_index = 0
         steps = range(start_index, len(timesteps))
         mixing = known_latents is not None
-        mix = list(mix_steps) if mixing else []
+        if mixing and anchor_until is None:
+            anchor_until = anchor_steps(keep_mask, mix_steps)
+        mix = [int(m) for m in mix_steps] if mixing else []  # per sample, on the host: the most anchored steps
         noise = SamplerNoise(self.noise_source, generators, shape, device, steps, mix if mixing else None, variance)
         x = noise.start() * scheduler.init_noise_sigma
         if start_index > 0:
@@ -395,7 +406,6 @@ class ChangeAnywherePipeline(DiffusionPipeline):
             if hasattr(scheduler, "set_begin_index"):
                 scheduler.set_begin_index(start_index)
         last_mix = max(mix, default=0)
-        active = torch.tensor([[i < m for m in mix] for i in steps], device=device) if mixing else None
         cond = cond.to(dtype)
         guided = guided_steps(guidance_interval, len(timesteps), guidance_scale)
         cond_cfg = torch.cat([cond, torch.zeros_like(cond)]) if len(guided) else cond
@@ -405,11 +415,12 @@ class ChangeAnywherePipeline(DiffusionPipeline):
             inpaint = inpaint.to(device, dtype)
             cond = torch.cat([cond, inpaint], dim=1)
             cond_cfg = torch.cat([cond_cfg, torch.cat([inpaint, inpaint])], dim=1) if len(guided) else cond
-        for k, i in enumerate(self.progress_bar(steps)):
+        for i in self.progress_bar(steps):
             t = timesteps[i]
             if mixing and i < last_mix:
                 a, b = self._noise_coefficients(t)
-                x = mix_known_region(x, a * known_latents + b * noise.mix(i), keep_mask, active[k])
+                keep = (anchor_until > i).to(x.dtype)
+                x = keep * (a * known_latents + b * noise.mix(i)) + (1 - keep) * x
             use_cfg = i in guided
             x_in = torch.cat([x, x]) if use_cfg else x
             x_in = scheduler.scale_model_input(x_in, t)
@@ -555,14 +566,24 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         painted = changed | torch.from_numpy(np.stack([nc["rerender"] for nc in nonchanges])) \
             if nonchange_settings is not None else changed
         keep = latent_keep_mask(painted, self.vae_scale_factor, free_band).to(device)
+        # re-rendered cells (away from the change) stay anchored for the first share of the steps, so they keep
+        # A's layout and light and only their texture is new (the paper's non-change mechanism, per region)
+        rerender = keep.new_zeros(keep.shape)
+        if nonchange_settings is not None:
+            rerender = (1 - keep) * latent_keep_mask(changed, self.vae_scale_factor, free_band).to(device)
+        rr_steps = [round(nc.get("rerender_anchored", 0.0) * num_inference_steps) for nc in nonchanges]
+        anchor = anchor_steps(rerender, rr_steps)
+        if not inpaint_mode:
+            anchor = anchor + anchor_steps(keep, mix_steps)
         start = min(int(round((1.0 - strength) * num_inference_steps)), num_inference_steps - 1)
         init = None
         if start > 0:
             init = texture_init(known, before, after, keep[:, 0] < 0.5, self.num_classes, self.vae_scale_factor,
                                 generators)
+        most = [max(r, 0 if inpaint_mode else m) for r, m in zip(rr_steps, mix_steps, strict=True)]
         latents = self._denoise(
             self._condition(after, device), generators, num_inference_steps, eta, guidance_scale, device,
-            known_latents=None if inpaint_mode else known, keep_mask=keep, mix_steps=mix_steps, init_latents=init,
+            known_latents=known if any(most) else None, anchor_until=anchor, mix_steps=most, init_latents=init,
             start_index=start, callback_on_step_end=callback_on_step_end, guidance_interval=guidance_interval,
             inpaint=inpaint_condition(known, 1.0 - keep) if self.is_inpainting else None,
         )
