@@ -114,7 +114,7 @@ def _render(
     n = len(maps)
     kw = dict(num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, output_type="pt")
     nonchange = settings.nonchange_settings(pipe)
-    references = [colour_stats(real[(i + 1) % n]) for i in range(n)]
+    references = [colour_stats(real[(i + 1) % n], maps[(i + 1) % n], class_set.num_classes) for i in range(n)]
     parts: dict[str, list[np.ndarray]] = {"generated": [], "recon": [], "after_images": [], "after_maps": [],
                                           "after_nonchange": [], "rerendered": []}
     for b in tqdm([slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)], desc="eval-generator"):

@@ -44,7 +44,7 @@ def val_pairs(pipe, out: Path, data: Path, n: int) -> None:
     cs = pipe.class_set
     t = select_tiles(str(data), cs, "val", 256, n)
     afters = [simulate_changes(m, cs, seed=i).after for i, m in enumerate(t.maps)]
-    refs = [colour_stats(t.images[(i + 1) % n]) for i in range(n)]
+    refs = [colour_stats(t.images[(i + 1) % n], t.maps[(i + 1) % n], cs.num_classes) for i in range(n)]
     nonchange = PairSettings().nonchange_settings(pipe)
     kw = dict(seed=list(range(n)), output_type="np")
     on = pipe.change(list(t.images), list(t.maps), afters, nonchange=nonchange, nonchange_reference=refs, **kw)

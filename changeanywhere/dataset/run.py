@@ -226,7 +226,8 @@ def sample_input(
              "padded": x + s > src.width or y + s > src.height}
     grid = src.tile_grid(x, y, s)
     wants_reference = settings.drift > 0 or settings.nonchange > 0
-    reference, ref_meta = drift_reference(seed, k, sources, cache, s) if wants_reference else (None, None)
+    reference, ref_meta = (drift_reference(seed, k, sources, cache, s, class_set.num_classes) if wants_reference
+                           else (None, None))
     return SampleInput(index, seed, image, change,
                        {**event_meta, "source": where, **({"geo": grid.to_meta()} if grid else {}),
                         **({"drift_source": ref_meta} if ref_meta else {})},
@@ -234,10 +235,11 @@ def sample_input(
 
 
 def drift_reference(
-    seed: int, own: int, sources: Sequence[Source], cache: SourceCache, size: int
+    seed: int, own: int, sources: Sequence[Source], cache: SourceCache, size: int, num_classes: int = 0,
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """Colour statistics of a tile of *another* source image, drawn from the pair's own seed: the drift pulls
-    B's colours towards them (another date of the same region looks like another image of the set)."""
+    """Colour statistics (global and per class) of a tile of *another* source image, drawn from the pair's own
+    seed: non-change (and the drift) pull B's colours towards them (another date of the same region looks
+    like another image of the set)."""
     others = [k for k in range(len(sources)) if k != own]
     if not others:
         return None, None
@@ -245,7 +247,8 @@ def drift_reference(
     k = others[int(rng.integers(len(others)))]
     h, w = sources[k].height, sources[k].width
     y, x = int(rng.integers(max(h - size, 0) + 1)), int(rng.integers(max(w - size, 0) + 1))
-    return colour_stats(cache.tile(k, x, y, size)[0]), {"image": sources[k].image.name, "x": x, "y": y}
+    image, label = cache.tile(k, x, y, size)
+    return colour_stats(image, label, num_classes), {"image": sources[k].image.name, "x": x, "y": y}
 
 
 def run_batches(

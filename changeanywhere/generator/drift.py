@@ -46,10 +46,19 @@ def as_drift_settings(drift: DriftSettings | float | bool | None) -> DriftSettin
     raise ChangeAnywhereError(f"drift must be None, a bool, a strength or DriftSettings, got {type(drift).__name__}")
 
 
-def colour_stats(image: np.ndarray) -> dict[str, list[float]]:
-    """Per-channel mean and std (0-1 scale) of an RGB uint8 image: what a drift reference contributes."""
+def colour_stats(image: np.ndarray, label_map: np.ndarray | None = None, num_classes: int = 0,
+                 min_pixels: int = 256) -> dict[str, Any]:
+    """Per-channel mean and std (0-1 scale) of an RGB uint8 image: what a drift reference contributes; with its
+    land-cover map also per class (`classes`: class index as a string -> mean, std; classes of at least
+    `min_pixels` px), which realistic non-change transfers class by class (another date's roofs, water, fields)."""
     x = image.reshape(-1, 3).astype(np.float64) / 255.0
-    return {"mean": x.mean(0).round(5).tolist(), "std": x.std(0).round(5).tolist()}
+    stats: dict[str, Any] = {"mean": x.mean(0).round(5).tolist(), "std": x.std(0).round(5).tolist()}
+    if label_map is not None:
+        flat = label_map.reshape(-1)
+        stats["classes"] = {str(c): {"mean": x[flat == c].mean(0).round(5).tolist(),
+                                     "std": x[flat == c].std(0).round(5).tolist()}
+                            for c in range(num_classes) if (flat == c).sum() >= min_pixels}
+    return stats
 
 
 def draw_drift(

@@ -98,17 +98,20 @@ def draw_nonchange(rng: np.random.Generator, settings: NonChangeSettings, refere
                          "rerender_anchored": round(float(rng.uniform(0.25, 0.6)), 4)}
     if settings.appearance and s > 0:
         p["style"] = None
-        if reference is not None:
+        if reference is not None:  # another real date: its colours class by class (or globally, weaker)
+            per_class = bool(reference.get("classes"))
             p["style"] = {"mean": list(reference["mean"]), "std": list(reference["std"]),
-                          "weight": round(float(rng.uniform(0.2, 0.6) * min(s, 1.0)), 4)}
+                          "classes": reference.get("classes") or None,
+                          "weight": round(float(rng.uniform(0.2, 0.5) if per_class else rng.uniform(0.05, 0.2))
+                                          * min(s, 1.0), 4)}
         # per class: log-gain per channel (seasonal vegetation, water colour, roof tint, soil moisture)
         p["class_gain"] = {
-            "vegetation": (rng.normal([-0.05, 0.0, -0.05], 0.12 * s)).round(4).tolist(),
-            "water": (rng.normal(0.0, 0.15 * s, 3)).round(4).tolist(),
-            "building": (rng.normal(0.0, 0.08 * s, 3)).round(4).tolist(),
-            "land": (rng.normal(0.0, 0.05 * s, 3)).round(4).tolist(),
+            "vegetation": (rng.normal([-0.04, 0.0, -0.04], 0.07 * s)).round(4).tolist(),
+            "water": (rng.normal(0.0, 0.06 * s, 3)).round(4).tolist(),
+            "building": (rng.normal(0.0, 0.05 * s, 3)).round(4).tolist(),
+            "land": (rng.normal(0.0, 0.03 * s, 3)).round(4).tolist(),
         }
-        p["white_balance"] = (rng.normal(0.0, 0.04 * s, 3)).round(4).tolist()  # log-gain
+        p["white_balance"] = (rng.normal(0.0, 0.025 * s, 3)).round(4).tolist()  # log-gain
         p["exposure"] = round(float(rng.normal(0.0, 0.08 * s)), 4)  # log-gain
         p["illumination"] = (rng.normal(0.0, 0.08 * s, (3, 3))).round(4).tolist()  # smooth log-gain field
         p["shadow"] = {"azimuth_deg": round(float(rng.uniform(0, 360)), 1),
@@ -153,6 +156,16 @@ def cast_shadows(buildings: np.ndarray, azimuth_deg: float, length_px: float) ->
     return cv2.GaussianBlur(shadow * (1.0 - b), (0, 0), 0.8)
 
 
+def soft_clip(x: np.ndarray, knee: float = 0.85) -> np.ndarray:
+    """Clip to [0, 1] with a smooth shoulder above `knee` (and a toe below 1 − knee's mirror, 0.15 × (1 − knee)),
+    so bright sand and white roofs keep their texture when a date is brighter instead of burning out."""
+    top = 1.0 - knee
+    x = np.where(x > knee, knee + top * np.tanh((x - knee) / top), x)
+    toe = 0.15 * top
+    x = np.where(x < toe, toe * np.exp((x - toe) / toe), x)
+    return np.clip(x, 0.0, 1.0)
+
+
 def apply_nonchange(image: np.ndarray, params: dict[str, Any], label_map: np.ndarray, class_names: list[str],
                     ) -> np.ndarray:
     """Apply drawn non-change parameters to an HxWx3 uint8 after image (its map gives the per-class parts)."""
@@ -160,7 +173,21 @@ def apply_nonchange(image: np.ndarray, params: dict[str, Any], label_map: np.nda
     h, w = x.shape[:2]
     index = {n: i for i, n in enumerate(class_names)}
     style = params.get("style")
-    if style:  # pull the colour statistics part of the way towards another real date
+    if style and style.get("classes"):  # each class part of the way to its colours in another real date
+        matched = x.copy()
+        weight = np.zeros((h, w), np.float32)
+        for c, ref in style["classes"].items():
+            mask = label_map == int(c)
+            if mask.sum() < 64:
+                continue
+            mean, std = x[mask].mean(0), x[mask].std(0) + 1e-3
+            # std ratios are capped: a flat class in one image must not amplify noise in the other
+            gain = np.clip(np.asarray(ref["std"], np.float32) / std, 0.5, 2.0)
+            matched[mask] = (x[mask] - mean) * gain + np.asarray(ref["mean"], np.float32)
+            weight[mask] = style["weight"]
+        weight = cv2.GaussianBlur(weight, (0, 0), 2)[..., None]
+        x = (1 - weight) * x + weight * matched
+    elif style:  # only global statistics: pull the whole image towards them
         mean, std = x.reshape(-1, 3).mean(0), x.reshape(-1, 3).std(0) + 1e-4
         matched = (x - mean) / std * np.asarray(style["std"], np.float32) + np.asarray(style["mean"], np.float32)
         x = (1 - style["weight"]) * x + style["weight"] * matched
@@ -183,7 +210,7 @@ def apply_nonchange(image: np.ndarray, params: dict[str, Any], label_map: np.nda
         depth = haze["depth"] * (1.0 + 0.5 * np.tanh(field))  # thicker in patches, never negative
         t = np.exp(-depth)[..., None]
         x = np.clip(x, 0, 1) * t + np.asarray(haze["airlight"], np.float32) * (1 - t)
-    x = np.clip(x, 0.0, 1.0)
+    x = soft_clip(x)
     mis = params.get("misregistration")
     if mis:
         field = np.asarray(mis["field"], np.float32)
