@@ -23,6 +23,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import torch
 
 from ..errors import ParameterError
 from ..regions import blobs, objects
@@ -34,10 +35,14 @@ NONCHANGE_STREAM = 5  # the pair seed's stream for non-change draws (after `seed
 class NonChangeSettings:
     """How much realistic non-change a pair gets. `strength` scales every appearance and acquisition amplitude
     (1 = the measured default, 0 = off); `rerender` is the (low, high) share of the unchanged area repainted
-    under the same map; the three switches turn whole groups off."""
+    under the same map, `rerender_anchored` the share of the sampling steps those cells follow A before they
+    are painted freely (more: closer to A), `harmonise_sigma` the scale above which they keep A's colour and
+    light (a new instance in the same light); the two switches turn whole groups off."""
 
     strength: float = 1.0
     rerender: tuple[float, float] = (0.1, 0.3)
+    rerender_anchored: tuple[float, float] = (0.5, 0.75)  # share of the steps re-rendered cells follow A
+    harmonise_sigma: float = 6.0  # re-rendered regions take A's colour and light above this scale (px; 0: off)
     appearance: bool = True
     acquisition: bool = True
 
@@ -48,6 +53,12 @@ class NonChangeSettings:
         if not 0.0 <= lo <= hi <= 0.9:
             raise ParameterError(f"`rerender` share must satisfy 0 ≤ low ≤ high ≤ 0.9, got {self.rerender}",
                                  "rerender")
+        lo, hi = self.rerender_anchored
+        if not 0.0 <= lo <= hi <= 1.0:
+            raise ParameterError(f"`rerender_anchored` must satisfy 0 ≤ low ≤ high ≤ 1, got "
+                                 f"{self.rerender_anchored}", "rerender_anchored")
+        if self.harmonise_sigma < 0:
+            raise ParameterError(f"`harmonise_sigma` must be ≥ 0, got {self.harmonise_sigma}", "harmonise_sigma")
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -95,7 +106,8 @@ def draw_nonchange(rng: np.random.Generator, settings: NonChangeSettings, refere
     p: dict[str, Any] = {"settings": settings.to_dict(),
                          "rerender_share": round(float(rng.uniform(*settings.rerender)), 4),
                          # share of the steps re-rendered cells stay anchored to A (then painted freely)
-                         "rerender_anchored": round(float(rng.uniform(0.25, 0.6)), 4)}
+                         "rerender_anchored": round(float(rng.uniform(*settings.rerender_anchored)), 4),
+                         "harmonise_sigma": settings.harmonise_sigma}
     if settings.appearance and s > 0:
         p["style"] = None
         if reference is not None:  # another real date: its colours class by class (or globally, weaker)
@@ -154,6 +166,17 @@ def cast_shadows(buildings: np.ndarray, azimuth_deg: float, length_px: float) ->
         shift = np.float32([[1, 0, dx * k], [0, 1, dy * k]])
         shadow = np.maximum(shadow, cv2.warpAffine(b, shift, (w, h), flags=cv2.INTER_LINEAR, borderValue=0))
     return cv2.GaussianBlur(shadow * (1.0 - b), (0, 0), 0.8)
+
+
+def harmonise(after: torch.Tensor, before: torch.Tensor, region: np.ndarray, sigma: float) -> torch.Tensor:
+    """(3,H,W) after image with the low frequencies (Gaussian `sigma` px) of the before image inside `region`
+    (feathered): a re-rendered object keeps its new detail but takes the scene's colour and light."""
+    if sigma <= 0:
+        return after
+    diff = (before - after).permute(1, 2, 0).cpu().numpy().astype(np.float32)
+    low = cv2.GaussianBlur(diff, (0, 0), sigma)
+    weight = cv2.GaussianBlur(region.astype(np.float32), (0, 0), 2.0)[..., None]
+    return after + torch.from_numpy(weight * low).permute(2, 0, 1).to(after)
 
 
 def soft_clip(x: np.ndarray, knee: float = 0.85) -> np.ndarray:

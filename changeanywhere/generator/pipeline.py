@@ -40,6 +40,7 @@ from .nonchange import (
     apply_nonchange,
     as_nonchange_settings,
     draw_nonchange,
+    harmonise,
     nonchange_rng,
     rerender_region,
 )
@@ -592,8 +593,9 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         drifts = [draw_drift(g, drift_settings, r) if drift_settings else None
                   for g, r in zip(generators, references, strict=True)]
         records = [{k: v for k, v in nc.items() if k != "rerender"} if nc else None for nc in nonchanges]
+        rerendered = [nc.get("rerender") for nc in nonchanges]
         images_out = latents if output_type == "latent" else self._after_images(
-            latents, images, painted, blend, feather, drifts, records, after)
+            latents, images, painted, blend, feather, drifts, records, after, rerendered)
         out = ChangeOutput(
             images=self._format_images(images_out, output_type),
             change_masks=changed.numpy(),
@@ -659,12 +661,16 @@ class ChangeAnywherePipeline(DiffusionPipeline):
     def _after_images(
         self, latents: torch.Tensor, before: torch.Tensor, painted: torch.Tensor, blend: str, feather: int,
         drifts: Sequence[dict | None], nonchanges: Sequence[dict | None], after_maps: torch.Tensor,
+        rerendered: Sequence[np.ndarray | None] = (),
     ) -> torch.Tensor:
-        """Decode; keep the real before image outside the painted pixels (pixel blend); apply each sample's drift
-        and non-change appearance and acquisition effects."""
+        """Decode; keep the real before image outside the painted pixels (pixel blend); give re-rendered regions
+        A's light (`harmonise`); apply each sample's drift and non-change appearance and acquisition effects."""
         out = self.decode_latents(latents)
         if blend == "pixel":
             out = composite(before, out, painted, feather)
+        if any(r is not None and r.any() for r in rerendered):
+            out = torch.stack([harmonise(o, a, r, nc["harmonise_sigma"]) if r is not None and r.any() else o
+                               for o, a, r, nc in zip(out, before.to(out), rerendered, nonchanges, strict=True)])
         if any(d is not None for d in drifts) or any(nonchanges):
             names = list(self.class_set.names) if self.class_set is not None else []
             arr = tensor_to_uint8(out)
