@@ -125,10 +125,10 @@ def draw_nonchange(rng: np.random.Generator, settings: NonChangeSettings, refere
         }
         p["white_balance"] = (rng.normal(0.0, 0.025 * s, 3)).round(4).tolist()  # log-gain
         p["exposure"] = round(float(rng.normal(0.0, 0.08 * s)), 4)  # log-gain
-        p["illumination"] = (rng.normal(0.0, 0.08 * s, (3, 3))).round(4).tolist()  # smooth log-gain field
+        p["illumination"] = (rng.normal(0.0, 0.1 * s, (3, 3))).round(4).tolist()  # smooth log-gain field
         p["shadow"] = {"azimuth_deg": round(float(rng.uniform(0, 360)), 1),
-                       "length_px": round(float(rng.uniform(2, 8) * min(s, 1.5)), 2),
-                       "darkness": round(float(rng.uniform(0.25, 0.5)), 3)} if rng.random() < 0.7 else None
+                       "length_px": round(float(rng.uniform(3, 10) * min(s, 1.5)), 2),
+                       "darkness": round(float(rng.uniform(0.3, 0.55)), 3)} if rng.random() < 0.8 else None
         p["haze"] = {"depth": round(float(rng.uniform(0.0, 0.25) * min(s, 1.5)), 4),
                      "airlight": (0.78 + rng.uniform(-0.05, 0.1, 3)).round(4).tolist(),
                      "field": (rng.normal(0.0, 1.0, (3, 3))).round(4).tolist()} if rng.random() < 0.5 else None
