@@ -17,6 +17,10 @@ Usage:
     python bench/generate_throughput.py --device cuda --dtype fp32 fp16 bf16 --channels-last   # on a GPU
     python bench/generate_throughput.py --device cuda --noise device predrawn                  # noise sources
     python bench/generate_throughput.py --model DIR --size 32 --steps 5   # a tiny pipeline (smoke test)
+    python bench/generate_throughput.py --batch-sizes 8 --old-model OLD_DIR   # beside the old default, one run
+
+`--old-model` times that model first with the old default settings (the anchored sampler, global drift 1, no
+realistic non-change), then the model under test with today's defaults, and prints the ratio of pairs/s.
 """
 
 from __future__ import annotations
@@ -40,7 +44,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-sizes", type=int, nargs="+", default=None,
                    help="default: 1 8 32 64 on a GPU, 1 8 32 on a CPU")
     p.add_argument("--batches", type=int, default=3, help="timed batches per batch size (after 1 warm-up)")
-    p.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50, generate's default)")
+    p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's, as generate)")
+    p.add_argument("--old-model", default=None,
+                   help="also time this model first with the old defaults (anchored, drift 1, no non-change)")
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--guidance-scale", type=float, default=None, help="default: the model's own")
     p.add_argument("--device", default="auto")
@@ -109,7 +115,7 @@ def attention_kernels(unet) -> str:
     return ", ".join(names) or "no attention layers"
 
 
-def bench_dtype(args: argparse.Namespace, dtype: str, noise: str, work: Path) -> list[dict]:
+def bench_dtype(args: argparse.Namespace, dtype: str, noise: str, work: Path, old: bool = False) -> list[dict]:
     import torch
 
     from changeanywhere.classes import ClassSet
@@ -120,7 +126,7 @@ def bench_dtype(args: argparse.Namespace, dtype: str, noise: str, work: Path) ->
     from changeanywhere.pairs import PairSettings
 
     device = resolve_device(args.device)
-    pipe = load_pipeline(args.model, device=device, dtype=dtype)
+    pipe = load_pipeline(args.old_model if old else args.model, device=device, dtype=dtype)
     pipe.noise_source = noise
     if args.channels_last:
         pipe.unet.to(memory_format=torch.channels_last)
@@ -131,7 +137,8 @@ def bench_dtype(args: argparse.Namespace, dtype: str, noise: str, work: Path) ->
         print(f"(no data at {images}: using synthetic maps)")
         images, labels = synthetic_sources(work / "synthetic", class_set)
     sources = find_sources(images, labels)
-    pair = PairSettings(num_inference_steps=args.steps, guidance_scale=args.guidance_scale).resolved(pipe)
+    legacy = dict(sampler="anchored", nonchange=0.0, drift=1.0) if old else {}
+    pair = PairSettings(num_inference_steps=args.steps, guidance_scale=args.guidance_scale, **legacy).resolved(pipe)
     cache = SourceCache(sources, class_set, args.size)
     for k in range(len(sources)):  # decoded once, as in a long run
         cache.get(k)
@@ -141,7 +148,7 @@ def bench_dtype(args: argparse.Namespace, dtype: str, noise: str, work: Path) ->
             images,
             labels,
             class_set,
-            work / f"{dtype}-{noise}-b{b}",
+            work / f"{'old-' if old else ''}{dtype}-{noise}-b{b}",
             b * (1 + args.batches),
             size=args.size,
             pair=pair,
@@ -161,9 +168,10 @@ def bench_dtype(args: argparse.Namespace, dtype: str, noise: str, work: Path) ->
         )
         sync(device)
         total = time.perf_counter() - t0
-        unet = unet_only(pipe, b, args.steps, pair.guidance_scale, args.size, device, args.batches)
+        unet = unet_only(pipe, b, pair.num_inference_steps, pair.guidance_scale, args.size, device, args.batches)
         rows.append(
             {
+                "model": "old" if old else "new",
                 "dtype": str(pipe.unet.dtype).removeprefix("torch."),
                 "noise": resolve_noise_source(noise, torch.device(device)),
                 "batch": b,
@@ -175,8 +183,8 @@ def bench_dtype(args: argparse.Namespace, dtype: str, noise: str, work: Path) ->
                 "sampler_overhead": timings["render_s"] / unet,
             }
         )
-        print(f"  {rows[-1]['dtype']}, noise {rows[-1]['noise']}, batch {b}: {rows[-1]['pairs_s']:.2f} pairs/s",
-              flush=True)
+        print(f"  {rows[-1]['model']}: {rows[-1]['dtype']}, noise {rows[-1]['noise']}, batch {b}: "
+              f"{rows[-1]['pairs_s']:.2f} pairs/s", flush=True)
     return rows, pipe, device, pair
 
 
@@ -189,27 +197,37 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="ca-bench-") as tmp:
         for dtype in args.dtype:
             for noise in args.noise:
+                if args.old_model:
+                    old_rows, *_ = bench_dtype(args, dtype, noise, Path(tmp), old=True)
+                    all_rows += old_rows
                 rows, pipe, device, pair = bench_dtype(args, dtype, noise, Path(tmp))
                 all_rows += rows
     name = torch.cuda.get_device_name() if device.startswith("cuda") else f"CPU ({torch.get_num_threads()} threads)"
     print()
     print(
-        f"model {args.model or 'embedded default'}, {args.size}² px, {args.steps} {type(pipe.scheduler).__name__} "
+        f"model {args.model or 'embedded default'}, {args.size}² px, {pair.num_inference_steps} "
+        f"{type(pipe.scheduler).__name__} "
         f"steps, guidance {pair.guidance_scale:g}"
         f"{' (CFG: 2 UNet passes per pair)' if pair.guidance_scale != 1 else ''}, "
         f"{args.batches} timed batches per size, on {name}; attention: {attention_kernels(pipe.unet)}; "
         f"{'channels_last' if args.channels_last else 'contiguous (NCHW)'} memory"
     )
-    head = ("dtype", "noise", "batch", "pairs/s", "s/batch", "sampler s/batch", "UNet-only s/batch", "overhead",
-            "sampler ovh")
+    head = ("model", "dtype", "noise", "batch", "pairs/s", "s/batch", "sampler s/batch", "UNet-only s/batch",
+            "overhead", "sampler ovh")
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for r in all_rows:
         print(
-            f"| {r['dtype']} | {r['noise']} | {r['batch']} | {r['pairs_s']:.2f} | {r['s_batch']:.3f} "
+            f"| {r['model']} | {r['dtype']} | {r['noise']} | {r['batch']} | {r['pairs_s']:.2f} | {r['s_batch']:.3f} "
             f"| {r['sampler_s_batch']:.3f} "
             f"| {r['unet_s_batch']:.3f} | {r['overhead']:.3f} | {r['sampler_overhead']:.3f} |"
         )
+    if args.old_model:
+        for r in (r for r in all_rows if r["model"] == "new"):
+            o = next(o for o in all_rows if o["model"] == "old" and (o["dtype"], o["noise"], o["batch"]) ==
+                     (r["dtype"], r["noise"], r["batch"]))
+            print(f"new ÷ old pairs/s at batch {r['batch']} ({r['dtype']}, {r['noise']}): "
+                  f"{r['pairs_s'] / o['pairs_s']:.3f} (target ≥ 0.8)")
     best = max(all_rows, key=lambda r: r["pairs_s"])
     hours = 100_000 / best["pairs_s"] / 3600
     print(
