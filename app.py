@@ -45,6 +45,7 @@ log = logging.getLogger("changeanywhere.app")
 MAX_FILE_SIZE = "20mb"
 GPU_QUEUE = "gpu"
 IMAGE_HEIGHT = 300
+CACHE_MAX_AGE_S = 3600  # served files (Gradio's cache, the app's outputs and zips) are deleted after this
 # small maps are shown enlarged; maps and masks with hard pixel edges (no smoothing)
 CSS = """
 .grow-image .image-frame img { object-fit: contain !important; }
@@ -85,6 +86,17 @@ def keep_page(fn: Callable, outputs: Sequence, notice, still: Callable[..., str]
     return wrapper
 
 
+def as_files(fn: Callable, files: demo.OutputFiles) -> Callable:
+    """Wrap an event handler so that the images it returns reach Gradio as files of their own (see
+    `changeanywhere.demo.files`: arrays would be cached in place, a race between users)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return files.convert(fn(*args, **kwargs))
+
+    return wrapper
+
+
 def on_gpu(fn: Callable) -> Callable:
     return spaces.GPU(duration=120)(fn) if spaces is not None else fn
 
@@ -97,9 +109,11 @@ def still_loaded(session, *_) -> str:
 class Handlers:
     """The UI's event handlers: each takes the components' values and returns theirs; the logic is `demo`'s."""
 
-    def __init__(self, models: demo.Models, example_size: int, max_side: int, zip_dir: str):
+    def __init__(self, models: demo.Models, example_size: int, max_side: int, zip_dir: str,
+                 zip_max_age: float = demo.ZIP_MAX_AGE_S):
         self.models, self.cs = models, models.class_set
         self.example_size, self.max_side, self.zip_dir = example_size, max_side, zip_dir
+        self.zip_max_age = zip_max_age
 
     def start_session(self, before_map, image, source: str, notices: Sequence[str]):
         session = demo.start_session(before_map, image, source, notices, self.models.size_multiple, self.max_side)
@@ -163,7 +177,7 @@ class Handlers:
             progress=lambda f, desc: progress(f, desc=desc),
         )
         progress(1, desc="Packaging the sample")
-        path = demo.write_sample_zip(gen, self.cs, self.zip_dir, source=session.source)
+        path = demo.write_sample_zip(gen, self.cs, self.zip_dir, source=session.source, max_age_s=self.zip_max_age)
         choices = [f"{i + 1} (seed {s.pair.seed})" for i, s in enumerate(gen.samples)]
         picker = gr.Radio(choices=choices, value=choices[0], visible=len(choices) > 1)
         done = f"Generated {len(choices)} pair(s) in {time.perf_counter() - t0:.1f} s (seed {seed})."
@@ -177,20 +191,23 @@ class Handlers:
         return (*self.details(gen, index), gr.skip())
 
 
-def build_demo(models: demo.Models, *, example_size: int = 256, max_side: int = demo.MAX_SIDE) -> gr.Blocks:
-    """The Blocks app around `models` (`example_size`: side of the procedural example maps). UI layout and
-    event wiring only: the handlers are `Handlers`' methods."""
+def build_demo(models: demo.Models, *, example_size: int = 256, max_side: int = demo.MAX_SIDE,
+               cache_max_age: int = CACHE_MAX_AGE_S) -> gr.Blocks:
+    """The Blocks app around `models` (`example_size`: side of the procedural example maps; files served are
+    deleted `cache_max_age` seconds after they were made). UI layout and event wiring only: the handlers are
+    `Handlers`' methods."""
     cs = models.class_set
     colours = [rgb_to_hex(c.color) for c in cs.classes]
     zip_dir = tempfile.mkdtemp(prefix="changeanywhere-app-")
     atexit.register(shutil.rmtree, zip_dir, ignore_errors=True)
-    h = Handlers(models, example_size, max_side, zip_dir)
+    h = Handlers(models, example_size, max_side, zip_dir, zip_max_age=cache_max_age)
+    files = demo.OutputFiles(zip_dir, max_age_s=min(cache_max_age, demo.OUTPUT_FILE_MAX_AGE_S))
 
     # ------------------------------------------------------------------------------------------ layout
     output = dict(format="png", interactive=False, height=IMAGE_HEIGHT)
     image_view = dict(elem_classes=["grow-image"], **output)
     map_view = ["grow-image", "pixel-map"]
-    with gr.Blocks(title="ChangeAnywhere", delete_cache=(1800, 3600)) as blocks:
+    with gr.Blocks(title="ChangeAnywhere", delete_cache=(max(cache_max_age // 2, 10), cache_max_age)) as blocks:
         gr.Markdown(
             "# ChangeAnywhere\nSynthetic change-detection pairs from one land-cover map: pick or upload a map, "
             "paint a change (or add random events), generate the before/after images, and see how a "
@@ -289,11 +306,12 @@ def build_demo(models: demo.Models, *, example_size: int = 256, max_side: int = 
                           slider]
         previewed = [after_preview, change_md]
         generated = [result, seed, variant, *detail_outputs, download, generate_notice]
-        load_example = keep_page(h.load_example, loaded, load_notice, still_loaded)
-        load_upload = keep_page(h.load_upload, loaded, load_notice, still_loaded)
-        preview = keep_page(h.preview, previewed, change_md)
-        generate = on_gpu(keep_page(h.generate, generated, generate_notice))
-        show_variant = keep_page(h.show_variant, [*detail_outputs, generate_notice], generate_notice)
+        load_example = keep_page(as_files(h.load_example, files), loaded, load_notice, still_loaded)
+        load_upload = keep_page(as_files(h.load_upload, files), loaded, load_notice, still_loaded)
+        preview = keep_page(as_files(h.preview, files), previewed, change_md)
+        generate = on_gpu(keep_page(as_files(h.generate, files), generated, generate_notice))
+        show_variant = keep_page(as_files(h.show_variant, files), [*detail_outputs, generate_notice],
+                                 generate_notice)
         # a load shows its progress on the notice only: an overlay on the image editor makes it redraw its
         # canvas, which can leave it blank for seconds on a slow machine (the editor keeps its map on an error)
         on_notice = dict(show_progress_on=[load_notice])

@@ -468,6 +468,80 @@ def test_api_generate_before_loading_a_map(app_url):
     assert "Load an example or upload a map first" in out[GENERATE_NOTICE]
 
 
+def file_urls(value) -> list[str]:
+    """The served file URLs in an API result (`download_files=False`: files come back as FileData dicts)."""
+    if isinstance(value, dict):
+        return ([value["url"]] if value.get("url") else []) + [u for v in value.values() for u in file_urls(v)]
+    if isinstance(value, (list, tuple)):
+        return [u for v in value for u in file_urls(v)]
+    return []
+
+
+def fetch_complete(url: str) -> bytes:
+    """The body of `url`; raises unless it is as long as its Content-Length and decodes (an image or a zip)."""
+    with urllib.request.urlopen(url, timeout=30) as resp:
+        body, declared = resp.read(), resp.headers.get("Content-Length")
+    if declared is not None and len(body) != int(declared):
+        raise AssertionError(f"{url}: {len(body)} of {declared} bytes")
+    if url.endswith(".zip"):
+        assert zipfile.ZipFile(io.BytesIO(body)).testzip() is None, url
+    else:
+        Image.open(io.BytesIO(body)).load()
+    return body
+
+
+def test_concurrent_calls_on_one_example_serve_complete_files(app_url, dubai):
+    """Regression (issue 24): many clients load the same real example and generate the same pair at once, while
+    others download the served files; every file response is complete and decodes. Gradio used to write
+    identical outputs to one content-addressed cache file in place, truncating it under a response still
+    sending it (`Too little data for declared Content-Length`); the app now hands Gradio per-request files,
+    which it caches by an atomic rename."""
+    import threading
+
+    from gradio_client import Client
+
+    name = demo.example_names(dubai)[0]  # a real example (256² image and map)
+    errors: list[str] = []
+    seen: set[str] = set()
+    stop = threading.Event()
+
+    def caller(i: int) -> None:
+        client = Client(app_url, verbose=False, download_files=False)
+        for k in range(4):
+            try:
+                out = client.predict(name, api_name="/load_example")
+                if i % 2 and k % 2:
+                    out = call_generate(client, editor_input(), n_events=2, ev_seed=1, steps=1)
+                    assert not str(out[GENERATE_NOTICE]).startswith("⚠️"), out[GENERATE_NOTICE]
+                urls = file_urls(out)
+                seen.update(urls)
+                for url in urls:
+                    fetch_complete(url)
+            except Exception as err:  # noqa: BLE001 - every failure is reported
+                errors.append(f"caller {i} round {k}: {type(err).__name__}: {err}")
+
+    def downloader() -> None:
+        while not stop.is_set():
+            for url in list(seen):
+                try:
+                    fetch_complete(url)
+                except Exception as err:  # noqa: BLE001
+                    errors.append(f"downloader: {type(err).__name__}: {err}")
+                time.sleep(0.005)  # the server runs in this process: leave it the interpreter
+
+    callers = [threading.Thread(target=caller, args=(i,)) for i in range(8)]
+    downloaders = [threading.Thread(target=downloader) for _ in range(2)]
+    for t in (*callers, *downloaders):
+        t.start()
+    for t in callers:
+        t.join(timeout=300)
+    stop.set()
+    for t in downloaders:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in callers), "a call hung"
+    assert seen and not errors, errors[:8]
+
+
 # ------------------------------------------------------------------------ start-up without weights
 
 

@@ -6,10 +6,12 @@ real image; `editing` turns painted brush strokes and/or
 random change events into an after map; `session` generates the before image (when there is none) and the
 after image(s) with the dataset generator's builder, and predicts the change with a change-detection model,
 zero-shot, scored against the label; `package` zips the pairs in the layout of `changeanywhere generate`.
-`models` loads what all this runs on. Errors are `ChangeAnywhereError`s whose text is shown as it is.
+`models` loads what all this runs on; `files` writes the images the app serves, one file per request. Errors
+are `ChangeAnywhereError`s whose text is shown as it is.
 """
 
 from .editing import describe_change, make_after_map, nearest_class, painted_edits, require_change, session_change
+from .files import OUTPUT_FILE_MAX_AGE_S, OutputFiles
 from .inputs import (
     AUTO,
     MAX_SIDE,
@@ -26,7 +28,7 @@ from .inputs import (
     start_session,
 )
 from .models import CD_MODEL_ENV, MODEL_ENV, Models, load_models, status_markdown
-from .package import write_sample_zip
+from .package import ZIP_MAX_AGE_S, write_sample_zip
 from .session import (
     DEFAULT_CONTENT_SCALE,
     DEFAULT_DRIFT,
@@ -48,8 +50,11 @@ __all__ = [
     "MAX_SIDE",
     "MAX_VARIANTS",
     "MODEL_ENV",
+    "OUTPUT_FILE_MAX_AGE_S",
+    "ZIP_MAX_AGE_S",
     "Generation",
     "Models",
+    "OutputFiles",
     "Sample",
     "Session",
     "describe_change",
