@@ -19,7 +19,9 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+from changeanywhere.telemetry import disable_telemetry
+
+disable_telemetry()  # no telemetry: before Gradio, the Hub and ONNX Runtime read their switches (at import)
 
 import gradio as gr  # noqa: E402
 
