@@ -114,6 +114,7 @@ class Handlers:
     def __init__(self, models: demo.Models, example_size: int, max_side: int, zip_dir: str,
                  zip_max_age: float = demo.ZIP_MAX_AGE_S):
         self.models, self.cs = models, models.class_set
+        self.view = demo.display_class_set(self.cs)  # the colours shown and painted (the zip keeps the data's)
         self.example_size, self.max_side, self.zip_dir = example_size, max_side, zip_dir
         self.zip_max_age = zip_max_age
 
@@ -122,8 +123,8 @@ class Handlers:
         for n in session.fit_notices:
             gr.Warning(n)
         no_change = demo.describe_change(demo.make_after_map(session.before_map, self.cs))
-        return (session, demo.editor_value(session.before_map, self.cs), session.before_image, session.summary,
-                self.cs.indices_to_colors(session.before_map), no_change)
+        return (session, demo.editor_value(session.before_map, self.view), session.before_image, session.summary,
+                self.view.indices_to_colors(session.before_map), no_change)
 
     def load_example(self, _session, name: str):
         before_map, image, notices = demo.load_example(name, self.cs, self.example_size)
@@ -137,8 +138,8 @@ class Handlers:
         return self.start_session(before_map, image, f"upload {os.path.basename(map_file)}", notices)
 
     def preview(self, session, editor, n_events, types, ev_seed):
-        change = demo.session_change(session, editor, self.cs, n_events, types, ev_seed)
-        return self.cs.indices_to_colors(change.after), demo.describe_change(change)
+        change = demo.session_change(session, editor, self.cs, n_events, types, ev_seed, brush=self.view)
+        return self.view.indices_to_colors(change.after), demo.describe_change(change)
 
     def details(self, gen: demo.Generation | None, index: int):
         if gen is None:
@@ -154,8 +155,8 @@ class Handlers:
             mask_image(p.change_mask),
             demo.prediction_overlay(s),
             demo.metrics_markdown(s, gen.settings["cd_method"]),
-            self.cs.indices_to_colors(p.before_map),
-            self.cs.indices_to_colors(p.after_map),
+            self.view.indices_to_colors(p.before_map),
+            self.view.indices_to_colors(p.after_map),
             (p.before_image, p.after_image),
         )
 
@@ -163,7 +164,7 @@ class Handlers:
                  variants, guidance, progress=gr.Progress()):  # noqa: B008 - Gradio's progress idiom
         progress(0, desc="Preparing the change")  # the bar shows from the first moment, not the first step
         t0 = time.perf_counter()
-        change = demo.session_change(session, editor, self.cs, n_events, types, ev_seed)
+        change = demo.session_change(session, editor, self.cs, n_events, types, ev_seed, brush=self.view)
         seed = random.randrange(2**31) if randomize else int(seed or 0)
         gen = demo.generate(
             self.models,
@@ -199,7 +200,8 @@ def build_demo(models: demo.Models, *, example_size: int = 256, max_side: int = 
     deleted `cache_max_age` seconds after they were made). UI layout and event wiring only: the handlers are
     `Handlers`' methods."""
     cs = models.class_set
-    colours = [rgb_to_hex(c.color) for c in cs.classes]
+    view = demo.display_class_set(cs)
+    colours = [rgb_to_hex(c.color) for c in view.classes]
     zip_dir = tempfile.mkdtemp(prefix="changeanywhere-app-")
     atexit.register(shutil.rmtree, zip_dir, ignore_errors=True)
     h = Handlers(models, example_size, max_side, zip_dir, zip_max_age=cache_max_age)
@@ -243,7 +245,7 @@ def build_demo(models: demo.Models, *, example_size: int = 256, max_side: int = 
                                         elem_classes=["grow-image"])
             with gr.Column(scale=2, min_width=360):
                 gr.Markdown("### 2. Paint the change")
-                gr.HTML(demo.legend_html(cs), padding=False)
+                gr.HTML(demo.legend_html(view), padding=False)
                 editor = gr.ImageEditor(
                     type="numpy",
                     image_mode="RGBA",
@@ -251,7 +253,7 @@ def build_demo(models: demo.Models, *, example_size: int = 256, max_side: int = 
                     sources=(),
                     transforms=(),
                     layers=False,
-                    brush=gr.Brush(colors=colours, default_color=colours[0], color_mode="fixed",
+                    brush=gr.Brush(colors=colours, default_color=colours[demo.default_brush(cs)], color_mode="fixed",
                                    default_size=max(2, example_size // 24)),
                     eraser=gr.Eraser(default_size=max(2, example_size // 24)),
                     label="Before map: paint with a class colour (brush), erase or undo strokes",
@@ -339,6 +341,7 @@ def build_demo(models: demo.Models, *, example_size: int = 256, max_side: int = 
             concurrency_id=GPU_QUEUE,
         )
         variant.input(show_variant, [result, variant], [*detail_outputs, generate_notice], api_name="show_variant")
+    blocks.swatch_css = demo.swatch_names_css(view)  # the class names under the brush colours (see `launch`)
     return blocks
 
 
@@ -346,8 +349,9 @@ def launch(blocks: gr.Blocks, *, host: str | None = None, port: int | None = Non
            prevent_thread_lock: bool = False):
     """Queue and serve (host/port default to GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, else 127.0.0.1:7860)."""
     blocks.queue(max_size=32, default_concurrency_limit=4)
+    css = CSS + getattr(blocks, "swatch_css", "")
     return blocks.launch(server_name=host, server_port=port, share=share, max_file_size=MAX_FILE_SIZE,
-                         prevent_thread_lock=prevent_thread_lock, footer_links=["api", "gradio"], css=CSS)
+                         prevent_thread_lock=prevent_thread_lock, footer_links=["api", "gradio"], css=css)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -230,6 +230,28 @@ def test_painted_strokes_become_snapped_edits(dubai, before_map):
     assert demo.painted_edits(None, dubai, (8, 8)) == []
 
 
+def test_display_palette_tells_classes_apart_and_the_brush_starts_on_a_change(dubai, before_map):
+    """Land and building are both purple in the Dubai data: the app shows building in another colour (display
+    only: the class set itself keeps the data's colours); the brush starts on building, not on land."""
+    shown = demo.display_class_set(dubai)
+    assert shown.names == dubai.names and ClassSet.builtin("dubai-landcover") == dubai  # untouched
+    land, building = shown.palette[dubai.index_of("land")], shown.palette[dubai.index_of("building")]
+    assert np.abs(land.astype(int) - building).sum() > 200 and len({tuple(c) for c in shown.palette}) == 5
+    assert dubai.names[demo.default_brush(dubai)] == "building"
+    layer = stroke_layer(before_map.shape, (10, 20, 10, 30), building, soft_edge=False)
+    (edit,) = demo.painted_edits({"layers": [layer]}, shown, before_map.shape)
+    assert edit.target == dubai.index_of("building") and edit.mask.sum() == 200
+
+
+def test_change_events_read_as_words(dubai, before_map):
+    events = {"transition": "land turned into road", "add": "new building on land",
+              "remove": "land removed, filled with the water around it", "edit": "painted building over land"}
+    for kind, words in events.items():
+        to = {"transition": "road", "remove": "water"}.get(kind, "building")
+        event = {"type": kind, "from": "land", "to": to, "area": 1234}
+        assert demo.describe_event(event) == f"{words} (1,234 px)"
+
+
 def test_bad_layers_are_refused(dubai):
     with pytest.raises(MapSizeError, match="painted layer 1 is 32×16 px but the map is 64×64"):
         demo.painted_edits({"layers": [np.zeros((16, 32, 4), np.uint8)]}, dubai, (64, 64))
@@ -384,11 +406,14 @@ def test_api_upload_events_generate(client, tmp_path, dubai, before_map):
     assert seed == 3 and len(picker["choices"]) == 2 and "F1" in metrics and "Generated 2 pair(s)" in notice
     for path in (before, after, truth, pred, before_m, after_m, *slider):
         assert read_png(path).shape == (SIZE, SIZE, 3)
-    after_map = dubai.read_map(after_m)
-    np.testing.assert_array_equal(after_map, dubai.read_map(preview_map))  # the previewed after map
+    shown = demo.display_class_set(dubai)  # the page shows maps in display colours, the zip in the data's
+    after_map = shown.read_map(after_m)
+    np.testing.assert_array_equal(after_map, shown.read_map(preview_map))  # the previewed after map
     np.testing.assert_array_equal(read_png(truth)[..., 0] == 255, before_map != after_map)  # label = map diff
     with zipfile.ZipFile(zip_path) as zf:
         assert len([n for n in zf.namelist() if n.startswith("B/")]) == 2
+        np.testing.assert_array_equal(dubai.read_map(Image.open(io.BytesIO(zf.read("label_B/000000.png")))),
+                                      after_map)  # the dataset's colours on disk
     second = client.predict("2 (seed 4)", api_name="/show_variant")
     assert read_png(second[1]).shape == (SIZE, SIZE, 3) and "Seed 4" in second[4]
 
@@ -398,7 +423,8 @@ def test_api_painted_layer(client, tmp_path, dubai):
     before_map = make_example_map(dubai, size=SIZE, seed=1)
     water = dubai.index_of("water")
     layer = write_png(tmp_path / "layer.png",
-                      stroke_layer(before_map.shape, (20, 40, 8, 30), dubai.palette[water], soft_edge=False))
+                      stroke_layer(before_map.shape, (20, 40, 8, 30), demo.display_class_set(dubai).palette[water],
+                                   soft_edge=False))
     out = call_generate(client, editor_input([layer]), randomize=True)
     truth = read_png(out[4])[..., 0] == 255
     expected = np.zeros_like(truth)

@@ -10,13 +10,23 @@ zero-shot, scored against the label; `package` zips the pairs in the layout of `
 are `ChangeAnywhereError`s whose text is shown as it is.
 """
 
-from .editing import describe_change, make_after_map, nearest_class, painted_edits, require_change, session_change
+from .editing import (
+    describe_change,
+    describe_event,
+    make_after_map,
+    nearest_class,
+    painted_edits,
+    require_change,
+    session_change,
+)
 from .files import OUTPUT_FILE_MAX_AGE_S, OutputFiles
 from .inputs import (
     AUTO,
     MAX_SIDE,
     Session,
+    default_brush,
     detect_class_set,
+    display_class_set,
     editor_value,
     example_names,
     fit_to_model,
@@ -26,6 +36,7 @@ from .inputs import (
     read_before_image,
     read_uploaded_map,
     start_session,
+    swatch_names_css,
 )
 from .models import CD_MODEL_ENV, MODEL_ENV, Models, load_models, status_markdown
 from .package import ZIP_MAX_AGE_S, write_sample_zip
@@ -58,7 +69,10 @@ __all__ = [
     "Sample",
     "Session",
     "describe_change",
+    "default_brush",
+    "describe_event",
     "detect_class_set",
+    "display_class_set",
     "editor_value",
     "example_names",
     "fit_to_model",
@@ -79,6 +93,7 @@ __all__ = [
     "session_change",
     "start_session",
     "status_markdown",
+    "swatch_names_css",
     "write_sample_zip",
     "zero_shot_prediction",
 ]
