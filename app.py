@@ -2,7 +2,7 @@
 zero-shot prediction. UI only: the logic lives in `changeanywhere.demo`.
 
     python app.py [--model REPO_OR_DIR] [--cd-model REPO_OR_DIR] [--no-fallback]
-                  [--host 0.0.0.0] [--port 7860] [--share]
+                  [--host 0.0.0.0] [--port 7860] [--share] [--cache-max-age 3600]
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import functools
 import logging
 import os
 import random
+import re
 import shutil
 import tempfile
 import time
@@ -56,8 +57,8 @@ CSS = """
 
 
 def error_text(err: Exception, where: str) -> str:
-    """What to tell the user about an error: library and Gradio errors as they are, anything unexpected as a
-    short message (the traceback goes to the server log)."""
+    """What to tell the user about an error: library and Gradio errors as they are (capitalised, unless they
+    start with a file name), anything unexpected as a short message (the traceback goes to the server log)."""
     if isinstance(err, ChangeAnywhereError):
         text = str(err)
     elif isinstance(err, gr.Error):
@@ -66,7 +67,8 @@ def error_text(err: Exception, where: str) -> str:
         log.error("unexpected error in %s", where, exc_info=err)
         hint = " Try fewer variants or a smaller map." if "out of memory" in str(err).lower() else ""
         text = f"Something went wrong ({type(err).__name__}).{hint} The details are in the server log."
-    return text[:1].upper() + text[1:]
+    first_word = re.split(r"[\s:]", text, maxsplit=1)[0]
+    return text[:1].upper() + text[1:] if first_word.isalpha() else text  # a file name stays as given
 
 
 def keep_page(fn: Callable, outputs: Sequence, notice, still: Callable[..., str] | None = None) -> Callable:
@@ -368,20 +370,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--backend", choices=["auto", "torch", "onnx"], default=None,
                    help="UNet and autoencoder: auto (default, $CHANGEANYWHERE_BACKEND): ONNX Runtime on a CPU when "
                    "ONNX Runtime is installed (by default; 1.5-2.4x faster), else PyTorch")
+    p.add_argument("--cache-max-age", type=int, default=CACHE_MAX_AGE_S,
+                   help=f"seconds after which served files (images, zips) are deleted (default {CACHE_MAX_AGE_S})")
     p.add_argument("--no-fallback", action="store_true",
                    help="do not fall back to the embedded weights when --model / --cd-model cannot be loaded")
     return p.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # our INFO lines only: the ONNX exporter's libraries log hundreds of INFO lines on the first start
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("changeanywhere").setLevel(logging.INFO)
     args = parse_args(argv)
     fallback = {"fallback": None, "cd_fallback": None} if args.no_fallback else {}
     models = demo.load_models(args.model, args.cd_model, device=args.device, backend=args.backend,
                               **fallback)
     for notice in models.notices:
         log.warning(notice)
-    launch(build_demo(models), host=args.host, port=args.port, share=args.share)
+    launch(build_demo(models, cache_max_age=args.cache_max_age), host=args.host, port=args.port, share=args.share)
 
 
 if __name__ == "__main__":

@@ -323,6 +323,12 @@ def test_generate_refuses_no_change_and_no_model(models, dubai, before_map, tmp_
         demo.generate(empty, before_map, demo.make_after_map(before_map, dubai, num_events=2))
 
 
+def test_error_messages_keep_file_names_as_given():
+    app = load_app_module()
+    assert app.error_text(ChangeAnywhereError("photo.jpg: not an image"), "load") == "photo.jpg: not an image"
+    assert app.error_text(ChangeAnywhereError("the edit changes nothing"), "gen") == "The edit changes nothing"
+
+
 def test_a_failing_handler_keeps_every_output_and_says_why():
     app = load_app_module()
 
