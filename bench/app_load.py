@@ -23,6 +23,7 @@ import argparse
 import io
 import os
 import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -226,10 +227,14 @@ def call(client, req: Request, steps: int, guidance: float, timeout: float,
     return (*(np.asarray(Image.open(out[k]).convert("RGB")) for k in (AFTER, LABEL)), *in_zip)
 
 
+DOWNLOADS = Path(tempfile.gettempdir()) / "changeanywhere-bench-downloads"  # the clients' files, not the server's
+
+
 def new_client(url: str):
     from gradio_client import Client
 
-    return Client(url, verbose=False, analytics_enabled=False, httpx_kwargs={"timeout": 60})
+    return Client(url, verbose=False, analytics_enabled=False, httpx_kwargs={"timeout": 60},
+                  download_files=str(DOWNLOADS))
 
 
 def run_client(url: str, req: Request, args: argparse.Namespace, reference, outcome: Outcome, ready, go) -> None:
@@ -341,6 +346,8 @@ def run(args: argparse.Namespace) -> int:
         raise
     finally:
         stop_server(server)
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(DOWNLOADS, ignore_errors=True)
 
     lat = sorted(outcome.latencies)
     p50 = statistics.median(lat) if lat else float("nan")
