@@ -77,7 +77,15 @@ class Outcome:
     mismatches: list[str] = field(default_factory=list)
     queue_ranks: list[int] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
-    generating: threading.Event = field(default_factory=threading.Event)  # a loaded client has sent a Generate
+    generating: threading.Event = field(default_factory=threading.Event)  # enough loaded Generates sent
+    sent: int = 0  # loaded Generates sent so far
+    queued_after: int = 1  # `generating` is set once this many are sent (the late client then queues behind)
+
+    def generate_sent(self) -> None:
+        with self.lock:
+            self.sent += 1
+            if self.sent >= self.queued_after:
+                self.generating.set()
 
     def fail(self, what: str, n: int = 1) -> None:
         with self.lock:
@@ -199,7 +207,7 @@ def submit(client, *args, api_name: str, timeout: float):
 
 
 def call(client, req: Request, steps: int, guidance: float, timeout: float,
-         generating: threading.Event | None = None) -> tuple[np.ndarray, ...]:
+         on_generate=None) -> tuple[np.ndarray, ...]:
     """One call of `req`'s kind: load (example, upload) → Generate → the zip (downloaded by the client). Returns
     the after image, the label, and the zip's after image and label; raises on a notice of failure."""
     from gradio_client import handle_file
@@ -214,8 +222,8 @@ def call(client, req: Request, steps: int, guidance: float, timeout: float,
         raise RuntimeError(f"load: {out[2]}")
     layers = [handle_file(str(req.layer))] if req.layer else []
     events = 0 if req.kind == "painted" else 3
-    if generating is not None:
-        generating.set()
+    if on_generate is not None:
+        on_generate()
     out = submit(client, {"background": None, "layers": layers, "composite": None}, events, EVENT_TYPES,
                  req.ev_seed, req.seed, False, steps, 1.0, 1.0, 1, guidance, api_name="/generate",
                  timeout=max(t_end - time.monotonic(), 1))
@@ -254,7 +262,7 @@ def run_client(url: str, req: Request, args: argparse.Namespace, reference, outc
     for k in range(args.calls):
         t0 = time.perf_counter()
         try:
-            result = call(client, req, args.steps, args.guidance, args.call_timeout, outcome.generating)
+            result = call(client, req, args.steps, args.guidance, args.call_timeout, outcome.generate_sent)
         except Exception as err:  # noqa: BLE001
             outcome.fail(f"{name} call {k + 1}: {type(err).__name__}: {err}")
             if isinstance(err, TimeoutError):
@@ -275,6 +283,7 @@ def watch_queue(url: str, req: Request, args: argparse.Namespace, outcome: Outco
         client = new_client(url)
         submit(client, req.example.name, api_name="/load_example", timeout=args.call_timeout)
         if not go.wait(timeout=args.start_timeout) or not outcome.generating.wait(timeout=args.call_timeout):
+            outcome.fail("late client: the others sent no Generate")
             return
         time.sleep(args.late_client_delay)
         job = client.submit({"background": None, "layers": [], "composite": None}, 3, EVENT_TYPES, req.ev_seed,
@@ -308,7 +317,7 @@ def run(args: argparse.Namespace) -> int:
     log = tempfile.TemporaryFile()
     folder = Path(tempfile.mkdtemp(prefix="app-load-"))
     requests = make_requests(args.clients, folder)
-    outcome = Outcome()
+    outcome = Outcome(queued_after=min(4, args.clients))  # one runs, the rest queue: the late client is behind
     server = start_server(args, port, log)
     url = f"http://127.0.0.1:{port}/"
     wall, rss = float("nan"), float("nan")
@@ -391,7 +400,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--max-rss-mb", type=float, default=2000,
                    help="bound on the server's peak RSS (measured: about 810 MB with the CPU default generator)")
     p.add_argument("--late-client-delay", type=float, default=0.2,
-                   help="seconds after the first loaded Generate is sent that the late client sends its own")
+                   help="seconds after the first four loaded Generates are sent that the late client sends its own")
     p.add_argument("--timeout", type=float, default=1800, help="seconds the loaded phase may take in all")
     p.add_argument("--fault", choices=["error", "hang"], help="make one Generate of the server raise or hang")
     p.add_argument("--fault-call", type=int, help="which Generate (default: the first under load)")
