@@ -372,6 +372,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    "ONNX Runtime is installed (by default; 1.5-2.4x faster), else PyTorch")
     p.add_argument("--cache-max-age", type=int, default=CACHE_MAX_AGE_S,
                    help=f"seconds after which served files (images, zips) are deleted (default {CACHE_MAX_AGE_S})")
+    p.add_argument("--no-warm-up", action="store_true",
+                   help="skip the small generation at start that takes the first call's set-up cost off users")
     p.add_argument("--no-fallback", action="store_true",
                    help="do not fall back to the embedded weights when --model / --cd-model cannot be loaded")
     return p.parse_args(argv)
@@ -387,6 +389,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                               **fallback)
     for notice in models.notices:
         log.warning(notice)
+    if not args.no_warm_up and models.pipe is not None:
+        log.info("warmed up in %.1f s (one small generation: the first Generate pays no set-up)",
+                 demo.warm_up(models))
     launch(build_demo(models, cache_max_age=args.cache_max_age), host=args.host, port=args.port, share=args.share)
 
 

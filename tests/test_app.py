@@ -349,6 +349,11 @@ def test_a_failing_handler_keeps_every_output_and_says_why():
     assert "Something went wrong \\(RuntimeError\\). Try fewer variants" in text
 
 
+def test_warm_up_runs_one_small_generation(models):
+    assert demo.warm_up(models, size=32) > 0
+    assert demo.warm_up(demo.Models(None, None, models.class_set, "none", "cva")) == 0
+
+
 def test_progress_shows_before_any_work(models, dubai, before_map):
     """Generate reports progress (fraction 0, "Preparing") before it reads the edit or touches the model."""
     app = load_app_module()

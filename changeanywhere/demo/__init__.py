@@ -50,6 +50,7 @@ from .session import (
     metrics_markdown,
     pair_metrics,
     prediction_overlay,
+    warm_up,
     zero_shot_prediction,
 )
 
@@ -94,6 +95,7 @@ __all__ = [
     "start_session",
     "status_markdown",
     "swatch_names_css",
+    "warm_up",
     "write_sample_zip",
     "zero_shot_prediction",
 ]
