@@ -50,9 +50,9 @@ from .session import (
     metrics_markdown,
     pair_metrics,
     prediction_overlay,
-    warm_up,
     zero_shot_prediction,
 )
+from .warmup import warm_up
 
 __all__ = [
     "AUTO",

@@ -14,10 +14,9 @@ import numpy as np
 from ..cd import BinaryConfusion, CDModel, cva_predict, error_overlay, predict
 from ..errors import MapSizeError, ParameterError
 from ..events import ChangeResult
-from ..examples import make_example_map
 from ..labels import change_target
 from ..pairs import ChangePair, PairSettings, build_pairs, synthesize_before
-from .editing import make_after_map, require_change
+from .editing import require_change
 from .models import Models
 
 DEFAULT_CONTENT_SCALE = PairSettings.content_scale[0]  # 1: unchanged region anchored to the end
@@ -124,23 +123,6 @@ def generate(
         "variants": variants,
     }
     return Generation(samples, info, timings)
-
-
-def warm_up(models: Models, size: int = 128) -> float:
-    """One small generation (a procedural `size`² map with random events, the model's defaults), so that the
-    first user's Generate does not pay the one-time set-up of the first call (PyTorch and ONNX Runtime: 3.4 s
-    of a 27 s first call at 512² measured on a busy 2-core CPU; none after this warm-up). Returns its seconds;
-    0 when no generator is loaded."""
-    if models.pipe is None:
-        return 0.0
-    t0 = time.perf_counter()
-    before_map = make_example_map(models.class_set, size=size, seed=0)
-    for seed in range(10):
-        change = make_after_map(before_map, models.class_set, num_events=3, seed=seed)
-        if change.change_mask.any():
-            generate(models, before_map, change, seed=0)
-            break
-    return time.perf_counter() - t0
 
 
 def zero_shot_prediction(cd_model: CDModel | None, a: np.ndarray, b: np.ndarray) -> np.ndarray:
