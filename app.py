@@ -207,7 +207,8 @@ def build_demo(models: demo.Models, *, example_size: int = 256, max_side: int = 
     zip_dir = tempfile.mkdtemp(prefix="changeanywhere-app-")
     atexit.register(shutil.rmtree, zip_dir, ignore_errors=True)
     h = Handlers(models, example_size, max_side, zip_dir, zip_max_age=cache_max_age)
-    files = demo.OutputFiles(zip_dir, max_age_s=min(cache_max_age, demo.OUTPUT_FILE_MAX_AGE_S))
+    files = demo.OutputFiles(zip_dir, max_age_s=min(cache_max_age, demo.OUTPUT_FILE_MAX_AGE_S),
+                             served=gr.utils.get_upload_folder(), served_max_age_s=cache_max_age)
 
     # ------------------------------------------------------------------------------------------ layout
     output = dict(format="png", interactive=False, height=IMAGE_HEIGHT)

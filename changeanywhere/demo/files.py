@@ -6,7 +6,8 @@ requests that return the same image (users loading the same example, or generati
 the file another response is still sending, which arrives truncated (the server logs `Too little data for
 declared Content-Length`). A file path is cached by Gradio with a copy and an atomic rename instead, so a
 file once served never changes. These files are only needed until Gradio has copied them; older ones are
-deleted as new ones are written.
+deleted as new ones are written, and so are Gradio's copies of them (`served`: Gradio's cache folder; its own
+`delete_cache` was seen to stop deleting under constant load, the cache then growing without bound).
 """
 
 from __future__ import annotations
@@ -24,14 +25,18 @@ from PIL import Image
 
 OUTPUT_FILE_MAX_AGE_S = 600  # a default age: the files are needed only until Gradio has copied them
 PRUNE_EVERY_S = 30.0
+SERVED_NAMES = ("out-*.png", "changeanywhere-*.zip")  # the app's files (and Gradio's copies, which keep the name)
 
 
 class OutputFiles:
     """Writes arrays as PNG files with unique names in `folder`, each atomically (temporary name, rename);
-    files older than `max_age_s` are deleted (checked at most every `PRUNE_EVERY_S` seconds)."""
+    files older than `max_age_s` are deleted (checked at most every `PRUNE_EVERY_S` seconds), and so are the
+    app's files (`SERVED_NAMES`) older than `served_max_age_s` in the folders of `served` (Gradio's cache)."""
 
-    def __init__(self, folder: str | os.PathLike, max_age_s: float = OUTPUT_FILE_MAX_AGE_S):
+    def __init__(self, folder: str | os.PathLike, max_age_s: float = OUTPUT_FILE_MAX_AGE_S,
+                 served: str | os.PathLike | None = None, served_max_age_s: float = 3600.0):
         self.folder, self.max_age_s = Path(folder), float(max_age_s)
+        self.served, self.served_max_age_s = (Path(served) if served else None), float(served_max_age_s)
         self.folder.mkdir(parents=True, exist_ok=True)
         self._lock, self._pruned = threading.Lock(), 0.0
 
@@ -66,9 +71,14 @@ class OutputFiles:
             if not force and now - self._pruned < PRUNE_EVERY_S:
                 return
             self._pruned = now
-        for p in self.folder.glob("*.png"):
+        old = [(p, self.max_age_s) for p in self.folder.glob("*.png")]
+        if self.served is not None:
+            old += [(p, self.served_max_age_s) for name in SERVED_NAMES for p in self.served.glob(f"*/{name}")]
+        for p, age in old:
             try:
-                if now - p.stat().st_mtime > self.max_age_s:
+                if now - p.stat().st_mtime > age:
                     p.unlink()
+                    if p.parent != self.folder:
+                        p.parent.rmdir()  # Gradio's per-content folder, when now empty
             except OSError:
                 pass
