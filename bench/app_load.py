@@ -235,7 +235,7 @@ def call(client, req: Request, steps: int, guidance: float, timeout: float,
     return (*(np.asarray(Image.open(out[k]).convert("RGB")) for k in (AFTER, LABEL)), *in_zip)
 
 
-DOWNLOADS = Path(tempfile.gettempdir()) / "changeanywhere-bench-downloads"  # the clients' files, not the server's
+DOWNLOADS = Path(tempfile.mkdtemp(prefix="app-bench-downloads-"))  # the clients' files: one folder per bench run
 
 
 def new_client(url: str):
