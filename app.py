@@ -2,7 +2,7 @@
 zero-shot prediction. UI only: the logic lives in `changeanywhere.demo`.
 
     python app.py [--model REPO_OR_DIR] [--cd-model REPO_OR_DIR] [--no-fallback]
-                  [--host 0.0.0.0] [--port 7860] [--share]
+                  [--host 0.0.0.0] [--port 7860] [--share] [--cache-max-age 3600]
 """
 
 from __future__ import annotations
@@ -13,13 +13,16 @@ import functools
 import logging
 import os
 import random
+import re
 import shutil
 import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+from changeanywhere.telemetry import disable_telemetry
+
+disable_telemetry()  # no telemetry: before Gradio, the Hub and ONNX Runtime read their switches (at import)
 
 import gradio as gr  # noqa: E402
 
@@ -45,6 +48,7 @@ log = logging.getLogger("changeanywhere.app")
 MAX_FILE_SIZE = "20mb"
 GPU_QUEUE = "gpu"
 IMAGE_HEIGHT = 300
+CACHE_MAX_AGE_S = 3600  # served files (Gradio's cache, the app's outputs and zips) are deleted after this
 # small maps are shown enlarged; maps and masks with hard pixel edges (no smoothing)
 CSS = """
 .grow-image .image-frame img { object-fit: contain !important; }
@@ -53,8 +57,8 @@ CSS = """
 
 
 def error_text(err: Exception, where: str) -> str:
-    """What to tell the user about an error: library and Gradio errors as they are, anything unexpected as a
-    short message (the traceback goes to the server log)."""
+    """What to tell the user about an error: library and Gradio errors as they are (capitalised, unless they
+    start with a file name), anything unexpected as a short message (the traceback goes to the server log)."""
     if isinstance(err, ChangeAnywhereError):
         text = str(err)
     elif isinstance(err, gr.Error):
@@ -63,7 +67,8 @@ def error_text(err: Exception, where: str) -> str:
         log.error("unexpected error in %s", where, exc_info=err)
         hint = " Try fewer variants or a smaller map." if "out of memory" in str(err).lower() else ""
         text = f"Something went wrong ({type(err).__name__}).{hint} The details are in the server log."
-    return text[:1].upper() + text[1:]
+    first_word = re.split(r"[\s:]", text, maxsplit=1)[0]
+    return text[:1].upper() + text[1:] if first_word.isalpha() else text  # a file name stays as given
 
 
 def keep_page(fn: Callable, outputs: Sequence, notice, still: Callable[..., str] | None = None) -> Callable:
@@ -85,6 +90,17 @@ def keep_page(fn: Callable, outputs: Sequence, notice, still: Callable[..., str]
     return wrapper
 
 
+def as_files(fn: Callable, files: demo.OutputFiles) -> Callable:
+    """Wrap an event handler so that the images it returns reach Gradio as files of their own (see
+    `changeanywhere.demo.files`: arrays would be cached in place, a race between users)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return files.convert(fn(*args, **kwargs))
+
+    return wrapper
+
+
 def on_gpu(fn: Callable) -> Callable:
     return spaces.GPU(duration=120)(fn) if spaces is not None else fn
 
@@ -97,17 +113,20 @@ def still_loaded(session, *_) -> str:
 class Handlers:
     """The UI's event handlers: each takes the components' values and returns theirs; the logic is `demo`'s."""
 
-    def __init__(self, models: demo.Models, example_size: int, max_side: int, zip_dir: str):
+    def __init__(self, models: demo.Models, example_size: int, max_side: int, zip_dir: str,
+                 zip_max_age: float = demo.ZIP_MAX_AGE_S):
         self.models, self.cs = models, models.class_set
+        self.view = demo.display_class_set(self.cs)  # the colours shown and painted (the zip keeps the data's)
         self.example_size, self.max_side, self.zip_dir = example_size, max_side, zip_dir
+        self.zip_max_age = zip_max_age
 
     def start_session(self, before_map, image, source: str, notices: Sequence[str]):
         session = demo.start_session(before_map, image, source, notices, self.models.size_multiple, self.max_side)
         for n in session.fit_notices:
             gr.Warning(n)
         no_change = demo.describe_change(demo.make_after_map(session.before_map, self.cs))
-        return (session, demo.editor_value(session.before_map, self.cs), session.before_image, session.summary,
-                self.cs.indices_to_colors(session.before_map), no_change)
+        return (session, demo.editor_value(session.before_map, self.view), session.before_image, session.summary,
+                self.view.indices_to_colors(session.before_map), no_change)
 
     def load_example(self, _session, name: str):
         before_map, image, notices = demo.load_example(name, self.cs, self.example_size)
@@ -121,8 +140,8 @@ class Handlers:
         return self.start_session(before_map, image, f"upload {os.path.basename(map_file)}", notices)
 
     def preview(self, session, editor, n_events, types, ev_seed):
-        change = demo.session_change(session, editor, self.cs, n_events, types, ev_seed)
-        return self.cs.indices_to_colors(change.after), demo.describe_change(change)
+        change = demo.session_change(session, editor, self.cs, n_events, types, ev_seed, brush=self.view)
+        return self.view.indices_to_colors(change.after), demo.describe_change(change)
 
     def details(self, gen: demo.Generation | None, index: int):
         if gen is None:
@@ -138,8 +157,8 @@ class Handlers:
             mask_image(p.change_mask),
             demo.prediction_overlay(s),
             demo.metrics_markdown(s, gen.settings["cd_method"]),
-            self.cs.indices_to_colors(p.before_map),
-            self.cs.indices_to_colors(p.after_map),
+            self.view.indices_to_colors(p.before_map),
+            self.view.indices_to_colors(p.after_map),
             (p.before_image, p.after_image),
         )
 
@@ -148,7 +167,7 @@ class Handlers:
                  progress=gr.Progress()):  # noqa: B008 - Gradio's progress idiom
         progress(0, desc="Preparing the change")  # the bar shows from the first moment, not the first step
         t0 = time.perf_counter()
-        change = demo.session_change(session, editor, self.cs, n_events, types, ev_seed)
+        change = demo.session_change(session, editor, self.cs, n_events, types, ev_seed, brush=self.view)
         seed = random.randrange(2**31) if randomize else int(seed or 0)
         gen = demo.generate(
             self.models,
@@ -165,7 +184,7 @@ class Handlers:
             nonchange=float(nonchange if nonchange is not None else demo.DEFAULT_NONCHANGE),
         )
         progress(1, desc="Packaging the sample")
-        path = demo.write_sample_zip(gen, self.cs, self.zip_dir, source=session.source)
+        path = demo.write_sample_zip(gen, self.cs, self.zip_dir, source=session.source, max_age_s=self.zip_max_age)
         choices = [f"{i + 1} (seed {s.pair.seed})" for i, s in enumerate(gen.samples)]
         picker = gr.Radio(choices=choices, value=choices[0], visible=len(choices) > 1)
         done = f"Generated {len(choices)} pair(s) in {time.perf_counter() - t0:.1f} s (seed {seed})."
@@ -179,20 +198,25 @@ class Handlers:
         return (*self.details(gen, index), gr.skip())
 
 
-def build_demo(models: demo.Models, *, example_size: int = 256, max_side: int = demo.MAX_SIDE) -> gr.Blocks:
-    """The Blocks app around `models` (`example_size`: side of the procedural example maps). UI layout and
-    event wiring only: the handlers are `Handlers`' methods."""
+def build_demo(models: demo.Models, *, example_size: int = 256, max_side: int = demo.MAX_SIDE,
+               cache_max_age: int = CACHE_MAX_AGE_S) -> gr.Blocks:
+    """The Blocks app around `models` (`example_size`: side of the procedural example maps; files served are
+    deleted `cache_max_age` seconds after they were made). UI layout and event wiring only: the handlers are
+    `Handlers`' methods."""
     cs = models.class_set
-    colours = [rgb_to_hex(c.color) for c in cs.classes]
+    view = demo.display_class_set(cs)
+    colours = [rgb_to_hex(c.color) for c in view.classes]
     zip_dir = tempfile.mkdtemp(prefix="changeanywhere-app-")
     atexit.register(shutil.rmtree, zip_dir, ignore_errors=True)
-    h = Handlers(models, example_size, max_side, zip_dir)
+    h = Handlers(models, example_size, max_side, zip_dir, zip_max_age=cache_max_age)
+    files = demo.OutputFiles(zip_dir, max_age_s=min(cache_max_age, demo.OUTPUT_FILE_MAX_AGE_S),
+                             served=gr.utils.get_upload_folder(), served_max_age_s=cache_max_age)
 
     # ------------------------------------------------------------------------------------------ layout
     output = dict(format="png", interactive=False, height=IMAGE_HEIGHT)
     image_view = dict(elem_classes=["grow-image"], **output)
     map_view = ["grow-image", "pixel-map"]
-    with gr.Blocks(title="ChangeAnywhere", delete_cache=(1800, 3600)) as blocks:
+    with gr.Blocks(title="ChangeAnywhere", delete_cache=(max(cache_max_age // 2, 10), cache_max_age)) as blocks:
         gr.Markdown(
             "# ChangeAnywhere\nSynthetic change-detection pairs from one land-cover map: pick or upload a map, "
             "paint a change (or add random events), generate the before/after images, and see how a "
@@ -226,7 +250,7 @@ def build_demo(models: demo.Models, *, example_size: int = 256, max_side: int = 
                                         elem_classes=["grow-image"])
             with gr.Column(scale=2, min_width=360):
                 gr.Markdown("### 2. Paint the change")
-                gr.HTML(demo.legend_html(cs), padding=False)
+                gr.HTML(demo.legend_html(view), padding=False)
                 editor = gr.ImageEditor(
                     type="numpy",
                     image_mode="RGBA",
@@ -234,7 +258,7 @@ def build_demo(models: demo.Models, *, example_size: int = 256, max_side: int = 
                     sources=(),
                     transforms=(),
                     layers=False,
-                    brush=gr.Brush(colors=colours, default_color=colours[0], color_mode="fixed",
+                    brush=gr.Brush(colors=colours, default_color=colours[demo.default_brush(cs)], color_mode="fixed",
                                    default_size=max(2, example_size // 24)),
                     eraser=gr.Eraser(default_size=max(2, example_size // 24)),
                     label="Before map: paint with a class colour (brush), erase or undo strokes",
@@ -295,11 +319,12 @@ def build_demo(models: demo.Models, *, example_size: int = 256, max_side: int = 
                           slider]
         previewed = [after_preview, change_md]
         generated = [result, seed, variant, *detail_outputs, download, generate_notice]
-        load_example = keep_page(h.load_example, loaded, load_notice, still_loaded)
-        load_upload = keep_page(h.load_upload, loaded, load_notice, still_loaded)
-        preview = keep_page(h.preview, previewed, change_md)
-        generate = on_gpu(keep_page(h.generate, generated, generate_notice))
-        show_variant = keep_page(h.show_variant, [*detail_outputs, generate_notice], generate_notice)
+        load_example = keep_page(as_files(h.load_example, files), loaded, load_notice, still_loaded)
+        load_upload = keep_page(as_files(h.load_upload, files), loaded, load_notice, still_loaded)
+        preview = keep_page(as_files(h.preview, files), previewed, change_md)
+        generate = on_gpu(keep_page(as_files(h.generate, files), generated, generate_notice))
+        show_variant = keep_page(as_files(h.show_variant, files), [*detail_outputs, generate_notice],
+                                 generate_notice)
         # a load shows its progress on the notice only: an overlay on the image editor makes it redraw its
         # canvas, which can leave it blank for seconds on a slow machine (the editor keeps its map on an error)
         on_notice = dict(show_progress_on=[load_notice])
@@ -325,6 +350,7 @@ def build_demo(models: demo.Models, *, example_size: int = 256, max_side: int = 
             concurrency_id=GPU_QUEUE,
         )
         variant.input(show_variant, [result, variant], [*detail_outputs, generate_notice], api_name="show_variant")
+    blocks.swatch_css = demo.swatch_names_css(view)  # the class names under the brush colours (see `launch`)
     return blocks
 
 
@@ -332,8 +358,9 @@ def launch(blocks: gr.Blocks, *, host: str | None = None, port: int | None = Non
            prevent_thread_lock: bool = False):
     """Queue and serve (host/port default to GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, else 127.0.0.1:7860)."""
     blocks.queue(max_size=32, default_concurrency_limit=4)
+    css = CSS + getattr(blocks, "swatch_css", "")
     return blocks.launch(server_name=host, server_port=port, share=share, max_file_size=MAX_FILE_SIZE,
-                         prevent_thread_lock=prevent_thread_lock, footer_links=["api", "gradio"], css=CSS)
+                         prevent_thread_lock=prevent_thread_lock, footer_links=["api", "gradio"], css=css)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -350,20 +377,29 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--backend", choices=["auto", "torch", "onnx"], default=None,
                    help="UNet and autoencoder: auto (default, $CHANGEANYWHERE_BACKEND): ONNX Runtime on a CPU when "
                    "ONNX Runtime is installed (by default; 1.5-2.4x faster), else PyTorch")
+    p.add_argument("--cache-max-age", type=int, default=CACHE_MAX_AGE_S,
+                   help=f"seconds after which served files (images, zips) are deleted (default {CACHE_MAX_AGE_S})")
+    p.add_argument("--no-warm-up", action="store_true",
+                   help="skip the small generation at start that takes the first call's set-up cost off users")
     p.add_argument("--no-fallback", action="store_true",
                    help="do not fall back to the embedded weights when --model / --cd-model cannot be loaded")
     return p.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # our INFO lines only: the ONNX exporter's libraries log hundreds of INFO lines on the first start
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("changeanywhere").setLevel(logging.INFO)
     args = parse_args(argv)
     fallback = {"fallback": None, "cd_fallback": None} if args.no_fallback else {}
     models = demo.load_models(args.model, args.cd_model, device=args.device, backend=args.backend,
                               **fallback)
     for notice in models.notices:
         log.warning(notice)
-    launch(build_demo(models), host=args.host, port=args.port, share=args.share)
+    if not args.no_warm_up and models.pipe is not None:
+        log.info("warmed up in %.1f s (one small generation: the first Generate pays no set-up)",
+                 demo.warm_up(models))
+    launch(build_demo(models, cache_max_age=args.cache_max_age), host=args.host, port=args.port, share=args.share)
 
 
 if __name__ == "__main__":

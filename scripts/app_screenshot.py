@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader", "--no-first-run"]
-BUILDING = "rgb(60, 16, 152)"  # the Dubai "building" colour, #3C1098
+BUILDING = "rgb(215, 38, 61)"  # the app's display colour of Dubai "building" (#D7263D; the data's is #3C1098)
 # strokes over the bare land at the top right of tile1_008, as fractions of the editor canvas
 STROKES = [((0.74, y), (0.92, y)) for y in (0.16, 0.19, 0.22, 0.25, 0.28)]
 
@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
             page.wait_for_timeout(3000)
             page.get_by_label("Brush", exact=True).click()
             page.get_by_label("Color", exact=True).click()
+            page.wait_for_timeout(500)
+            page.locator("#editor").screenshot(path=str(args.out.with_name(f"{args.out.stem}-brush.png")))
             page.locator(f'#editor button[style*="{BUILDING}"]').first.click()
             box = page.locator("#editor canvas").first.bounding_box()
             for (x0, y0), (x1, y1) in STROKES:
@@ -64,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
                 page.mouse.down()
                 page.mouse.move(box["x"] + x1 * box["width"], box["y"] + y1 * box["height"], steps=10)
                 page.mouse.up()
-            expect(page.locator("#change-summary")).to_contain_text("→ building", timeout=30_000)
+            expect(page.locator("#change-summary")).to_contain_text("painted building over", timeout=30_000)
             page.get_by_label("Randomize seed").uncheck()
             page.get_by_label("Seed", exact=True).fill(str(args.seed))
             page.locator("#generate").click()

@@ -230,6 +230,28 @@ def test_painted_strokes_become_snapped_edits(dubai, before_map):
     assert demo.painted_edits(None, dubai, (8, 8)) == []
 
 
+def test_display_palette_tells_classes_apart_and_the_brush_starts_on_a_change(dubai, before_map):
+    """Land and building are both purple in the Dubai data: the app shows building in another colour (display
+    only: the class set itself keeps the data's colours); the brush starts on building, not on land."""
+    shown = demo.display_class_set(dubai)
+    assert shown.names == dubai.names and ClassSet.builtin("dubai-landcover") == dubai  # untouched
+    land, building = shown.palette[dubai.index_of("land")], shown.palette[dubai.index_of("building")]
+    assert np.abs(land.astype(int) - building).sum() > 200 and len({tuple(c) for c in shown.palette}) == 5
+    assert dubai.names[demo.default_brush(dubai)] == "building"
+    layer = stroke_layer(before_map.shape, (10, 20, 10, 30), building, soft_edge=False)
+    (edit,) = demo.painted_edits({"layers": [layer]}, shown, before_map.shape)
+    assert edit.target == dubai.index_of("building") and edit.mask.sum() == 200
+
+
+def test_change_events_read_as_words(dubai, before_map):
+    events = {"transition": "land turned into road", "add": "new building on land",
+              "remove": "land removed, filled with the water around it", "edit": "painted building over land"}
+    for kind, words in events.items():
+        to = {"transition": "road", "remove": "water"}.get(kind, "building")
+        event = {"type": kind, "from": "land", "to": to, "area": 1234}
+        assert demo.describe_event(event) == f"{words} (1,234 px)"
+
+
 def test_bad_layers_are_refused(dubai):
     with pytest.raises(MapSizeError, match="painted layer 1 is 32×16 px but the map is 64×64"):
         demo.painted_edits({"layers": [np.zeros((16, 32, 4), np.uint8)]}, dubai, (64, 64))
@@ -303,6 +325,12 @@ def test_generate_refuses_no_change_and_no_model(models, dubai, before_map, tmp_
         demo.generate(empty, before_map, demo.make_after_map(before_map, dubai, num_events=2))
 
 
+def test_error_messages_keep_file_names_as_given():
+    app = load_app_module()
+    assert app.error_text(ChangeAnywhereError("photo.jpg: not an image"), "load") == "photo.jpg: not an image"
+    assert app.error_text(ChangeAnywhereError("the edit changes nothing"), "gen") == "The edit changes nothing"
+
+
 def test_a_failing_handler_keeps_every_output_and_says_why():
     app = load_app_module()
 
@@ -321,6 +349,28 @@ def test_a_failing_handler_keeps_every_output_and_says_why():
 
     (text,) = app.keep_page(crash, [notice], notice)()
     assert "Something went wrong \\(RuntimeError\\). Try fewer variants" in text
+
+
+def test_output_files_are_unique_and_pruned_with_gradios_copies(tmp_path):
+    served = tmp_path / "gradio"
+    files = demo.OutputFiles(tmp_path / "out", max_age_s=60, served=served, served_max_age_s=60)
+    image = np.zeros((4, 4, 3), np.uint8)
+    first, second = files.png(image), files.png(image)
+    assert first != second and read_png(first).shape == (4, 4, 3)  # one file per call, even for equal images
+    assert files.convert({"a": [image], "b": "text"})["b"] == "text"
+    for name in ("h1/out-old.png", "h2/other.png"):
+        (served / name).parent.mkdir(parents=True)
+        (served / name).write_bytes(b"x")
+        os.utime(served / name, (time.time() - 120,) * 2)
+    os.utime(first, (time.time() - 120,) * 2)
+    files.prune(force=True)
+    assert not Path(first).exists() and Path(second).exists()
+    assert not (served / "h1").exists() and (served / "h2/other.png").exists()  # only the app's own files
+
+
+def test_warm_up_runs_one_small_generation(models):
+    assert demo.warm_up(models, size=32) > 0
+    assert demo.warm_up(demo.Models(None, None, models.class_set, "none", "cva")) == 0
 
 
 def test_progress_shows_before_any_work(models, dubai, before_map):
@@ -386,11 +436,14 @@ def test_api_upload_events_generate(client, tmp_path, dubai, before_map):
     assert seed == 3 and len(picker["choices"]) == 2 and "F1" in metrics and "Generated 2 pair(s)" in notice
     for path in (before, after, truth, pred, before_m, after_m, *slider):
         assert read_png(path).shape == (SIZE, SIZE, 3)
-    after_map = dubai.read_map(after_m)
-    np.testing.assert_array_equal(after_map, dubai.read_map(preview_map))  # the previewed after map
+    shown = demo.display_class_set(dubai)  # the page shows maps in display colours, the zip in the data's
+    after_map = shown.read_map(after_m)
+    np.testing.assert_array_equal(after_map, shown.read_map(preview_map))  # the previewed after map
     np.testing.assert_array_equal(read_png(truth)[..., 0] == 255, before_map != after_map)  # label = map diff
     with zipfile.ZipFile(zip_path) as zf:
         assert len([n for n in zf.namelist() if n.startswith("B/")]) == 2
+        np.testing.assert_array_equal(dubai.read_map(Image.open(io.BytesIO(zf.read("label_B/000000.png")))),
+                                      after_map)  # the dataset's colours on disk
     second = client.predict("2 (seed 4)", api_name="/show_variant")
     assert read_png(second[1]).shape == (SIZE, SIZE, 3) and "Seed 4" in second[4]
 
@@ -400,7 +453,8 @@ def test_api_painted_layer(client, tmp_path, dubai):
     before_map = make_example_map(dubai, size=SIZE, seed=1)
     water = dubai.index_of("water")
     layer = write_png(tmp_path / "layer.png",
-                      stroke_layer(before_map.shape, (20, 40, 8, 30), dubai.palette[water], soft_edge=False))
+                      stroke_layer(before_map.shape, (20, 40, 8, 30), demo.display_class_set(dubai).palette[water],
+                                   soft_edge=False))
     out = call_generate(client, editor_input([layer]), randomize=True)
     truth = read_png(out[4])[..., 0] == 255
     expected = np.zeros_like(truth)
@@ -468,6 +522,80 @@ def test_api_generate_before_loading_a_map(app_url):
     fresh = Client(app_url, verbose=False)  # a new session: its state holds no map (no page load ran)
     out = call_generate(fresh, editor_input(), n_events=2)
     assert "Load an example or upload a map first" in out[GENERATE_NOTICE]
+
+
+def file_urls(value) -> list[str]:
+    """The served file URLs in an API result (`download_files=False`: files come back as FileData dicts)."""
+    if isinstance(value, dict):
+        return ([value["url"]] if value.get("url") else []) + [u for v in value.values() for u in file_urls(v)]
+    if isinstance(value, (list, tuple)):
+        return [u for v in value for u in file_urls(v)]
+    return []
+
+
+def fetch_complete(url: str) -> bytes:
+    """The body of `url`; raises unless it is as long as its Content-Length and decodes (an image or a zip)."""
+    with urllib.request.urlopen(url, timeout=30) as resp:
+        body, declared = resp.read(), resp.headers.get("Content-Length")
+    if declared is not None and len(body) != int(declared):
+        raise AssertionError(f"{url}: {len(body)} of {declared} bytes")
+    if url.endswith(".zip"):
+        assert zipfile.ZipFile(io.BytesIO(body)).testzip() is None, url
+    else:
+        Image.open(io.BytesIO(body)).load()
+    return body
+
+
+def test_concurrent_calls_on_one_example_serve_complete_files(app_url, dubai):
+    """Regression (issue 24): many clients load the same real example and generate the same pair at once, while
+    others download the served files; every file response is complete and decodes. Gradio used to write
+    identical outputs to one content-addressed cache file in place, truncating it under a response still
+    sending it (`Too little data for declared Content-Length`); the app now hands Gradio per-request files,
+    which it caches by an atomic rename."""
+    import threading
+
+    from gradio_client import Client
+
+    name = demo.example_names(dubai)[0]  # a real example (256² image and map)
+    errors: list[str] = []
+    seen: set[str] = set()
+    stop = threading.Event()
+
+    def caller(i: int) -> None:
+        client = Client(app_url, verbose=False, download_files=False)
+        for k in range(4):
+            try:
+                out = client.predict(name, api_name="/load_example")
+                if i % 2 and k % 2:
+                    out = call_generate(client, editor_input(), n_events=2, ev_seed=1, steps=1)
+                    assert not str(out[GENERATE_NOTICE]).startswith("⚠️"), out[GENERATE_NOTICE]
+                urls = file_urls(out)
+                seen.update(urls)
+                for url in urls:
+                    fetch_complete(url)
+            except Exception as err:  # noqa: BLE001 - every failure is reported
+                errors.append(f"caller {i} round {k}: {type(err).__name__}: {err}")
+
+    def downloader() -> None:
+        while not stop.is_set():
+            for url in list(seen):
+                try:
+                    fetch_complete(url)
+                except Exception as err:  # noqa: BLE001
+                    errors.append(f"downloader: {type(err).__name__}: {err}")
+                time.sleep(0.005)  # the server runs in this process: leave it the interpreter
+
+    callers = [threading.Thread(target=caller, args=(i,)) for i in range(8)]
+    downloaders = [threading.Thread(target=downloader) for _ in range(2)]
+    for t in (*callers, *downloaders):
+        t.start()
+    for t in callers:
+        t.join(timeout=300)
+    stop.set()
+    for t in downloaders:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in callers), "a call hung"
+    assert seen and not errors, errors[:8]
 
 
 # ------------------------------------------------------------------------ start-up without weights

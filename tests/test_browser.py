@@ -7,6 +7,7 @@ Needs Debian's `chromium` (CI: `apt-get install chromium`) and the Python `playw
 """
 
 import io
+import re
 import shutil
 import time
 from pathlib import Path
@@ -77,6 +78,7 @@ def test_walk_through_the_app_and_its_errors(models, tmp_path, dubai):
     not_an_image = tmp_path / "not_an_image.png"
     not_an_image.write_text("these are notes, not a picture\n")
     water = "rgb(226, 169, 41)"  # the "water" class colour, #E2A929
+    building = "rgb({}, {}, {})".format(*demo.display_class_set(dubai).palette[dubai.index_of("building")])
     blocks, url = start_app(models)
     ARTIFACTS.mkdir(exist_ok=True)
     for old in ARTIFACTS.glob("browser*.png"):
@@ -104,9 +106,14 @@ def test_walk_through_the_app_and_its_errors(models, tmp_path, dubai):
                 expect(page.locator("#source-image img")).to_be_visible(timeout=20_000)  # before any Generate
                 wait_until_stable(page.locator("#editor .zoom-number"))
 
-                # 2. paint a stroke with the "water" brush, generate: every output
+                # 2. the brush starts on building, each swatch named; paint with "water", generate: every output
                 page.get_by_label("Brush", exact=True).click()
                 page.get_by_label("Color", exact=True).click()
+                selected = page.locator("#editor menu.swatch button.color.selected")
+                expect(selected).to_have_attribute("style", re.compile(re.escape(building)))
+                swatch_names = page.locator("#editor menu.swatch button.color").evaluate_all(
+                    "bs => bs.map(b => getComputedStyle(b, '::after').content.replaceAll('\"', ''))")
+                shot(page, "browser-0-brush-colours.png")
                 page.locator(f'#editor button[style*="{water}"]').first.click()
                 box = editor_canvas.bounding_box()
                 x, y, w, h = box["x"], box["y"], box["width"], box["height"]
@@ -114,7 +121,7 @@ def test_walk_through_the_app_and_its_errors(models, tmp_path, dubai):
                 page.mouse.down()
                 page.mouse.move(x + 0.75 * w, y + 0.45 * h, steps=8)
                 page.mouse.up()
-                expect(page.locator("#change-summary")).to_contain_text("→ water", timeout=30_000)
+                expect(page.locator("#change-summary")).to_contain_text("painted water over", timeout=30_000)
                 page.locator("#generate").click()
                 expect(gen_notice).to_contain_text("Generated 1 pair(s)", timeout=90_000)
                 for elem in ("#out-before", "#out-after", "#out-label", "#out-pred"):
@@ -131,7 +138,7 @@ def test_walk_through_the_app_and_its_errors(models, tmp_path, dubai):
                 expect(notice).to_contain_text("Cannot read the land-cover map not_an_image.png", timeout=20_000)
                 expect(notice).to_contain_text(f"Still loaded: example {example.name}")
                 page.wait_for_timeout(1500)  # an error state would have shown by now
-                editor_share = map_share(editor_canvas.screenshot(), dubai.palette)
+                editor_share = map_share(editor_canvas.screenshot(), demo.display_class_set(dubai).palette)
                 error_pills = page.get_by_text("Error", exact=True).count()
                 shot(page, "browser-2-bad-upload.png")
                 assert seed_line(metrics) == first_result  # outputs untouched
@@ -172,3 +179,4 @@ def test_walk_through_the_app_and_its_errors(models, tmp_path, dubai):
     np.testing.assert_array_equal(shown, real_before)  # the before image is the real one, losslessly
     assert editor_share > 0.5, f"the editor shows no map after the bad upload ({editor_share:.0%} map colours)"
     assert error_pills == final_pills == 0
+    assert swatch_names == list(dubai.names), swatch_names  # the picker names its colours

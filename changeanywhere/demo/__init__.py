@@ -6,15 +6,27 @@ real image; `editing` turns painted brush strokes and/or
 random change events into an after map; `session` generates the before image (when there is none) and the
 after image(s) with the dataset generator's builder, and predicts the change with a change-detection model,
 zero-shot, scored against the label; `package` zips the pairs in the layout of `changeanywhere generate`.
-`models` loads what all this runs on. Errors are `ChangeAnywhereError`s whose text is shown as it is.
+`models` loads what all this runs on; `files` writes the images the app serves, one file per request. Errors
+are `ChangeAnywhereError`s whose text is shown as it is.
 """
 
-from .editing import describe_change, make_after_map, nearest_class, painted_edits, require_change, session_change
+from .editing import (
+    describe_change,
+    describe_event,
+    make_after_map,
+    nearest_class,
+    painted_edits,
+    require_change,
+    session_change,
+)
+from .files import OUTPUT_FILE_MAX_AGE_S, OutputFiles
 from .inputs import (
     AUTO,
     MAX_SIDE,
     Session,
+    default_brush,
     detect_class_set,
+    display_class_set,
     editor_value,
     example_names,
     fit_to_model,
@@ -24,9 +36,10 @@ from .inputs import (
     read_before_image,
     read_uploaded_map,
     start_session,
+    swatch_names_css,
 )
 from .models import CD_MODEL_ENV, MODEL_ENV, Models, load_models, status_markdown
-from .package import write_sample_zip
+from .package import ZIP_MAX_AGE_S, write_sample_zip
 from .session import (
     DEFAULT_CONTENT_SCALE,
     DEFAULT_DRIFT,
@@ -40,6 +53,7 @@ from .session import (
     prediction_overlay,
     zero_shot_prediction,
 )
+from .warmup import warm_up
 
 __all__ = [
     "AUTO",
@@ -50,12 +64,18 @@ __all__ = [
     "MAX_SIDE",
     "MAX_VARIANTS",
     "MODEL_ENV",
+    "OUTPUT_FILE_MAX_AGE_S",
+    "ZIP_MAX_AGE_S",
     "Generation",
     "Models",
+    "OutputFiles",
     "Sample",
     "Session",
     "describe_change",
+    "default_brush",
+    "describe_event",
     "detect_class_set",
+    "display_class_set",
     "editor_value",
     "example_names",
     "fit_to_model",
@@ -76,6 +96,8 @@ __all__ = [
     "session_change",
     "start_session",
     "status_markdown",
+    "swatch_names_css",
+    "warm_up",
     "write_sample_zip",
     "zero_shot_prediction",
 ]

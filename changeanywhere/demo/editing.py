@@ -73,6 +73,20 @@ def make_after_map(
     )
 
 
+EVENT_WORDS = {  # how each change event reads in the summary ("from": the class mostly replaced)
+    "edit": "painted {to} over {from}",
+    "transition": "{from} turned into {to}",
+    "add": "new {to} on {from}",
+    "remove": "{from} removed, filled with the {to} around it",
+}
+
+
+def describe_event(event: dict[str, Any]) -> str:
+    """One change event in words, e.g. "land turned into road (1,234 px)"."""
+    words = EVENT_WORDS.get(event["type"], "{from} → {to}").format(**{"from": event["from"], "to": event["to"]})
+    return f"{words} ({event['area']:,} px)"
+
+
 def describe_change(result: ChangeResult) -> str:
     """Markdown: what changed and how much of the map."""
     changed = float(result.change_mask.mean())
@@ -80,7 +94,7 @@ def describe_change(result: ChangeResult) -> str:
         return "No change yet: paint with a class brush, or add random events."
     events = [e for e in result.events if e["area"]]
     lines = [f"**{changed:.1%}** of the map changes ({int(result.change_mask.sum()):,} px):"]
-    lines += [f"- {e['type']}: {e['from']} → {e['to']} ({e['area']:,} px)" for e in events]
+    lines += [f"- {describe_event(e)}" for e in events]
     return "\n".join(lines)
 
 
@@ -94,11 +108,12 @@ def require_change(result: ChangeResult) -> None:
 
 def session_change(
     session: Session | None, editor: dict[str, Any] | None, class_set: ClassSet, num_events: int = 0,
-    event_types: Sequence[str] = EVENT_TYPES, seed: int = 0,
+    event_types: Sequence[str] = EVENT_TYPES, seed: int = 0, brush: ClassSet | None = None,
 ) -> ChangeResult:
-    """The after map of a session: its random events, then the strokes painted in the editor."""
+    """The after map of a session: its random events, then the strokes painted in the editor (in the colours
+    of `brush`, the display class set, when given)."""
     if not session:
         raise ChangeAnywhereError("Load an example or upload a map first.")
-    edits = painted_edits(editor, class_set, session.before_map.shape)
+    edits = painted_edits(editor, brush or class_set, session.before_map.shape)
     return make_after_map(session.before_map, class_set, edits, int(num_events or 0), event_types or [],
                           int(seed or 0))

@@ -10,6 +10,7 @@ smaller than one multiple is refused (there is nothing sensible to pad it with).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Sequence
@@ -22,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from .. import geo
-from ..classes import BUILTIN_CLASS_SETS, ClassSet, pack_rgb, rgb_to_hex
+from ..classes import BUILTIN_CLASS_SETS, ClassSet, LandCoverClass, hex_to_rgb, pack_rgb, rgb_to_hex
 from ..errors import ChangeAnywhereError, MapSizeError, UnknownColorsError
 from ..examples import RealExample, make_example_map, real_examples
 from .models import MODEL_ENV
@@ -31,6 +32,9 @@ MAX_SIDE = 512  # longer side of an uploaded map above which it is downscaled
 MAX_PIXELS = 40_000_000  # an upload whose header claims more pixels is refused before decoding
 AUTO = "auto-detect"
 EXAMPLE_SEEDS = (0, 1, 2, 3)
+# colours the app shows instead of the dataset's where two classes look alike (display only: maps read, written
+# and zipped keep the dataset's colours); Dubai's land #8429F6 and building #3C1098 are both purple
+DISPLAY_COLOURS = {"dubai-landcover": {"building": "#D7263D"}}
 
 
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]()<>#+|!~])")
@@ -243,6 +247,23 @@ def fit_to_model(
     return np.ascontiguousarray(before_map), None if image is None else np.ascontiguousarray(image), notices
 
 
+def display_class_set(class_set: ClassSet) -> ClassSet:
+    """`class_set` with the colours the app shows (`DISPLAY_COLOURS`): the same classes, indices and names."""
+    colours = DISPLAY_COLOURS.get(class_set.name, {})
+    if not colours:
+        return class_set
+    classes = tuple(LandCoverClass(c.name, hex_to_rgb(colours[c.name]) if c.name in colours else c.color)
+                    for c in class_set.classes)
+    return dataclasses.replace(class_set, classes=classes)
+
+
+def default_brush(class_set: ClassSet) -> int:
+    """The class the brush starts on: one that paints a change on the commonest class, not that class itself
+    (the first class a class set's first class may turn into, e.g. Dubai's land -> building), else class 1."""
+    targets = class_set.transition_table.get(0, ())
+    return int(targets[0]) if targets else min(1, class_set.num_classes - 1)
+
+
 def editor_value(before_map: np.ndarray, class_set: ClassSet) -> dict[str, Any]:
     """The image editor's value for a map: its colours as an opaque RGBA background and one empty stroke layer.
 
@@ -263,6 +284,21 @@ def legend_html(class_set: ClassSet) -> str:
         for c in class_set.classes
     )
     return f'<div style="line-height:2">{items}</div>'
+
+
+def swatch_names_css(class_set: ClassSet, editor: str = "#editor") -> str:
+    """CSS that writes each class's name under its swatch in the image editor's colour picker (Gradio shows bare
+    swatches); swatches are matched by their colour."""
+    rules = [f"{editor} menu.swatch {{ flex-wrap: wrap; row-gap: 18px; column-gap: 26px; padding-bottom: 16px; }}",
+             f"{editor} menu.swatch button.color {{ position: relative; overflow: visible; }}",
+             f"{editor} menu.swatch button.color::after {{ position: absolute; top: calc(100% + 2px); left: 50%; "
+             "transform: translateX(-50%); font-size: 11px; line-height: 1; white-space: nowrap; "
+             "color: var(--body-text-color); pointer-events: none; }"]
+    for c in class_set.classes:
+        name = c.name.replace("\\", "\\\\").replace('"', '\\"')
+        rgb = ", ".join(str(v) for v in c.color)
+        rules.append(f'{editor} menu.swatch button.color[style*="rgb({rgb})"]::after {{ content: "{name}"; }}')
+    return "\n".join(rules) + "\n"
 
 
 @dataclass

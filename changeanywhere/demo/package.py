@@ -17,13 +17,15 @@ from .session import Generation
 ZIP_MAX_AGE_S = 3600  # packaged samples older than this are deleted when a new one is written
 
 
-def write_sample_zip(gen: Generation, class_set: ClassSet, out_dir: str | os.PathLike, source: str = "") -> Path:
+def write_sample_zip(gen: Generation, class_set: ClassSet, out_dir: str | os.PathLike, source: str = "",
+                     max_age_s: float = ZIP_MAX_AGE_S) -> Path:
     """Zip the pairs in the layout of `changeanywhere generate` (`A/`, `B/`, `label/` 0/255, `label_A/`,
     `label_B/` colour maps, `change_type/`, `meta/`; one `<id>.png` per variant) plus `metadata.json` (the
-    app's settings, the source map, and the zero-shot prediction's scores)."""
+    app's settings, the source map, and the zero-shot prediction's scores). Zips older than `max_age_s` in
+    `out_dir` are deleted first."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _prune(out_dir)
+    _prune(out_dir, max_age_s)
     path = out_dir / f"changeanywhere-{uuid.uuid4().hex[:8]}.zip"
     with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
         folder = Path(tmp)
@@ -45,11 +47,11 @@ def write_sample_zip(gen: Generation, class_set: ClassSet, out_dir: str | os.Pat
     return path
 
 
-def _prune(folder: Path) -> None:
+def _prune(folder: Path, max_age_s: float) -> None:
     now = time.time()
     for p in folder.glob("changeanywhere-*.zip"):
         try:
-            if now - p.stat().st_mtime > ZIP_MAX_AGE_S:
+            if now - p.stat().st_mtime > max_age_s:
                 p.unlink()
         except OSError:
             pass
