@@ -97,7 +97,7 @@ def export_onnx(module: torch.nn.Module, example: tuple[torch.Tensor, ...], name
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".onnx.tmp")
     os.close(fd)
-    log.info("exporting to ONNX once for these weights: %s", path)
+    log.debug("exporting to ONNX once for these weights: %s", path)
     quiet = logging.getLogger("torch.onnx")  # it names torchvision ops it skips: not ours to act on
     level = quiet.level
     try:
@@ -160,11 +160,15 @@ class OnnxNetworks:
         side = 4 * unet_multiple
         x = torch.zeros(2, unet.config.in_channels, side, side)
         t = torch.tensor(500, dtype=torch.int64)
+        digest = module_digest(vae)
+        names = [f"unet-{module_digest(unet)}.onnx", f"vae-encoder-{digest}.onnx", f"vae-decoder-{digest}.onnx"]
+        if not all((self.cache_dir / n).is_file() for n in names):  # one line, not one per network
+            log.info("exporting the UNet and autoencoder to ONNX Runtime once for these weights (about a minute): %s",
+                     self.cache_dir)
         self.unet_session = self._session(f"unet-{module_digest(unet)}", _UNet(unet), (x, t), ["x", "t"],
                                           {"x": {0: batch, 2: h, 3: w}, "t": {}}, threads)
         self.encode: OnnxSession | None = None
         self.decode: OnnxSession | None = None
-        digest = module_digest(vae)
         try:
             image = torch.zeros(2, 3, 4 * vae_factor, 4 * vae_factor)  # batch 2: a size-1 dim would be fixed
             self.encode = self._session(f"vae-encoder-{digest}", _Encode(vae), (image,), ["x"],
