@@ -47,7 +47,7 @@ def as_drift_settings(drift: DriftSettings | float | bool | None) -> DriftSettin
 
 
 def colour_stats(image: np.ndarray, label_map: np.ndarray | None = None, num_classes: int = 0,
-                 min_pixels: int = 256) -> dict[str, Any]:
+                 min_pixels: int = 64) -> dict[str, Any]:
     """Per-channel mean and std (0-1 scale) of an RGB uint8 image: what a drift reference contributes; with its
     land-cover map also per class (`classes`: class index as a string -> mean, std; classes of at least
     `min_pixels` px), which realistic non-change transfers class by class (another date's roofs, water, fields)."""
