@@ -76,6 +76,12 @@ def checked(config: CDTrainConfig) -> CDTrainConfig:
         raise ParameterError("`ohem_ratio` must be in (0, 1] (1 = plain cross-entropy)", "ohem_ratio")
     if config.pretrained and config.arch != "effnet-lite0" and not config.init:
         raise ParameterError(f"`pretrained` weights exist for effnet-lite0 only, not {config.arch}", "pretrained")
+    for name in ("jitter", "gamma", "blur", "noise", "shadow", "tone", "haze", "scale"):
+        if getattr(config, name) < 0:
+            raise ParameterError(f"`{name}` must be ≥ 0 (0 = off), got {getattr(config, name)}", name)
+    if config.shadow > 1 or config.haze > 1:
+        raise ParameterError(f"`shadow` and `haze` must lie in [0, 1], got {config.shadow}, {config.haze}",
+                             "shadow", "haze")
     if config.freeze_encoder_steps < 0:
         raise ParameterError(f"`freeze_encoder_steps` must be ≥ 0, got {config.freeze_encoder_steps}",
                              "freeze_encoder_steps")
@@ -173,7 +179,8 @@ def train_cd(config: CDTrainConfig) -> dict[str, Any]:
     data_roots = [str(d) for d in args.data]
     val_roots = [str(d) for d in (args.val or [])]
     aug = BitemporalAugment(jitter=args.jitter, gamma=args.gamma, blur=args.blur, noise=args.noise,
-                            shift=args.shift, scale=args.scale, swap_prob=args.swap_prob)
+                            shadow=args.shadow, tone=args.tone, haze=args.haze, shift=args.shift,
+                            scale=args.scale, swap_prob=args.swap_prob)
     data = CDTrainData(data_roots, crop_size=args.crop_size, augment=aug, seed=args.seed)
 
     model = _initial_model(args, log)

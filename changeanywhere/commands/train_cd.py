@@ -57,6 +57,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--gamma", type=float, default=D["gamma"], help="per-date gamma range exp(±g) (0 = off)")
     p.add_argument("--blur", type=float, default=D["blur"], help="per-date blur sigma up to this, px (0 = off)")
     p.add_argument("--noise", type=float, default=D["noise"], help="per-date noise std up to this (0 = off)")
+    p.add_argument("--shadow", type=float, default=D["shadow"],
+                   help="per-date cast shadows on half of the images, darkening up to this (0 = off, the default)")
+    p.add_argument("--tone", type=float, default=D["tone"],
+                   help="per-date random tone curve, strength (0 = off, the default; 0.5 is strong)")
+    p.add_argument("--haze", type=float, default=D["haze"],
+                   help="per-date fog / haze on half of the images, density up to this (0 = off, the default)")
     p.add_argument("--shift", type=int, default=D["shift"], help="misregistration of B up to this, px (0 = off)")
     p.add_argument("--scale", type=float, default=D["scale"], help="crop scale range exp(±s) (0 = off)")
     p.add_argument("--swap-prob", type=float, default=D["swap_prob"], help="probability of swapping A and B")

@@ -105,6 +105,9 @@ class CDTrainConfig(LoopConfig):
     gamma: float = 0.25  # per-date gamma exp(U(-g, g))
     blur: float = 1.0  # per-date Gaussian blur sigma up to this (px), on half of the images
     noise: float = 0.02  # per-date Gaussian noise std up to this ([0, 1] scale)
+    shadow: float = 0.0  # per-date cast shadows on half of the images, darkening up to this
+    tone: float = 0.0  # per-date random monotone tone curve, control points moved up to ±tone / 4
+    haze: float = 0.0  # per-date fog / haze on half of the images, density up to this
     shift: int = 2  # misregistration of B against A, up to this many px
     scale: float = 0.2  # crop scale exp(U(-s, s))
     swap_prob: float = 0.5  # probability of swapping A and B
