@@ -141,3 +141,39 @@ def test_generate_unknown_change_class_is_refused(setup, capsys):
     err = capsys.readouterr().err
     assert "--change-classes" in err and "castle" in err
     assert not (setup[0] / "bad" / "meta").exists()
+
+
+def test_train_data_derives_building_labels_from_the_maps(setup):
+    from changeanywhere.cd.data import CDTrainData
+
+    out = setup[0] / "every"  # a folder whose label/ counts every change
+    assert _generate(setup, out) == 0
+    every = CDTrainData([out], crop_size=32, augment=None)
+    building = CDTrainData([out], crop_size=32, augment=None, change_classes=["building"])
+    differs = 0
+    for i in range(len(every)):
+        _, _, label = every.load(i)
+        _, _, counted = building.load(i)
+        a_map, b_map = (DUBAI.read_map(out / d / every.items[i].label.name) for d in ("label_A", "label_B"))
+        np.testing.assert_array_equal(counted, counted_target(a_map, b_map, (BUILDING,)))
+        assert ((counted == 1) <= (label == 1)).all()  # building change is a part of all change
+        differs += int((counted != label).sum())
+    assert differs > 0
+    with pytest.raises(ParameterError, match="`change_classes`"):
+        CDTrainData([out], change_classes=["castle"])
+
+
+def test_train_cd_change_classes_needs_generated_maps(setup, tmp_path, capsys):
+    from test_cd import make_cd_folder
+
+    data = make_cd_folder(tmp_path / "plain", n=1)
+    argv = ["train-cd", "--data", str(data), "--output-dir", str(tmp_path / "run"), "--arch", "tiny",
+            "--change-classes", "building", "--max-steps", "1", "--crop-size", "32", "--batch-size", "1"]
+    assert main(argv) == 2
+    assert "--change-classes" in capsys.readouterr().err
+    out = setup[0] / "every-train"
+    assert _generate(setup, out) == 0
+    argv[2] = str(out)
+    assert main(argv) == 0
+    info = json.loads((tmp_path / "run" / "final" / "config.json").read_text())["train_info"]
+    assert info["change_classes"] == ["building"]

@@ -97,8 +97,8 @@ def model_card(info: dict[str, Any]) -> str:
         "Load with `changeanywhere.cd.load_cd_model(path)`; predict with `changeanywhere.cd.predict`.", "",
         "| | |", "|---|---|",
     ]
-    for key in ("arch", "parameters", "pretrained", "init", "data", "train_pairs", "val", "step", "crop_size",
-                "batch_size", "lr", "ohem_ratio", "val_f1", "best_val_f1"):
+    for key in ("arch", "parameters", "pretrained", "init", "change_classes", "data", "train_pairs", "val", "step",
+                "crop_size", "batch_size", "lr", "ohem_ratio", "val_f1", "best_val_f1"):
         if info.get(key) is not None:
             lines.append(f"| {key} | {info[key]} |")
     return "\n".join(lines) + "\n"
@@ -181,7 +181,8 @@ def train_cd(config: CDTrainConfig) -> dict[str, Any]:
     aug = BitemporalAugment(jitter=args.jitter, gamma=args.gamma, blur=args.blur, noise=args.noise,
                             shadow=args.shadow, tone=args.tone, haze=args.haze, shift=args.shift,
                             scale=args.scale, swap_prob=args.swap_prob)
-    data = CDTrainData(data_roots, crop_size=args.crop_size, augment=aug, seed=args.seed)
+    data = CDTrainData(data_roots, crop_size=args.crop_size, augment=aug, seed=args.seed,
+                       change_classes=args.change_classes)
 
     model = _initial_model(args, log)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
@@ -211,6 +212,7 @@ def train_cd(config: CDTrainConfig) -> dict[str, Any]:
                 "batch_size": args.batch_size * accelerator.num_processes * args.gradient_accumulation_steps,
                 "lr": args.lr, "ohem_ratio": args.ohem_ratio, "seed": args.seed,
                 "pretrained": pretrained_init(args), "init": args.init,
+                "change_classes": list(args.change_classes) if args.change_classes else None,
                 "freeze_encoder_steps": args.freeze_encoder_steps or None, **extra}
 
     next_batch = _Prefetcher(data, args.batch_size, rank)

@@ -6,7 +6,7 @@ import argparse
 from dataclasses import fields
 
 from ..training.config import CDTrainConfig
-from .options import config_from_args
+from .options import config_from_args, split_list
 
 ARCHS = ("changerex-r18", "siamdiff", "tiny", "effnet-lite0")  # cd.models.ARCHS, without importing torch here
 FUSIONS = ("diff", "diff-mean")  # cd.effnet.FUSIONS
@@ -26,6 +26,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--data", required=True, nargs="+", help="training folder(s) with A/, B/, label/")
     p.add_argument("--val", nargs="+", default=None,
                    help="validation folder(s) with A/, B/, label/: evaluated every --val-steps, best kept")
+    p.add_argument("--change-classes", type=split_list, default=None, metavar="NAMES",
+                   help="the change that counts: derive training labels from the generated maps (label_A/, "
+                   "label_B/ and generation.json of `changeanywhere generate` folders), marking only changes to or "
+                   "from these comma-separated classes, e.g. building (default: the folders' label/). --val "
+                   "folders are scored on their own label/: generate them with the same --change-classes")
     p.add_argument("--output-dir", "--out", dest="output_dir", required=True,
                    help="checkpoints, logs, OUT/best and OUT/final go here")
     p.add_argument("--arch", "--variant", dest="arch", choices=ARCHS, default=D["arch"],

@@ -84,6 +84,9 @@ class CDTrainConfig(LoopConfig):
 
     data: list[str | Path]  # training folder(s)
     val: list[str | Path] | None = None  # validation folder(s): evaluated every val_steps, best kept
+    # the change that counts: train labels derived from the generated maps (label_A/, label_B/), only changes to
+    # or from these classes (None: the folders' label/); --val folders are scored on their own label/
+    change_classes: list[str] | None = None
     arch: str = "changerex-r18"  # changerex-r18 | siamdiff | tiny | effnet-lite0
     widths: list[int] | None = None
     head_channels: int | None = None
