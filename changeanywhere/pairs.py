@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .change_classes import change_class_ids, counted_change
 from .classes import ClassSet
 from .errors import ParameterError
 from .events import EVENT_TYPES, ChangeResult, change_type_legend, simulate_changes
@@ -44,6 +45,14 @@ class PairSettings:
     event_types: tuple[str, ...] = EVENT_TYPES
     min_area: int = 64
     max_event_tries: int = 10  # re-draw the events (next derived seed) while they change nothing
+    # the change that counts: the label marks only changes to or from these classes (None: every change); the
+    # other simulated changes still happen in B, labelled no change and recorded in meta as of no interest
+    change_classes: tuple[str, ...] | None = None
+
+    def change_class_ids(self, class_set: ClassSet) -> tuple[int, ...] | None:
+        """The indices of `change_classes` in `class_set` (None: every change counts); unknown names are a
+        `ParameterError`."""
+        return None if self.change_classes is None else change_class_ids(self.change_classes, class_set)
 
     def resolved(self, pipe: ChangeAnywherePipeline) -> PairSettings:
         """The sampler settings as the pipeline resolves and validates them (`check_inputs`: the guidance
@@ -83,13 +92,20 @@ class PairSettings:
                                  "event_types")
         if self.min_area < 1 or self.max_event_tries < 1:
             raise ParameterError("`min_area` and `max_event_tries` must be at least 1", "min_area", "max_event_tries")
+        if self.change_classes is not None and (
+            isinstance(self.change_classes, str) or not self.change_classes
+            or not all(isinstance(n, str) and n.strip() for n in self.change_classes)
+        ):
+            raise ParameterError(f"`change_classes` must be a non-empty tuple of class names (or None: every "
+                                 f"change counts), got {self.change_classes!r}", "change_classes")
 
 
 @dataclass
 class ChangePair:
     """One change pair: the before image (A) and the generated after image (B), both dates' land-cover maps,
     the change mask and change type (`events.ChangeResult`), and `meta`: its seeds, events, the sampler's
-    content scale, anchored steps and drift, and pixel statistics (JSON-serialisable)."""
+    content scale, anchored steps and drift, and pixel statistics (JSON-serialisable). With `change_classes`,
+    the change mask (the label) holds only the counted changes; `change_type` and the maps still hold all."""
 
     before_image: np.ndarray  # HxWx3 uint8
     after_image: np.ndarray  # HxWx3 uint8
@@ -145,6 +161,20 @@ def pair_stats(result: ChangeResult, class_set: ClassSet) -> dict[str, Any]:
     }
 
 
+def counted_stats(result: ChangeResult, class_set: ClassSet, class_ids: tuple[int, ...] | None
+                  ) -> tuple[np.ndarray, dict[str, Any]]:
+    """(label mask, statistics for meta) of a change: every change, or with `class_ids` only those to or from
+    these classes, the rest recorded under `no_interest` (changed pixels and transitions)."""
+    if class_ids is None:
+        return result.change_mask, pair_stats(result, class_set)
+    counted = counted_change(result.before, result.after, result.change_mask, class_ids)
+    stats = pair_stats(replace(result, change_mask=counted), class_set)
+    other = pair_stats(replace(result, change_mask=result.change_mask & ~counted), class_set)
+    stats["change_classes"] = [class_set.names[i] for i in class_ids]
+    stats["no_interest"] = {"changed_pixels": other["changed_pixels"], "transitions": other["transitions"]}
+    return counted, stats
+
+
 def synthesize_before(
     pipe: ChangeAnywherePipeline, before_maps: Sequence[np.ndarray], seeds: Sequence[int], settings: PairSettings,
     callback_on_step_end: Callable | None = None,
@@ -177,6 +207,7 @@ def build_pairs(
     drift, when on) pulls B towards (`drift.colour_stats`).
     """
     settings.check()
+    settings.change_class_ids(class_set)  # unknown class names fail before any sampling
     images = [None if im is None else load_rgb(im) for im in before_images]
     missing = [i for i, im in enumerate(images) if im is None]
     if missing:
@@ -194,12 +225,13 @@ def build_pairs(
     )
     after = tensor_to_uint8(out.images)
     extra = meta if meta is not None else [{}] * len(changes)
+    class_ids = settings.change_class_ids(class_set)
     pairs = []
     for i, (c, seed, more) in enumerate(zip(changes, seeds, extra, strict=True)):
+        label, stats = counted_stats(c, class_set, class_ids)
         record = {"seed": int(seed), "diffusion_seed": int(out.seeds[i]), "content_scale": float(out.content_scales[i]),
                   "mix_steps": int(out.mix_steps[i]), "sampler": out.sampler["change_sampler"],
-                  "drift": out.drifts[i], "nonchange": out.nonchange[i], "events": c.events,
-                  **pair_stats(c, class_set), **more}
-        pairs.append(ChangePair(np.ascontiguousarray(images[i]), after[i], c.before, c.after, c.change_mask,
+                  "drift": out.drifts[i], "nonchange": out.nonchange[i], "events": c.events, **stats, **more}
+        pairs.append(ChangePair(np.ascontiguousarray(images[i]), after[i], c.before, c.after, label,
                                 c.change_type, record))
     return pairs

@@ -1,8 +1,9 @@
 """Bi-temporal augmentations for CD training: what differs between two real acquisition dates and what does not.
 
 Geometry shared by both dates (crop, scale, dihedral), a small misregistration of B against A, a random A/B
-swap, and radiometry drawn independently per date (colour jitter, gamma, blur, sensor noise). Every draw comes
-from the caller's generators, so a batch is a pure function of its seed. The label always follows A's grid.
+swap, and radiometry drawn independently per date (colour jitter, gamma, cast shadows, haze, tone curves, blur,
+sensor noise). Every draw comes from the caller's generators, so a batch is a pure function of its seed; the
+radiometry never sees the label, which always follows A's grid.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ class BitemporalAugment:
     gamma: float = 0.25  # per-date gamma exp(U(-g, g))
     blur: float = 1.0  # per-date Gaussian blur, sigma U(0, blur) px, on half of the images
     noise: float = 0.02  # per-date Gaussian noise, std U(0, noise) on the [0, 1] scale
+    # what the published synthetic-data methods add per date (off by default; see `cast_shadows` and below)
+    shadow: float = 0.0  # cast shadows: soft dark blobs on half of the images, darkening up to `shadow`
+    tone: float = 0.0  # a random monotone tone curve per image (its control points move up to ±tone / 4)
+    haze: float = 0.0  # fog / haze on half of the images: a smooth blend towards a bright airlight, up to `haze`
     shift: int = 2  # misregistration: B is cropped up to `shift` px off A's window
     scale: float = 0.2  # the crop covers s·exp(U(-scale, scale)) source pixels, resized to s
     swap_prob: float = 0.5  # probability of swapping A and B
@@ -79,11 +84,18 @@ def color_jitter(images: torch.Tensor, strength: float, gen: torch.Generator) ->
 
 
 def radiometry(images: torch.Tensor, aug: BitemporalAugment, gen: torch.Generator) -> torch.Tensor:
-    """One date's radiometric variation of (B,3,H,W) in [-1, 1]: jitter, gamma, blur, noise (each per image)."""
+    """One date's radiometric variation of (B,3,H,W) in [-1, 1]: jitter, gamma, shadows, haze, tone, blur, noise
+    (each per image; one that is off draws nothing, so the others' draws stay as they were)."""
     n = images.shape[0]
     x = color_jitter((images + 1) / 2, aug.jitter, gen)
     if aug.gamma > 0:
         x = x.clamp_min(1e-4) ** torch.exp(aug.gamma * _u(gen, n, 1, 1, 1))
+    if aug.shadow > 0:
+        x = cast_shadows(x, aug.shadow, gen)
+    if aug.haze > 0:
+        x = haze(x, aug.haze, gen)
+    if aug.tone > 0:
+        x = tone_curve(x, aug.tone, gen)
     if aug.blur > 0:
         sigmas = torch.rand(n, generator=gen) * aug.blur
         on = torch.rand(n, generator=gen) < 0.5
@@ -93,6 +105,58 @@ def radiometry(images: torch.Tensor, aug: BitemporalAugment, gen: torch.Generato
         std = torch.rand(n, 1, 1, 1, generator=gen) * aug.noise
         x = x + std * torch.randn(x.shape, generator=gen)
     return x.clamp(0, 1) * 2 - 1
+
+
+def cast_shadows(images: torch.Tensor, strength: float, gen: torch.Generator) -> torch.Tensor:
+    """Soft cast shadows on half of (B,3,H,W) in [0, 1]: 1-3 rotated ellipses per image, edges blurred,
+    darkened by up to `strength` (blue a little less, as skylight fills shadows)."""
+    n, _, h, w = images.shape
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=images.dtype), torch.arange(w, dtype=images.dtype), indexing="ij")
+    out = []
+    for img in images:
+        on = bool(torch.rand(1, generator=gen) < 0.5)
+        shapes = int(torch.randint(1, 4, (1,), generator=gen))
+        params = torch.rand(shapes, 5, generator=gen)  # centre y, x; radii; angle
+        edge, depth = torch.rand(2, generator=gen)
+        if not on:
+            out.append(img)
+            continue
+        mask = torch.zeros(h, w, dtype=images.dtype)
+        for cy, cx, ry, rx, angle in params:
+            c, s_ = torch.cos(angle * math.pi), torch.sin(angle * math.pi)
+            dy, dx = ys - cy * h, xs - cx * w
+            u, v = (dx * c + dy * s_) / (w * (0.05 + 0.25 * rx)), (-dx * s_ + dy * c) / (h * (0.05 + 0.25 * ry))
+            mask = torch.maximum(mask, ((u**2 + v**2) <= 1).to(images.dtype))
+        mask = gaussian_blur(mask[None], 0.5 + 2.0 * float(edge))[0]
+        dark = strength * (0.3 + 0.7 * depth) * torch.tensor([1.0, 0.95, 0.8], dtype=images.dtype).view(3, 1, 1)
+        out.append(img * (1 - dark.clamp(max=0.9) * mask))
+    return torch.stack(out)
+
+
+def haze(images: torch.Tensor, strength: float, gen: torch.Generator) -> torch.Tensor:
+    """Fog or haze on half of (B,3,H,W) in [0, 1]: a blend towards a bright, slightly blue airlight with a
+    smooth random density (a 3×3 field upsampled) of up to `strength`."""
+    n, _, h, w = images.shape
+    on = (torch.rand(n, 1, 1, 1, generator=gen) < 0.5).to(images.dtype)
+    field = F.interpolate(torch.rand(n, 1, 3, 3, generator=gen), size=(h, w), mode="bicubic", align_corners=True)
+    density = strength * torch.rand(n, 1, 1, 1, generator=gen) * field.clamp(0, 1) * on
+    airlight = (0.7 + 0.3 * torch.rand(n, 1, 1, 1, generator=gen)) * torch.tensor([0.96, 0.98, 1.0]).view(1, 3, 1, 1)
+    return images * (1 - density) + airlight * density
+
+
+def tone_curve(images: torch.Tensor, strength: float, gen: torch.Generator) -> torch.Tensor:
+    """A random monotone tone curve per image of (B,3,H,W) in [0, 1]: piecewise linear through 0, 1 and three
+    inner points whose spacing varies by up to ±`strength` (the same curve for the three channels)."""
+    n = images.shape[0]
+    steps = (1 + strength * _u(gen, n, 4)).clamp_min(0.05)
+    knots = torch.cat([torch.zeros(n, 1), torch.cumsum(steps, dim=1)], dim=1)
+    knots = knots / knots[:, -1:]  # (B, 5): monotone from 0 to 1
+    pos = images.clamp(0, 1) * 4
+    idx = pos.floor().clamp(max=3).long()
+    frac = pos - idx
+    k = knots.view(n, 5, 1, 1, 1).expand(n, 5, *images.shape[1:])
+    lo, hi = torch.gather(k, 1, idx[:, None])[:, 0], torch.gather(k, 1, idx[:, None] + 1)[:, 0]
+    return lo + (hi - lo) * frac
 
 
 def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:

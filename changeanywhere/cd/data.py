@@ -10,6 +10,7 @@ function of (seed, rank, micro-step), so a resumed run replays the same data.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +20,10 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
+from ..change_classes import change_class_ids, counted_target
 from ..classes import ClassSet
 from ..data import IMAGE_SUFFIXES, dihedral, files_by_stem, listing
-from ..errors import ChangeAnywhereError, MapSizeError
+from ..errors import ChangeAnywhereError, MapSizeError, ParameterError
 from ..image_utils import uint8_to_tensor
 from ..labels import IGNORE_INDEX
 from .augment import DEFAULT_AUGMENT, BitemporalAugment, crop_pair, radiometry
@@ -155,13 +157,33 @@ class ChangeFolderDataset(Dataset):
 # ----------------------------------------------------------------------------------------------- training
 
 
+def map_label_classes(root: Path, change_classes: Sequence[str]) -> tuple[ClassSet, tuple[int, ...]]:
+    """(class set, class ids) for deriving building-only (etc.) labels from a generated folder's maps: its
+    `generation.json` names the class set, `label_A/` and `label_B/` hold the maps."""
+    settings = root / "generation.json"
+    missing = [d + "/" for d in ("label_A", "label_B") if not (root / d).is_dir()]
+    if not settings.is_file() or missing:
+        raise ParameterError(f"`change_classes` derives labels from the land-cover maps of a `changeanywhere "
+                             f"generate` folder; {root} lacks {', '.join([*missing, 'generation.json'][:3])}",
+                             "change_classes")
+    class_set = ClassSet.from_dict(json.loads(settings.read_text(encoding="utf-8"))["class_set"])
+    return class_set, change_class_ids(change_classes, class_set)
+
+
 class CDTrainData:
-    """Deterministic random training batches from one or more CD folders (files read on demand)."""
+    """Deterministic random training batches from one or more CD folders (files read on demand). With
+    `change_classes`, labels are derived from each (generated) folder's maps: only changes to or from them."""
 
     def __init__(self, roots: Sequence[str | Path], crop_size: int = 256,
                  augment: BitemporalAugment | None = DEFAULT_AUGMENT, seed: int = 0,
-                 cache: bool | None = None, cache_limit_bytes: float = 1.5e9):
-        self.items = [it for r in roots for it in find_cd_pairs(r)]
+                 cache: bool | None = None, cache_limit_bytes: float = 1.5e9,
+                 change_classes: Sequence[str] | None = None):
+        found = [(Path(r), it) for r in roots for it in find_cd_pairs(r)]
+        self.items = [it for _, it in found]
+        self.item_roots = [r for r, _ in found]
+        self.label_maps: dict[Path, tuple[ClassSet, tuple[int, ...]]] = {}
+        if change_classes is not None:
+            self.label_maps = {Path(r): map_label_classes(Path(r), change_classes) for r in roots}
         self.crop_size = crop_size
         self.augment = augment
         self.seed = seed
@@ -177,8 +199,14 @@ class CDTrainData:
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if index in self._cache:
             return self._cache[index]
-        a, b, label = read_cd_item(self.items[index])
+        item = self.items[index]
+        a, b, label = read_cd_item(item)
         assert label is not None
+        if self.label_maps:
+            root = self.item_roots[index]
+            class_set, ids = self.label_maps[root]
+            maps = [class_set.read_map(root / d / item.label.name) for d in ("label_A", "label_B")]
+            label = counted_target(*maps, ids)
         if self.cache is None:
             self.cache = (2 * a.nbytes + label.nbytes) * len(self.items) <= self.cache_limit_bytes
         if self.cache:

