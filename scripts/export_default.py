@@ -42,6 +42,8 @@ def main() -> None:
     p.add_argument("--scheduler", default="dpm++2m-sde", choices=list(SCHEDULERS),
                    help="the default solver (bench/steps_curve.py picks it; default dpm++2m-sde)")
     p.add_argument("--steps", type=int, default=8, help="its default steps, also used for the sample grid")
+    p.add_argument("--timestep-spacing", default="leading", choices=("leading", "linspace", "trailing"),
+                   help="the solver's timestep spacing (default leading: what the steps curve measured)")
     p.add_argument("--guidance-interval", type=float, nargs=2, default=None, metavar=("START", "STOP"),
                    help="share of the steps guided (default: keep the pipeline's; the embedded model's is chosen "
                    "with eval-generator --guidance-interval, see its card)")
@@ -61,6 +63,7 @@ def main() -> None:
     # same schedule and prediction type; the sampling-time x0 clipping (DDIM) and the solver are set here
     base = build_scheduler(args.clip_sample_range or None, pipe.scheduler.config.prediction_type)
     pipe.scheduler = make_scheduler(args.scheduler, base.config)
+    pipe.scheduler.register_to_config(timestep_spacing=args.timestep_spacing)
     tmp = args.out.with_name(args.out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     pipe.to(dtype=torch.float16).save_pretrained(tmp, safe_serialization=True)
