@@ -168,14 +168,17 @@ def cast_shadows(buildings: np.ndarray, azimuth_deg: float, length_px: float) ->
     return cv2.GaussianBlur(shadow * (1.0 - b), (0, 0), 0.8)
 
 
-def harmonise(after: torch.Tensor, before: torch.Tensor, region: np.ndarray, sigma: float) -> torch.Tensor:
+def harmonise(after: torch.Tensor, before: torch.Tensor, region: np.ndarray, sigma: float, band: int = 6,
+              ) -> torch.Tensor:
     """(3,H,W) after image with the low frequencies (Gaussian `sigma` px) of the before image inside `region`
     (feathered): a re-rendered object keeps its new detail but takes the scene's colour and light."""
     if sigma <= 0:
         return after
     diff = (before - after).permute(1, 2, 0).cpu().numpy().astype(np.float32)
     low = cv2.GaussianBlur(diff, (0, 0), sigma)
-    weight = cv2.GaussianBlur(region.astype(np.float32), (0, 0), 2.0)[..., None]
+    # over the region and the seam band around it, where the decoded edge of the repainted cells shows
+    grown = cv2.dilate(region.astype(np.uint8), np.ones((2 * band + 1, 2 * band + 1), np.uint8))
+    weight = cv2.GaussianBlur(grown.astype(np.float32), (0, 0), 2.0)[..., None]
     return after + torch.from_numpy(weight * low).permute(2, 0, 1).to(after)
 
 
