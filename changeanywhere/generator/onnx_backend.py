@@ -160,12 +160,12 @@ class OnnxNetworks:
         side = 4 * unet_multiple
         x = torch.zeros(2, unet.config.in_channels, side, side)
         t = torch.tensor(500, dtype=torch.int64)
-        digest = module_digest(vae)
-        names = [f"unet-{module_digest(unet)}.onnx", f"vae-encoder-{digest}.onnx", f"vae-decoder-{digest}.onnx"]
+        unet_name, digest = f"unet-{module_digest(unet)}", module_digest(vae)  # hashing the weights: once each
+        names = [f"{unet_name}.onnx", f"vae-encoder-{digest}.onnx", f"vae-decoder-{digest}.onnx"]
         if not all((self.cache_dir / n).is_file() for n in names):  # one line, not one per network
             log.info("exporting the UNet and autoencoder to ONNX Runtime once for these weights (about a minute): %s",
                      self.cache_dir)
-        self.unet_session = self._session(f"unet-{module_digest(unet)}", _UNet(unet), (x, t), ["x", "t"],
+        self.unet_session = self._session(unet_name, _UNet(unet), (x, t), ["x", "t"],
                                           {"x": {0: batch, 2: h, 3: w}, "t": {}}, threads)
         self.encode: OnnxSession | None = None
         self.decode: OnnxSession | None = None

@@ -606,7 +606,7 @@ class ChangeAnywherePipeline(DiffusionPipeline):
             drifts=drifts,
             sampler=self.sampler_record(num_inference_steps, guidance_scale, eta, guidance_interval),
             nonchange=records,
-            rerendered=[nc["rerender"] for nc in nonchanges] if nonchange_settings is not None else None,
+            rerendered=rerendered if nonchange_settings is not None else None,
         )
         out.sampler["change_sampler"] = sampler
         return out if return_dict else out.to_tuple()
