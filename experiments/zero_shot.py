@@ -13,12 +13,12 @@ subset; only `eval` reads the real sets, so generation, training and checkpoint 
              steps, augmentations and seed; best checkpoint by F1 on the arm's own synthetic val split
 4. eval      `changeanywhere eval-cd` (argmax: the threshold is fixed, never tuned) of every model, CVA +
              Otsu, and the all-change floor on ../shared/data/cd-real/{levir,dsifn}-samples, each and pooled
-5. report    experiments/results/zero_shot.{md,json} and zero_shot_curve.png; with --update-readme the block
-             between `<!-- zero-shot:start -->` and `<!-- zero-shot:end -->` in README.md; with --export the
+5. report    experiments/results/zero_shot.{md,json} and zero_shot_curve.png; with --update-results the block
+             between `<!-- zero-shot:start -->` and `<!-- zero-shot:end -->` in docs/results.md; with --export the
              `--export-arm` model (chosen in advance, not by its real-set score) goes to
              checkpoints/cd-changeanywhere-dubai with a model card.
 
-The full CPU run:  python experiments/zero_shot.py --num 2000 --jobs 2 --export --update-readme
+The full CPU run:  python experiments/zero_shot.py --num 2000 --jobs 2 --export --update-results
 (~1 h 20 min of generation and 9 models × ~50 min of training, three at a time on 2 cores; curve models can be
 trained while generation goes on: `--stages derive train --only naive-250 ours-drift-250` once 250 pairs exist)
 A smoke test:      python experiments/zero_shot.py --num 8 --val-num 4 --size 64 --gen-steps 2 --steps 2 \
@@ -44,7 +44,7 @@ SHARED = ROOT.parent / "shared" / "data"
 REAL_SETS = {"levir": "levir-samples", "dsifn": "dsifn-samples"}
 METRICS = ("precision", "recall", "f1", "iou", "oa", "kappa")
 EXPORT_DIR = ROOT / "checkpoints" / "cd-changeanywhere-dubai"
-README_START, README_END = "<!-- zero-shot:start -->", "<!-- zero-shot:end -->"
+RESULTS_START, RESULTS_END = "<!-- zero-shot:start -->", "<!-- zero-shot:end -->"
 STAGES = ("generate", "derive", "train", "eval", "report")
 # arm -> (train folder prefix under WORK, what it is)
 ARMS = {
@@ -323,15 +323,16 @@ def plot_curve(data: dict[str, Any], path: Path) -> bool:
     return True
 
 
-def update_readme(table: str) -> bool:
-    readme = ROOT / "README.md"
-    text = readme.read_text(encoding="utf-8") if readme.is_file() else ""
-    if README_START not in text or README_END not in text:
-        print(f"README.md has no {README_START} ... {README_END} block: paste {table[:40]!r}... by hand")
+def update_results(table: str) -> bool:
+    """Replace the zero-shot block of docs/results.md with `table`; False (saying so) when the markers are gone."""
+    results = ROOT / "docs" / "results.md"
+    text = results.read_text(encoding="utf-8") if results.is_file() else ""
+    if RESULTS_START not in text or RESULTS_END not in text:
+        print(f"docs/results.md has no {RESULTS_START} ... {RESULTS_END} block: paste {table[:40]!r}... by hand")
         return False
-    head, rest = text.split(README_START, 1)
-    _, tail = rest.split(README_END, 1)
-    readme.write_text(f"{head}{README_START}\n{table}{README_END}{tail}", encoding="utf-8")
+    head, rest = text.split(RESULTS_START, 1)
+    _, tail = rest.split(RESULTS_END, 1)
+    results.write_text(f"{head}{RESULTS_START}\n{table}{RESULTS_END}{tail}", encoding="utf-8")
     return True
 
 
@@ -420,7 +421,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--export", action="store_true", help="copy the --export-arm model to " + str(EXPORT_DIR))
     p.add_argument("--export-arm", choices=list(ARMS), default="ours-drift",
                    help="the arm the gate is judged on and --export ships (fixed in advance; default ours-drift)")
-    p.add_argument("--update-readme", action="store_true", help="replace the zero-shot block of README.md")
+    p.add_argument("--update-results", action="store_true", help="replace the zero-shot block of docs/results.md")
     args = p.parse_args(argv)
     args.argv = list(argv if argv is not None else sys.argv[1:])
     args.curve_arms = [a for a in args.curve_arms if a in args.arms]
@@ -501,8 +502,8 @@ def main(argv: list[str] | None = None) -> int:
     (args.results / "zero_shot.md").write_text(table, encoding="utf-8")
     print("\n" + table)
     print(f"wrote {args.results / 'zero_shot.md'} and {args.results / 'zero_shot.json'}")
-    if args.update_readme:
-        update_readme(table)
+    if args.update_results:
+        update_results(table)
     if args.export:
         if args.export_arm not in evals:
             raise SystemExit(f"--export: the {args.export_arm} model is not trained and evaluated yet")
