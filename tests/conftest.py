@@ -7,6 +7,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ["CHANGEANYWHERE_BACKEND"] = "torch"  # "auto" would export ONNX files to ~/.cache: tests ask for it
 
+from collections import Counter  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -98,3 +99,20 @@ def saved_model_and_data(tmp_path_factory, pipe, name: str, class_set):
     root = tmp_path_factory.mktemp(name)
     pipe.save_pretrained(root / "model")
     return root, make_fake_dataset(root / "data", class_set)
+
+
+def skip_reasons(reports) -> Counter:
+    """How many skipped tests gave each reason (pytest's `longrepr` of a skip is (file, line, reason))."""
+    reasons = Counter()
+    for report in reports:
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        reasons[reason.removeprefix("Skipped: ")] += 1
+    return reasons
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line at the end of the run: how many tests skipped, grouped by why."""
+    reasons = skip_reasons(terminalreporter.stats.get("skipped", []))
+    grouped = "; ".join(f"{n} × {reason}" for reason, n in reasons.most_common())
+    terminalreporter.write_line(f"skipped {sum(reasons.values())}" + (f": {grouped}" if grouped else ""))

@@ -388,6 +388,7 @@ def test_progress_shows_before_any_work(models, dubai, before_map):
 
 
 # ---------------------------------------------------------------------------- the launched app (API)
+# the tests below launch a server: marked `slow` (left out of the quick loop, `pytest -m "not slow"`)
 
 
 @pytest.fixture(scope="module")
@@ -419,6 +420,7 @@ def call_generate(client, editor, **kw):
     return client.predict(editor, *args.values(), api_name="/generate")
 
 
+@pytest.mark.slow
 def test_api_upload_events_generate(client, tmp_path, dubai, before_map):
     from gradio_client import handle_file
 
@@ -448,6 +450,7 @@ def test_api_upload_events_generate(client, tmp_path, dubai, before_map):
     assert read_png(second[1]).shape == (SIZE, SIZE, 3) and "Seed 4" in second[4]
 
 
+@pytest.mark.slow
 def test_api_painted_layer(client, tmp_path, dubai):
     client.predict("Town (seed 1)", api_name="/load_example")
     before_map = make_example_map(dubai, size=SIZE, seed=1)
@@ -466,6 +469,7 @@ def test_api_painted_layer(client, tmp_path, dubai):
 LOAD_NOTICE, GENERATE_NOTICE = 2, -1  # where the API's outputs of /load_map and /generate hold their message
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "case, message",
     [
@@ -516,6 +520,7 @@ def test_api_bad_inputs_leave_the_page_as_it_was(client, tmp_path, dubai, before
     assert all(v is None or v == {"__type__": "update"} for v in skipped), skipped
 
 
+@pytest.mark.slow
 def test_api_generate_before_loading_a_map(app_url):
     from gradio_client import Client
 
@@ -546,6 +551,7 @@ def fetch_complete(url: str) -> bytes:
     return body
 
 
+@pytest.mark.slow
 def test_concurrent_calls_on_one_example_serve_complete_files(app_url, dubai):
     """Regression (issue 24): many clients load the same real example and generate the same pair at once, while
     others download the served files; every file response is complete and decodes. Gradio used to write
@@ -601,6 +607,7 @@ def test_concurrent_calls_on_one_example_serve_complete_files(app_url, dubai):
 # ------------------------------------------------------------------------ start-up without weights
 
 
+@pytest.mark.slow
 def test_app_starts_without_weights(tmp_path):
     """`python app.py` with no weights at all (no fallback to the embedded ones) still serves the page, which
     says what is missing and offers no generation."""

@@ -221,6 +221,7 @@ def test_kill_and_resume_is_byte_identical(setup, reference, tmp_path):
     assert_same_tree(out, reference)
 
 
+@pytest.mark.slow
 def test_two_processes_match_one(setup, reference, tmp_path):
     out = tmp_path / "two"
     cmd = [

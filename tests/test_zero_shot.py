@@ -101,6 +101,7 @@ def test_derived_sets_are_stable_under_more_pairs(tmp_path, dubai, monkeypatch):
         assert not np.array_equal(b0, read_image(large / "B" / "p00.png"))  # B was rebuilt, not copied
 
 
+@pytest.mark.slow
 def test_experiment_trains_without_the_real_sets_then_evaluates(tmp_path, dubai, shared_data):
     zero_shot = load_experiment()
     pipe_dir = tmp_path / "pipe"
