@@ -30,7 +30,7 @@ from changeanywhere import demo  # noqa: E402
 from changeanywhere.classes import BUILTIN_CLASS_SETS, rgb_to_hex  # noqa: E402
 from changeanywhere.errors import ChangeAnywhereError  # noqa: E402
 from changeanywhere.events import EVENT_TYPES  # noqa: E402
-from changeanywhere.labels import mask_image  # noqa: E402
+from changeanywhere.labels import change_label_image  # noqa: E402
 
 try:  # ZeroGPU Spaces: run generation on a borrowed GPU (a no-op elsewhere)
     import spaces
@@ -154,7 +154,7 @@ class Handlers:
         return (
             p.before_image,
             p.after_image,
-            mask_image(p.change_mask),
+            change_label_image(p.before_map, p.after_map, p.change_mask),
             demo.prediction_overlay(s),
             demo.metrics_markdown(s, gen.settings["cd_method"]),
             self.view.indices_to_colors(p.before_map),

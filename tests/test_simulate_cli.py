@@ -34,7 +34,8 @@ def check_outputs(label: Path, out: Path) -> dict:
     after = DUBAI.read_map(out / "label_after.png")
     mask = np.asarray(Image.open(out / "change_mask.png"))
     codes = np.asarray(Image.open(out / "change_type.png"))
-    assert Image.open(out / "change_mask.png").mode == "L" and set(np.unique(mask)) <= {0, 255}
+    assert Image.open(out / "change_mask.png").mode == "L" and set(np.unique(mask)) <= {0, 127, 255}
+    np.testing.assert_array_equal(mask == 127, before == ClassSet.IGNORE)  # ignore kept on disk (labels.py)
     np.testing.assert_array_equal(mask == 255, (before != after) & (before != ClassSet.IGNORE))
     np.testing.assert_array_equal(after[before == ClassSet.IGNORE], ClassSet.IGNORE)
     k = DUBAI.num_classes

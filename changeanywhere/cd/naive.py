@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from ..classes import ClassSet
 from ..errors import ChangeAnywhereError, MapSizeError
 from ..io import atomic_copy, atomic_write_png, atomic_write_text
-from ..labels import IGNORE_INDEX
+from ..labels import change_mask
 from .data import DONOR_POOL, donor_indices, image_files, read_image
 
 Source = tuple[np.ndarray, np.ndarray]  # (HxWx3 uint8 image, HxW index map)
@@ -55,7 +55,7 @@ def naive_after_image(
     h, w = before_map.shape
     pool: list[Source] = [(before, before_map)] + [s for s in sources if s[1].shape == (h, w)]
     out = before.copy()
-    changed = (before_map != after_map) & (after_map != IGNORE_INDEX)
+    changed = change_mask(before_map, after_map)
     for c in np.unique(after_map[changed]):
         todo = changed & (after_map == c)
         holders = [(img, m, np.flatnonzero(m == c)) for img, m in pool]

@@ -26,9 +26,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description=(
             "Generate N synthetic change pairs: a real size² tile (A) of each source image, change events "
             "simulated on its land-cover map, and the after image (B) generated under the edited map. Writes "
-            "OUT/A, B, label (0/255), label_A, label_B, change_type, meta, manifest.jsonl, README.md (dataset "
-            "card) and generation.json. Reproducible and resumable: rerun the same command to finish or extend "
-            "(--num may grow) a run. Under `torchrun` or `accelerate launch` the processes share the work."
+            "OUT/A, B, label (0/255, 127 = ignore), label_A, label_B, change_type, meta, manifest.jsonl, "
+            "README.md (dataset card) and generation.json. Reproducible and resumable: rerun the same command to "
+            "finish or extend (--num may grow) a run. Under `torchrun` or `accelerate launch` the processes share "
+            "the work."
         ),
     )
     p.add_argument("--images", required=True, type=Path,

@@ -15,6 +15,7 @@ from ..data import listing
 from ..errors import GenerationError
 from ..events import change_type_legend
 from ..io import atomic_write_text
+from ..labels import LABEL_CONVENTION
 from ..seeds import SPLIT, derive_seed
 from .config import INFO_KEY
 from .hf import METADATA_FILE, card_configs, write_metadata
@@ -164,7 +165,7 @@ def _card_intro(settings: dict[str, Any], stats: dict[str, Any], class_set: Clas
         "|---|---|",
         f"| `A/<id>.{ext}` | before image (real tile, RGB) |",
         f"| `B/<id>.{ext}` | after image (generated, RGB) |",
-        f"| `label/<id>.{ext}` | binary change label: 0 unchanged, 255 changed |",
+        f"| `label/<id>.{ext}` | change label: {LABEL_CONVENTION} |",
         f"| `label_A/<id>.{ext}`, `label_B/<id>.{ext}` | land-cover maps of both dates, "
         + ("class indices with the class colours as colour table |" if ext == "tif" else "class colours below |"),
         f"| `change_type/<id>.{ext}` | 0 = no change, else 1 + from × {class_set.num_classes} + to (legend below) |",
