@@ -294,7 +294,7 @@ def changed_kid_report(real: np.ndarray, after: np.ndarray, maps: np.ndarray, af
     own images; `changed_kid_naive`: the same for naive copy-paste content (real texture of the target class
     pasted into the change: the floor); `changed_kid_real`: another draw of real crops (the noise level). Each
     is the mean over `draws` draws of the real crops. None when the `imagenet` extra is missing."""
-    from .cd.naive import naive_after_image
+    from .derived.naive import naive_after_image
     from .errors import MissingExtraError
     from .features import load_imagenet_lite0
 

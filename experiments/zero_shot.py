@@ -7,8 +7,8 @@ subset; only `eval` reads the real sets, so generation, training and checkpoint 
              --generator) -> WORK/gen-train; with --val-num also WORK/gen-val from the Dubai *val* split
              (synthetic validation only: no target-domain data is ever used)
 2. derive    the arms that share those samples: WORK/drift-* (the generator's seeded radiometric drift applied
-             to B, `changeanywhere.cd.drifted`), WORK/naive-* (B by copy-paste of same-class texture + colour
-             jitter, `changeanywhere.cd.naive`), and subsets of the first N pairs for the pair-count curve
+             to B, `changeanywhere.derived.drifted`), WORK/naive-* (B by copy-paste of same-class texture + colour
+             jitter, `changeanywhere.derived.naive`), and subsets of the first N pairs for the pair-count curve
 3. train     `changeanywhere train-cd` per arm (naive, ours = drift off, ours-drift = drift on), same model,
              steps, augmentations and seed; best checkpoint by F1 on the arm's own synthetic val split
 4. eval      `changeanywhere eval-cd` (argmax: the threshold is fixed, never tuned) of every model, CVA +
@@ -108,7 +108,7 @@ def stage_generate(args: argparse.Namespace, split: str, out: Path, num: int, se
 
 def stage_derive(args: argparse.Namespace, split: str) -> None:
     """The drift and naive arms of `gen-{split}`, and (train split) the subsets of the pair-count curve."""
-    from changeanywhere.cd.naive import build_naive_set
+    from changeanywhere.derived.naive import build_naive_set
 
     gen = args.work / f"gen-{split}"
     n = pair_count(gen)
@@ -130,7 +130,7 @@ def stage_derive(args: argparse.Namespace, split: str) -> None:
 
 def derive_drift(args: argparse.Namespace, src: Path, dst: Path) -> None:
     """`dst`: the pairs of `src` with the generator's seeded drift on B (skipped when already built)."""
-    from changeanywhere.cd.drifted import build_drifted_set
+    from changeanywhere.derived.drifted import build_drifted_set
 
     if (dst / "drift.jsonl").is_file() and pair_count(dst) >= pair_count(src):
         print(f"[derive] {dst}: already built", flush=True)

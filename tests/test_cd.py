@@ -24,10 +24,10 @@ from changeanywhere.cd import (
 )
 from changeanywhere.cd.augment import BitemporalAugment, crop_pair, gaussian_blur, radiometry
 from changeanywhere.cd.data import CDTrainData, read_label
-from changeanywhere.cd.naive import build_naive_set, naive_after_image
 from changeanywhere.cd.train import ohem_cross_entropy
 from changeanywhere.classes import ClassSet
 from changeanywhere.cli import main
+from changeanywhere.derived.naive import build_naive_set, naive_after_image
 from changeanywhere.errors import ChangeAnywhereError, MapSizeError, WeightsNotFoundError
 
 DUBAI = ClassSet.builtin("dubai-landcover")

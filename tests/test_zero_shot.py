@@ -13,7 +13,7 @@ from conftest import make_tiny_pipe
 from PIL import Image
 
 from changeanywhere.cd.data import find_cd_pairs, read_image
-from changeanywhere.cd.drifted import build_drifted_set
+from changeanywhere.derived.drifted import build_drifted_set
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -83,8 +83,8 @@ def test_derived_sets_are_stable_under_more_pairs(tmp_path, dubai, monkeypatch):
     """The first N drifted / naive pairs are the same when built from N pairs as from more: the pair-count
     curve's subsets may be trained on while generation goes on."""
     import changeanywhere.cd.data as cd_data
-    import changeanywhere.cd.naive as naive
-    from changeanywhere.cd.naive import build_naive_set
+    import changeanywhere.derived.naive as naive
+    from changeanywhere.derived.naive import build_naive_set
 
     monkeypatch.setattr(cd_data, "DONOR_POOL", 3)
     monkeypatch.setattr(naive, "DONOR_POOL", 3)

@@ -1,6 +1,6 @@
 """Change detection: models (`CDModel`: ChangerEx-R18 style, the mid-size `siamdiff` and a tiny variant),
-training on generated pairs with bi-temporal augmentations, tiled inference, CVA + Otsu baseline, naive and
-drifted synthetic pair sets, and metrics from one confusion matrix per set.
+training on generated pairs with bi-temporal augmentations, tiled inference, CVA + Otsu baseline and metrics from
+one confusion matrix per set (naive and drifted pair sets: `changeanywhere.derived`).
 
     from changeanywhere.cd import ChangeFolderDataset, load_cd_model, predict
     model = load_cd_model("checkpoints/cd-changeanywhere-dubai")   # or a Hub repo id

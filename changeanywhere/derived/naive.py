@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..cd.data import DONOR_POOL, donor_indices, image_files, read_image
 from ..classes import ClassSet
 from ..errors import ChangeAnywhereError, MapSizeError
 from ..io import atomic_copy, atomic_write_png, atomic_write_text
 from ..labels import change_mask
-from .data import DONOR_POOL, donor_indices, image_files, read_image
 
 Source = tuple[np.ndarray, np.ndarray]  # (HxWx3 uint8 image, HxW index map)
 
