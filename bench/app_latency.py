@@ -40,9 +40,9 @@ import torch
 from changeanywhere import demo
 from changeanywhere.cd import build_cd_model
 from changeanywhere.examples import make_example_map, real_examples
-from changeanywhere.generator.onnx_backend import resolve_backend
 from changeanywhere.generator.presets import build_pipeline
 from changeanywhere.generator.schedulers import SCHEDULERS, use_scheduler
+from changeanywhere.runtime import resolve_backend
 
 TARGET_S = {"synthesized": 10.0, "real": 15.0}
 

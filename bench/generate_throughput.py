@@ -35,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DUBAI = ROOT.parent / "shared" / "data" / "dubai-landcover"
 sys.path.insert(0, str(ROOT))
-NOISE_SOURCES = ("auto", "step", "predrawn", "device")  # changeanywhere.generator.noise (not imported yet: offline)
+NOISE_SOURCES = ("auto", "step", "predrawn", "device")  # changeanywhere.runtime (not imported yet: offline)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -121,9 +121,9 @@ def bench_dtype(args: argparse.Namespace, dtype: str, noise: str, work: Path, ol
     from changeanywhere.classes import ClassSet
     from changeanywhere.dataset import GenerateConfig, SourceCache, find_sources, make_plan, run_batches
     from changeanywhere.dataset.layout import make_folders
-    from changeanywhere.generator.noise import resolve_noise_source
-    from changeanywhere.hub import load_pipeline, resolve_device
+    from changeanywhere.hub import load_pipeline
     from changeanywhere.pairs import PairSettings
+    from changeanywhere.runtime import resolve_device, resolve_noise_source
 
     device = resolve_device(args.device)
     pipe = load_pipeline(args.old_model if old else args.model, device=device, dtype=dtype)

@@ -8,11 +8,12 @@ one confusion matrix per set (naive and drifted pair sets: `changeanywhere.deriv
     data = ChangeFolderDataset("OUT")                                # a generated folder, for any training loop
 """
 
+from ..runtime import DEFAULT_CD_MODEL
 from .cva import cva_magnitude, cva_predict
 from .data import CDItem, CDTrainData, ChangeFolderDataset, find_cd_pairs, read_cd_item
 from .inference import FolderResult, error_overlay, evaluate_folder, model_predictor, predict, predict_proba
 from .metrics import METRIC_KEYS, BinaryConfusion, all_change_f1, binary_metrics
-from .models import ARCHS, DEFAULT_CD_MODEL, CDModel, build_cd_model, load_cd_model
+from .models import ARCHS, CDModel, build_cd_model, load_cd_model
 from .tiling import sliding_window, window_starts
 
 __all__ = [

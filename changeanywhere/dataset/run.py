@@ -107,7 +107,8 @@ def _generate(
     from accelerate import PartialState
 
     from ..generator.schedulers import use_scheduler
-    from ..hub import load_pipeline, resolve_device
+    from ..hub import load_pipeline
+    from ..runtime import resolve_device
 
     device = resolve_device(cfg.device)
     state = PartialState(cpu=device == "cpu")

@@ -26,7 +26,7 @@ from .. import geo
 from ..classes import BUILTIN_CLASS_SETS, ClassSet, LandCoverClass, hex_to_rgb, pack_rgb, rgb_to_hex
 from ..errors import ChangeAnywhereError, MapSizeError, UnknownColorsError
 from ..examples import RealExample, make_example_map, real_examples
-from .models import MODEL_ENV
+from ..runtime import MODEL_ENV
 
 MAX_SIDE = 512  # longer side of an uploaded map above which it is downscaled
 MAX_PIXELS = 40_000_000  # an upload whose header claims more pixels is refused before decoding

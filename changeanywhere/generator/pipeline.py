@@ -30,6 +30,7 @@ from PIL import Image
 from ..errors import ChangeAnywhereError, MapSizeError, ParameterError
 from ..image_utils import images_to_tensor, maps_to_tensor, tensor_to_uint8, uint8_to_tensor
 from ..labels import change_mask
+from ..runtime import resolve_backend
 from .autoencoder import ColorAutoencoder
 from .compositing import composite, latent_keep_mask, texture_init
 from .drift import DriftSettings, apply_drift, as_drift_settings, draw_drift
@@ -44,7 +45,7 @@ from .nonchange import (
     nonchange_rng,
     rerender_region,
 )
-from .onnx_backend import BACKENDS, OnnxNetworks, resolve_backend
+from .onnx_backend import BACKENDS, OnnxNetworks
 from .semantic_encoder import SemanticEncoder
 
 ContentScale = float | tuple[float, float]
