@@ -1,4 +1,5 @@
-"""Land-cover class sets: class names, colours, ignore labels, and how to read and write land-cover maps.
+"""Land-cover class sets: class names, colours, ignore labels, and the pure conversions between colours, raw
+values and class indices (reading, writing and checking map files: `maps.py`).
 
 Inside the project a land-cover map is an HxW uint8 *index map*: 0..K-1 are classes, 255 (`IGNORE_INDEX` of
 `labels.py`) is "ignore" (unlabeled / no data). On disk, maps are colour PNGs (one exact colour per class), or
@@ -19,11 +20,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from PIL import Image
 
-from . import geo
 from .errors import ChangeAnywhereError, IndexOffsetWarning, UnknownColorsError
-from .io import atomic_write_png, atomic_write_text
+from .io import atomic_write_text
 from .labels import IGNORE_INDEX
 
 RGB = tuple[int, int, int]
@@ -392,64 +391,21 @@ class ClassSet:
         lut[: self.num_classes] = np.arange(self.num_classes) + self.index_offset
         return lut[idx.astype(np.uint8, copy=False)]
 
+    def palette_to_indices(self, raw: np.ndarray, palette: np.ndarray, *, source: str | None = None) -> np.ndarray:
+        """A palette image's values and its Kx3 palette -> index map: by colour when the used entries are all class or
+        ignore colours, else the values are raw indices."""
+        used = np.unique(raw)
+        if used.max() < len(palette):
+            known, _ = self._color_lookup
+            if np.isin(pack_rgb(palette[used]), known).all():
+                return self.colors_to_indices(palette[raw])
+        return self.raw_to_indices(raw, source=source)
+
     def raw_colormap(self) -> dict[int, tuple[int, int, int, int]]:
         """Index value -> RGBA class colour (ignore: its first ignore colour, else black), for a colour table."""
         table = {i + self.index_offset: (*c.color, 255) for i, c in enumerate(self.classes)}
         table[self.raw_ignore] = (*(self.ignore_colors[0] if self.ignore_colors else (0, 0, 0)), 255)
         return table
-
-    # ---- files --------------------------------------------------------------------------------------------
-
-    def read_map(self, src: str | os.PathLike | Image.Image | np.ndarray, snap: bool = False) -> np.ndarray:
-        """Read a land-cover map into an HxW uint8 index map.
-
-        Accepts a path, a PIL image or an array. Colour images (RGB, RGBA: alpha dropped) are matched to class
-        colours; single-channel images ('L', 'I;16', 'I', or a 2-D array) hold raw index values; palette
-        ('P') images are read by colour when their palette uses only class or ignore colours, else by index.
-        TIFFs (GeoTIFFs too) are read with rasterio when installed (see `geo.read_map`: nodata -> ignore).
-        """
-        if isinstance(src, np.ndarray):
-            return self.raw_to_indices(src) if src.ndim == 2 else self.colors_to_indices(src, snap=snap)
-        if geo.reads_with_rasterio(src):
-            return geo.read_map(src, self, snap=snap)
-        where = "image"
-        if not isinstance(src, Image.Image):
-            where = str(src)
-            try:
-                with Image.open(src) as im:
-                    geo.check_pillow_tiff(im, where)
-                    im.load()
-                    return self._read_image(im, snap, where)
-            except FileNotFoundError:
-                raise ChangeAnywhereError(f"land-cover map {where} not found") from None
-            except ChangeAnywhereError as err:
-                raise type(err)(f"{where}: {err}") from None
-            except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-                raise ChangeAnywhereError(f"cannot read land-cover map {where}: {err}") from None
-        return self._read_image(src, snap)
-
-    def _read_image(self, im: Image.Image, snap: bool, where: str | None = None) -> np.ndarray:
-        if im.mode in ("RGB", "RGBA", "RGBX"):
-            return self.colors_to_indices(np.asarray(im)[..., :3], snap=snap)
-        if im.mode == "P":
-            raw = np.asarray(im)
-            palette = np.asarray(im.getpalette("RGB") or [], dtype=np.uint8).reshape(-1, 3)
-            used = np.unique(raw)
-            if used.max() < len(palette):
-                known, _ = self._color_lookup
-                if np.isin(pack_rgb(palette[used]), known).all():
-                    return self.colors_to_indices(palette[raw])
-            return self.raw_to_indices(raw, source=where)
-        if im.mode in ("L", "1", "I", "I;16", "I;16L", "I;16B", "LA"):
-            return self.raw_to_indices(np.asarray(im.getchannel(0) if im.mode == "LA" else im), source=where)
-        raise ChangeAnywhereError(
-            f"unsupported image mode {im.mode!r} for a land-cover map (use RGB or L PNGs)"
-        )
-
-    def write_map(self, idx: np.ndarray, path: str | os.PathLike) -> Path:
-        """Write an index map as a colour PNG, atomically."""
-        return atomic_write_png(path, self.indices_to_colors(idx))
-
 
 def _rgb(color: Any) -> RGB:
     if isinstance(color, str):

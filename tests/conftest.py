@@ -77,6 +77,8 @@ def make_fake_dataset(root: Path, class_set, n: int = 3, shape: tuple[int, int] 
     """A tiny `images/` + `labels/` folder: blocky colour maps and images whose colour follows the class."""
     from PIL import Image
 
+    from changeanywhere.maps import write_map
+
     rng = np.random.default_rng(0)
     (root / "images").mkdir(parents=True)
     (root / "labels").mkdir()
@@ -85,7 +87,7 @@ def make_fake_dataset(root: Path, class_set, n: int = 3, shape: tuple[int, int] 
         m = m.astype(np.uint8)
         img = class_set.palette[m].astype(np.int16) + rng.integers(-20, 21, (*shape, 3))
         Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(root / "images" / f"tile_{i:03d}.png")
-        class_set.write_map(m, root / "labels" / f"tile_{i:03d}.png")
+        write_map(root / "labels" / f"tile_{i:03d}.png", m, class_set)
     return root
 
 

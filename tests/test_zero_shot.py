@@ -14,6 +14,7 @@ from PIL import Image
 
 from changeanywhere.cd.data import find_cd_pairs, read_image
 from changeanywhere.derived.drifted import build_drifted_set
+from changeanywhere.maps import write_map
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,7 +36,7 @@ def fake_dubai(root: Path, class_set) -> Path:
         m = rng.integers(0, class_set.num_classes, (8, 8)).repeat(8, 0).repeat(8, 1).astype(np.uint8)
         img = class_set.palette[m].astype(np.int16) + rng.integers(-20, 21, (64, 64, 3))
         Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(root / "images" / f"{name}.png")
-        class_set.write_map(m, root / "labels" / f"{name}.png")
+        write_map(root / "labels" / f"{name}.png", m, class_set)
     return root
 
 
@@ -74,8 +75,8 @@ def _fake_generated(root: Path, class_set, n: int) -> Path:
         for d in ("A", "B"):
             Image.fromarray(img).save(root / d / f"p{i:02d}.png")
         Image.fromarray(((m != m2) * 255).astype(np.uint8)).save(root / "label" / f"p{i:02d}.png")
-        class_set.write_map(m, root / "label_A" / f"p{i:02d}.png")
-        class_set.write_map(m2, root / "label_B" / f"p{i:02d}.png")
+        write_map(root / "label_A" / f"p{i:02d}.png", m, class_set)
+        write_map(root / "label_B" / f"p{i:02d}.png", m2, class_set)
     return root
 
 

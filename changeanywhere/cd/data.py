@@ -26,6 +26,7 @@ from ..data import IMAGE_SUFFIXES, dihedral, files_by_stem, listing
 from ..errors import ChangeAnywhereError, MapSizeError, ParameterError
 from ..image_utils import uint8_to_tensor
 from ..labels import decode_change_label
+from ..maps import read_map
 from .augment import DEFAULT_AUGMENT, BitemporalAugment, crop_pair, radiometry
 
 LABEL_DIRS = ("label", "labels")
@@ -145,7 +146,7 @@ class ChangeFolderDataset(Dataset):
         if self.class_set is not None:
             for key, folder in (("map_a", "label_A"), ("map_b", "label_B")):
                 path = self.root / folder / item.label.name
-                out[key] = torch.from_numpy(self.class_set.read_map(path).astype(np.int64))
+                out[key] = torch.from_numpy(read_map(path, self.class_set).astype(np.int64))
         return self.transform(out) if self.transform is not None else out
 
 
@@ -200,7 +201,7 @@ class CDTrainData:
         if self.label_maps:
             root = self.item_roots[index]
             class_set, ids = self.label_maps[root]
-            maps = [class_set.read_map(root / d / item.label.name) for d in ("label_A", "label_B")]
+            maps = [read_map(root / d / item.label.name, class_set) for d in ("label_A", "label_B")]
             label = counted_target(*maps, ids)
         if self.cache is None:
             self.cache = (2 * a.nbytes + label.nbytes) * len(self.items) <= self.cache_limit_bytes

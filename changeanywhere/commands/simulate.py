@@ -9,9 +9,10 @@ from pathlib import Path
 from ..classes import BUILTIN_CLASS_SETS, ClassSet
 from ..errors import ChangeAnywhereError
 from ..events import EVENT_TYPES, change_type_legend, simulate_changes
-from ..geo import rasterio_module, read_grid, reads_with_rasterio, write_map, write_raster
+from ..geo import rasterio_module, read_grid, reads_with_rasterio, write_raster
 from ..io import atomic_write_text
 from ..labels import change_label_image
+from ..maps import read_map, write_map
 from .options import add_event_args, add_geo_args, parse_range, split_list
 
 
@@ -50,7 +51,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run(args: argparse.Namespace) -> int:
     # Everything that can fail on user input happens before the output folder is touched.
     class_set = ClassSet.load(args.classes)
-    before = class_set.read_map(args.before_map, snap=args.snap_colors)
+    before = read_map(args.before_map, class_set, snap=args.snap_colors)
     grid = read_grid(args.before_map) if reads_with_rasterio(args.before_map) else None
     ext = args.file_format or ("tif" if grid is not None and grid.georeferenced else "png")
     if ext == "tif":

@@ -22,7 +22,7 @@ from .hf import METADATA_FILE, card_configs, write_metadata
 from .layout import LIST_DIR, META_DIR, SPLIT_NAMES, sample_id
 
 if TYPE_CHECKING:
-    from .run import GenerateResult
+    from .result import GenerateResult
 
 _RATIO_BINS = (0.0, 0.01, 0.05, 0.10, 0.25, 1.0)
 

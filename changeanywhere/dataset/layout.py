@@ -21,6 +21,7 @@ from .. import geo
 from ..classes import ClassSet
 from ..io import atomic_write_text
 from ..labels import change_label_image
+from ..maps import write_map
 from ..pairs import ChangePair
 
 IMAGE_DIRS = ("A", "B", "label", "label_A", "label_B", "change_type")
@@ -56,7 +57,7 @@ def write_pair(out: Path, index: int, pair: ChangePair, class_set: ClassSet, fil
         for folder in IMAGE_DIRS:
             path = out / folder / name
             if folder in MAP_DIRS:
-                written += geo.write_map(path, images[folder], class_set, grid)
+                written += write_map(path, images[folder], class_set, grid)
             else:
                 written += geo.write_raster(path, images[folder], grid)
         atomic_write_text(out / META_DIR / f"{sid}.json", json.dumps(meta, sort_keys=True) + "\n")
