@@ -86,11 +86,12 @@ def evaluate_generator(
     out = _render(pipe, eval_tiles, class_set, num_inference_steps, guidance_scale, batch_size, seed, include_change,
                   settings)
     report = _synthesis_report(segmenter, eval_tiles, class_set, out["generated"], out["recon"])
+    steps, guidance, _ = pipe.check_inputs(num_inference_steps, guidance_scale, 1.0)  # the resolved record
     report.update({
         "num_tiles": len(eval_tiles.maps),
         "tile_size": int(eval_tiles.maps.shape[1]),
-        "num_inference_steps": pipe.check_inputs(num_inference_steps, guidance_scale, 1.0)[0],
-        "guidance_scale": guidance_scale if guidance_scale is not None else pipe.config.default_guidance_scale,
+        "num_inference_steps": steps,
+        "guidance_scale": guidance,
         "guidance_interval": list(pipe.resolve_guidance_interval(None)),
         "seed": seed,
         "change_sampler": pipe.resolve_sampler(settings.sampler),

@@ -333,8 +333,9 @@ def _eta(settings: dict[str, Any]) -> str:
 def _interval(settings: dict[str, Any]) -> str:
     """' on the last 3 of 8 steps' where guidance applies to part of the run (the model's guidance interval)."""
     from ..generator.pipeline import guided_steps
+    from ..generator.sampler_defaults import SAMPLER_DEFAULTS
 
-    start, stop = settings[INFO_KEY].get("guidance_interval", (0.0, 1.0))
+    start, stop = settings[INFO_KEY].get("guidance_interval", SAMPLER_DEFAULTS.guidance_interval)
     n = settings["sampler"]["steps"]
     steps = guided_steps((start, stop), n, settings["sampler"].get("guidance_scale", 0.0))
     if settings["sampler"].get("guidance_scale") == 1.0 or steps == range(n):

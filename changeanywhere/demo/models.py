@@ -10,6 +10,7 @@ from ..cd import CDModel, load_cd_model
 from ..classes import ClassSet
 from ..errors import ChangeAnywhereError, WeightsNotFoundError
 from ..generator.pipeline import ChangeAnywherePipeline
+from ..generator.sampler_defaults import SAMPLER_DEFAULTS
 from ..hub import load_pipeline
 from ..pairs import PairSettings
 from ..runtime import BACKEND_ENV, CD_MODEL_ENV, DEFAULT_CD_MODEL, DEFAULT_MODEL, MODEL_ENV, env
@@ -36,12 +37,14 @@ class Models:
     @property
     def default_guidance(self) -> float:
         """The guidance a generation uses when none is given (the generator's measured default)."""
-        return PairSettings().resolved(self.pipe).guidance_scale if self.pipe is not None else 1.0
+        return (PairSettings().resolved(self.pipe).guidance_scale if self.pipe is not None
+                else SAMPLER_DEFAULTS.guidance_scale)
 
     @property
     def default_steps(self) -> int:
         """The denoising steps a generation uses when none is given (the generator's measured default)."""
-        return PairSettings().resolved(self.pipe).num_inference_steps if self.pipe is not None else 8
+        return (PairSettings().resolved(self.pipe).num_inference_steps if self.pipe is not None
+                else SAMPLER_DEFAULTS.num_inference_steps)
 
     @property
     def cd_method(self) -> str:
