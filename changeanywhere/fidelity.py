@@ -74,6 +74,7 @@ def evaluate_generator(
     *,
     num_inference_steps: int | None = None,
     guidance_scale: float | None = None,
+    guidance_interval: Sequence[float] | None = None,
     batch_size: int = 4,
     seed: int = 0,
     include_change: bool = True,
@@ -83,8 +84,9 @@ def evaluate_generator(
     change sampler, non-change and drift of the "default" after images (default: `PairSettings()`)."""
     start = time.time()
     settings = settings or PairSettings()
-    out = _render(pipe, eval_tiles, class_set, num_inference_steps, guidance_scale, batch_size, seed, include_change,
-                  settings)
+    interval = pipe.resolve_guidance_interval(guidance_interval)  # checked before any work; None: the model's
+    sampler = dict(num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, guidance_interval=interval)
+    out = _render(pipe, eval_tiles, class_set, sampler, batch_size, seed, include_change, settings)
     report = _synthesis_report(segmenter, eval_tiles, class_set, out["generated"], out["recon"])
     steps, guidance, _ = pipe.check_inputs(num_inference_steps, guidance_scale, 1.0)  # the resolved record
     report.update({
@@ -92,7 +94,7 @@ def evaluate_generator(
         "tile_size": int(eval_tiles.maps.shape[1]),
         "num_inference_steps": steps,
         "guidance_scale": guidance,
-        "guidance_interval": list(pipe.resolve_guidance_interval(None)),
+        "guidance_interval": list(interval),
         "seed": seed,
         "change_sampler": pipe.resolve_sampler(settings.sampler),
         "nonchange": settings.nonchange,
@@ -105,15 +107,15 @@ def evaluate_generator(
 
 
 def _render(
-    pipe: ChangeAnywherePipeline, eval_tiles: EvalTiles, class_set: ClassSet, num_inference_steps: int,
-    guidance_scale: float | None, batch_size: int, seed: int, include_change: bool, settings: PairSettings,
+    pipe: ChangeAnywherePipeline, eval_tiles: EvalTiles, class_set: ClassSet, sampler: dict[str, Any],
+    batch_size: int, seed: int, include_change: bool, settings: PairSettings,
 ) -> dict[str, np.ndarray]:
     """Images synthesized from the maps, autoencoder copies, and (change mode) after images of seeded simulated
     events with `settings`' non-change and drift (style pulled towards the next tile) and with both off, with
     their after maps and the re-rendered unchanged pixels."""
     real, maps = eval_tiles.images, eval_tiles.maps
     n = len(maps)
-    kw = dict(num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, output_type="pt")
+    kw = dict(**sampler, output_type="pt")  # steps, guidance scale and interval (None: the model's)
     nonchange = settings.nonchange_settings(pipe)
     references = [colour_stats(real[(i + 1) % n], maps[(i + 1) % n], class_set.num_classes) for i in range(n)]
     parts: dict[str, list[np.ndarray]] = {"generated": [], "recon": [], "after_images": [], "after_maps": [],

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from changeanywhere.cli import main
+from changeanywhere.errors import ParameterError
 from changeanywhere.fidelity import evaluate_generator, format_report, select_tiles
 from changeanywhere.image_metrics import psnr, ssim
 from changeanywhere.segmenter import (
@@ -136,3 +137,19 @@ def test_eval_generator_cli(tmp_path, fake_dataset, dubai, tiny_pipe, capsys):
         ]
     )
     assert rc == 2
+
+
+def test_the_guidance_interval_is_passed_not_written_into_the_model(fake_dataset, dubai, tiny_pipe, monkeypatch):
+    seen = []
+    synthesize = tiny_pipe.synthesize
+    monkeypatch.setattr(tiny_pipe, "synthesize", lambda *a, **kw: seen.append(kw["guidance_interval"]) or
+                        synthesize(*a, **kw))
+    before = list(tiny_pipe.config.default_guidance_interval)
+    tiles = select_tiles(str(fake_dataset), dubai, split=None, size=32, max_tiles=2)
+    seg = LandCoverSegmenter(num_classes=dubai.num_classes, widths=(4, 8))
+    report = evaluate_generator(tiny_pipe, seg, tiles, dubai, num_inference_steps=2, guidance_scale=2.0,
+                                guidance_interval=(0.5, 1.0), include_change=False)
+    assert report["guidance_interval"] == [0.5, 1.0] and seen == [(0.5, 1.0)]
+    assert list(tiny_pipe.config.default_guidance_interval) == before
+    with pytest.raises(ParameterError, match="guidance_interval"):
+        evaluate_generator(tiny_pipe, seg, tiles, dubai, guidance_interval=(1.0, 0.5))

@@ -54,8 +54,6 @@ def run(args: argparse.Namespace) -> int:
     pipe = load_pipeline(args.model, device=args.device, dtype="fp32" if args.device == "cpu" else None)
     use_scheduler(pipe, args.scheduler)
     pipe.set_backend(args.backend)
-    if args.guidance_interval is not None:
-        pipe.register_to_config(default_guidance_interval=list(pipe.resolve_guidance_interval(args.guidance_interval)))
     class_set = ClassSet.load(args.classes) if args.classes else pipe.class_set
     if class_set is None:
         raise ChangeAnywhereError("the model stores no class set: pass --classes")
@@ -72,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         class_set,
         num_inference_steps=args.num_inference_steps,
         guidance_scale=args.guidance_scale,
+        guidance_interval=args.guidance_interval,
         batch_size=args.batch_size,
         seed=args.seed,
         include_change=not args.no_change,
