@@ -4,8 +4,10 @@ translation of parameter names (what the library speaks of) into flags (what a u
 from __future__ import annotations
 
 import argparse
-from dataclasses import fields
-from typing import Any
+import types
+import typing
+from dataclasses import MISSING, fields
+from typing import Any, Literal
 
 from ..errors import ParameterError
 from ..geo import FORMATS, RESAMPLING
@@ -65,6 +67,41 @@ def add_geo_args(p: argparse.ArgumentParser, image_options: bool = True) -> None
 def flags(parser: argparse.ArgumentParser) -> dict[str, str]:
     """Parameter (argparse dest) -> the flag that sets it, for the options of `parser`."""
     return {a.dest: a.option_strings[0] for a in parser._actions if a.option_strings}
+
+
+def add_config_args(p: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = (), **helps: str) -> None:
+    """One flag per field of the config dataclass `cls` (`--crop-size` for `crop_size`, plus the field's
+    `aliases`), with its default (required without one), type, choices (a `Literal`), help and metavar from
+    `training.config.arg`; `helps` replace a field's help for this command."""
+    hints = typing.get_type_hints(cls)
+    for f in fields(cls):
+        if f.name in skip:
+            continue
+        kw: dict[str, Any] = {"dest": f.name, "help": helps.get(f.name, f.metadata.get("help"))}
+        if "metavar" in f.metadata:
+            kw["metavar"] = f.metadata["metavar"]
+        if f.default is MISSING:
+            kw["required"] = True
+        else:
+            kw["default"] = list(f.default) if isinstance(f.default, tuple) else f.default
+        kind = _value_type(hints[f.name])
+        if kind is bool:
+            kw["action"] = "store_true"
+        elif typing.get_origin(kind) is Literal:
+            kw["choices"] = typing.get_args(kind)
+        elif typing.get_origin(kind) in (tuple, list):
+            kw.update(nargs="+", type=typing.get_args(kind)[0])
+        elif kind in (int, float):
+            kw["type"] = kind
+        p.add_argument("--" + f.name.replace("_", "-"), *f.metadata.get("aliases", ()), **kw)
+
+
+def _value_type(hint: Any) -> Any:
+    """The type a flag parses to: `X | None` -> X; `str | Path` -> str (a path is given as a string)."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        kinds = [a for a in typing.get_args(hint) if a is not type(None)]
+        return kinds[0]
+    return hint
 
 
 def config_from_args(cls: type, args: argparse.Namespace, **overrides: Any) -> Any:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..training.args import add_autoencoder_args, add_common_args
-from .options import config_from_args
+from ..training.config import AutoencoderTrainConfig
+from .options import add_config_args, config_from_args
 
 HELP = "train the autoencoder (KL or VQ, f=4) on random crops of a data folder"
 
@@ -15,15 +15,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "train-autoencoder", help=HELP, description=HELP + ". Runs on CPU, one GPU, or data parallel under "
         "`torchrun` / `accelerate launch`; resumes from the latest checkpoint in --output-dir.",
     )
-    add_common_args(p, crop_help="random crop side in pixels (cpu preset: 64)")
-    add_autoencoder_args(p)
+    add_config_args(p, AutoencoderTrainConfig, crop_size="random crop side in pixels (cpu preset: 64)")
     p.set_defaults(func=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     from ..training.autoencoder import train_autoencoder
-    from ..training.config import AutoencoderTrainConfig
 
     train_autoencoder(config_from_args(AutoencoderTrainConfig, args, val_pattern=tuple(args.val_pattern)))
     return 0

@@ -1,36 +1,44 @@
 """Typed hyper-parameters of the three training loops (autoencoder, diffusion model, change detector).
 
-The CLI parses its flags into these, one flag per field under the same name (`--crop-size` -> `crop_size`),
-and library code builds them directly, so a training run is configured the same way from a script or a shell.
+The CLI's flags are built from these (`commands.options.add_config_args`: one flag per field, `--crop-size` for
+`crop_size`, with the field's default, type, `Literal` choices and help) and parsed back into them; library code
+builds them directly, so a training run is configured the same way from a script or a shell.
 `None` means "the preset's default" (see `AUTOENCODER_DEFAULTS` / `DIFFUSION_DEFAULTS`); errors about a value
 name the field, and the CLI shows its flag instead.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
 from ..data import DEFAULT_VAL_PATTERN
+
+
+def arg(default: Any = MISSING, help: str | None = None, **flag: Any) -> Any:
+    """A config field with what its command-line flag needs (`commands.options.add_config_args`): the help
+    text and, in `flag`, `aliases` (other spellings of the flag) and `metavar`."""
+    return field(default=default, metadata={"help": help, **flag})
 
 
 @dataclass(kw_only=True)
 class LoopConfig:
     """What the shared optimisation loop (`training.common.run_steps`) needs."""
 
-    output_dir: str | Path
-    max_steps: int | None = None  # optimizer steps in total (across resumes)
-    lr: float | None = None  # peak learning rate (AdamW)
-    lr_schedule: str | None = None  # cosine | constant
+    output_dir: str | Path = arg(help="where checkpoints, samples, logs and results go", aliases=("--out",))
+    max_steps: int | None = arg(None, "optimizer steps in total (across resumes)")
+    lr: float | None = arg(None, "peak learning rate (AdamW)")
+    lr_schedule: Literal["cosine", "constant"] | None = None
     warmup_steps: int | None = None
     gradient_accumulation_steps: int = 1
     max_grad_norm: float = 1.0
-    mixed_precision: str = "no"  # no | fp16 | bf16
-    checkpointing_steps: int = 500
-    checkpoints_total_limit: int = 3
-    log_steps: int | None = None
-    sample_steps: int | None = None  # sample grid (generator) or validation (CD) every N steps
-    resume: str = "auto"  # auto (latest checkpoint in output_dir), none, or a checkpoint folder
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    checkpointing_steps: int = arg(500, "write a checkpoint every N steps")
+    checkpoints_total_limit: int = arg(3, "keep at most this many checkpoints")
+    log_steps: int | None = arg(None, "print a log line every N steps")
+    sample_steps: int | None = arg(None, "write a sample grid every N steps (CD: validate)")
+    resume: str = arg("auto", "'auto' (latest checkpoint in --output-dir, if any), 'none', or a checkpoint folder")
     seed: int = 0
 
 
@@ -38,44 +46,52 @@ class LoopConfig:
 class TrainConfig(LoopConfig):
     """The data and model size both generator trainings take (None: the preset's default)."""
 
-    data: str | Path  # folder with images/ and labels/
-    classes: str  # class set: a built-in name or a JSON file
-    preset: str = "paper"  # tiny | cpu | paper
-    val_pattern: tuple[str, ...] = DEFAULT_VAL_PATTERN
-    split_file: str | Path | None = None  # text file of validation stems (replaces val_pattern)
-    crop_size: int | None = None
-    batch_size: int | None = None  # per process, per micro-batch
-    num_threads: int = 0  # torch CPU threads per process (0: torch's default)
+    data: str | Path = arg(help="folder with images/ and labels/ (pairs match by file stem)")
+    classes: str = arg(help="class set: a built-in name or a JSON file")
+    preset: Literal["tiny", "cpu", "paper"] = arg(
+        "paper", "model size and defaults: paper (docs/method.md §1), cpu (2-core recipe), tiny (tests)")
+    val_pattern: tuple[str, ...] = arg(
+        DEFAULT_VAL_PATTERN, "file-name globs of validation pairs (default: the Dubai convention *_008, *_009)")
+    split_file: str | Path | None = arg(None, "text file of validation stems (replaces --val-pattern)")
+    crop_size: int | None = arg(None, "random crop side in pixels")
+    batch_size: int | None = arg(None, "per process, per micro-batch")
+    num_threads: int = arg(0, "torch CPU threads per process (0: torch's default; 1 is fastest on a busy CPU)")
 
 
 @dataclass(kw_only=True)
 class AutoencoderTrainConfig(TrainConfig):
     """`train-autoencoder`."""
 
-    autoencoder: str | None = None  # the kind: color | kl | vq (default: the preset's)
-    kl_weight: float | None = None
-    eval_size: int | None = None  # side of the val tiles for the final PSNR
-    eval_tiles: int | None = None
-    scale_crops: int | None = None  # crops used for the latent scaling factor
+    autoencoder: Literal["color", "kl", "vq"] | None = arg(
+        None, "autoencoder type (default: the preset's; paper: vq, cpu: color, tiny: kl)")
+    kl_weight: float | None = arg(None, "weight of the mean KL per latent element")
+    eval_size: int | None = arg(None, "side of the val tiles for the final PSNR")
+    eval_tiles: int | None = arg(None, "how many val tiles (spread evenly)")
+    scale_crops: int | None = arg(None, "crops used for the latent scaling factor")
 
 
 @dataclass(kw_only=True)
 class DiffusionTrainConfig(TrainConfig):
     """`train-diffusion`."""
 
-    autoencoder: str | Path  # a trained autoencoder folder (train-autoencoder's OUT/autoencoder)
-    cache_latents: int | None = None  # encode N augmented crops once and train on them (0: every batch)
-    cond_dropout: float = 0.1  # share of samples trained without the map (classifier-free guidance)
-    ema_decay: float | None = None
-    prediction_type: str | None = None  # epsilon | v_prediction
-    loss: str | None = None  # l1 | mse
-    snr_gamma: float | None = None  # min-SNR-γ loss weighting (0: off)
-    sample_inference_steps: int | None = None
-    inpainting: bool = False  # the UNet also takes the masked latent and the paint mask (random training masks)
-    init_from: str | Path | None = None  # start from this pipeline folder's UNet and semantic encoder
-    save_dtype: str = "fp32"  # fp32 | fp16
-    push_to_hub: str | None = None  # upload OUT/pipeline to this Hub repo
-    hub_private: bool = False
+    autoencoder: str | Path = arg(help="trained autoencoder folder (train-autoencoder's OUT/autoencoder)")
+    cache_latents: int | None = arg(
+        None, "encode N augmented random crops once and train on them (0: encode every batch)", metavar="N")
+    cond_dropout: float = arg(0.1, "share of samples trained without the map (enables classifier-free guidance)")
+    ema_decay: float | None = arg(None, "EMA decay of UNet + semantic encoder")
+    prediction_type: Literal["epsilon", "v_prediction"] | None = arg(
+        None, "what the UNet predicts (paper: epsilon; cpu preset: v_prediction)")
+    loss: Literal["l1", "mse"] | None = arg(None, "loss on the prediction (paper: l1)")
+    snr_gamma: float | None = arg(None, "min-SNR-γ loss weighting (0: off; cpu preset: 5)")
+    sample_inference_steps: int | None = arg(None, "DDIM steps of the sample grid")
+    inpainting: bool = arg(False, "train an inpainting denoiser: the UNet also takes the masked latent and the paint "
+                           "mask (random training masks)")
+    init_from: str | Path | None = arg(
+        None, "start from this pipeline folder's UNet and semantic encoder (new inputs zero-initialised)",
+        metavar="PIPELINE")
+    save_dtype: Literal["fp32", "fp16"] = arg("fp32", "dtype of OUT/pipeline")
+    push_to_hub: str | None = arg(None, "upload OUT/pipeline to this Hub repo", metavar="REPO")
+    hub_private: bool = arg(False, "create the Hub repo as private")
 
 
 @dataclass(kw_only=True)
