@@ -99,3 +99,18 @@ def test_training_flags_are_built_from_the_configs(capsys):
         with pytest.raises(SystemExit):
             p.parse_args(argv)
     assert "a help of this command's own" in p.format_help() and "{l1,mse}" in p.format_help()
+
+
+def test_train_cd_choices_are_the_models():
+    import typing
+
+    from changeanywhere.cd.effnet import FUSIONS
+    from changeanywhere.cd.models import ARCHS
+
+    hints = typing.get_type_hints(CDTrainConfig)
+    assert typing.get_args(hints["arch"]) == tuple(ARCHS) and typing.get_args(hints["fusion"]) == tuple(FUSIONS)
+    args = build_parser().parse_args(["train-cd", "--data", "D", "--out", "O", "--variant", "tiny", "--no-pretrained",
+                                      "--change-classes", "building,road", "--widths", "4", "8"])
+    config = config_from_args(CDTrainConfig, args)
+    assert (config.arch, config.pretrained, config.change_classes, config.widths) == (
+        "tiny", False, ("building", "road"), [4, 8])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import MISSING, fields
 from typing import Any, Literal
 
@@ -69,10 +70,12 @@ def flags(parser: argparse.ArgumentParser) -> dict[str, str]:
     return {a.dest: a.option_strings[0] for a in parser._actions if a.option_strings}
 
 
-def add_config_args(p: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = (), **helps: str) -> None:
-    """One flag per field of the config dataclass `cls` (`--crop-size` for `crop_size`, plus the field's
-    `aliases`), with its default (required without one), type, choices (a `Literal`), help and metavar from
-    `training.config.arg`; `helps` replace a field's help for this command."""
+def add_config_args(p: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = (),
+                    parsers: dict[str, Callable[[str], Any]] | None = None, **helps: str) -> None:
+    """One flag per field of the config dataclass `cls` but `skip` (`--crop-size` for `crop_size`, plus the
+    field's `aliases`), with its default (required without one), type, choices (a `Literal`), help and metavar
+    from `training.config.arg`; `parsers` read a field's one value their own way (e.g. `split_list`), `helps`
+    replace a field's help for this command."""
     hints = typing.get_type_hints(cls)
     for f in fields(cls):
         if f.name in skip:
@@ -85,12 +88,17 @@ def add_config_args(p: argparse.ArgumentParser, cls: type, skip: tuple[str, ...]
         else:
             kw["default"] = list(f.default) if isinstance(f.default, tuple) else f.default
         kind = _value_type(hints[f.name])
-        if kind is bool:
-            kw["action"] = "store_true"
+        if parsers and f.name in parsers:
+            kw["type"] = parsers[f.name]
+        elif kind is bool:
+            kw["action"] = argparse.BooleanOptionalAction if f.metadata.get("negatable") else "store_true"
         elif typing.get_origin(kind) is Literal:
             kw["choices"] = typing.get_args(kind)
         elif typing.get_origin(kind) in (tuple, list):
-            kw.update(nargs="+", type=typing.get_args(kind)[0])
+            kw["nargs"] = "+"
+            item = _value_type(typing.get_args(kind)[0])
+            if item in (int, float):
+                kw["type"] = item
         elif kind in (int, float):
             kw["type"] = kind
         p.add_argument("--" + f.name.replace("_", "-"), *f.metadata.get("aliases", ()), **kw)

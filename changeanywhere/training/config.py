@@ -18,7 +18,8 @@ from ..data import DEFAULT_VAL_PATTERN
 
 def arg(default: Any = MISSING, help: str | None = None, **flag: Any) -> Any:
     """A config field with what its command-line flag needs (`commands.options.add_config_args`): the help
-    text and, in `flag`, `aliases` (other spellings of the flag) and `metavar`."""
+    text and, in `flag`, `aliases` (other spellings of the flag), `metavar`, and `negatable` (a bool that also
+    gets --no-NAME)."""
     return field(default=default, metadata={"help": help, **flag})
 
 
@@ -98,40 +99,51 @@ class DiffusionTrainConfig(TrainConfig):
 class CDTrainConfig(LoopConfig):
     """`train-cd`: a change detector on A/ B/ label/ folders (every default set here, no presets)."""
 
-    data: list[str | Path]  # training folder(s)
-    val: list[str | Path] | None = None  # validation folder(s): evaluated every val_steps, best kept
-    # the change that counts: train labels derived from the generated maps (label_A/, label_B/), only changes to
-    # or from these classes (None: the folders' label/); --val folders are scored on their own label/
-    change_classes: list[str] | None = None
-    arch: str = "changerex-r18"  # changerex-r18 | siamdiff | tiny | effnet-lite0
-    widths: list[int] | None = None
-    head_channels: int | None = None
-    fusion: str = "diff"  # effnet-lite0: per-level fusion of the dates, diff (|a − b|) or diff-mean (+ (a + b) / 2)
-    pretrained: bool | None = None  # start from ImageNet weights (None: yes for effnet-lite0; the imagenet extra)
-    freeze_encoder_steps: int = 0  # effnet-lite0: keep the pretrained encoder frozen for the first N steps
-    init: str | None = None  # start from this CD model (folder or Hub id)
+    data: list[str | Path] = arg(help="training folder(s) with A/, B/, label/")
+    val: list[str | Path] | None = arg(
+        None, "validation folder(s) with A/, B/, label/: evaluated every --val-steps, best kept")
+    change_classes: list[str] | None = arg(
+        None, "the change that counts: derive training labels from the generated maps (label_A/, label_B/ and "
+        "generation.json of `changeanywhere generate` folders), marking only changes to or from these "
+        "comma-separated classes, e.g. building (default: the folders' label/). --val folders are scored on their "
+        "own label/: generate them with the same --change-classes", metavar="NAMES")
+    arch: Literal["changerex-r18", "siamdiff", "tiny", "effnet-lite0"] = arg(
+        "changerex-r18", "model (default changerex-r18; effnet-lite0: the ImageNet EfficientNet-Lite0 encoder)",
+        aliases=("--variant",))
+    widths: list[int] | None = arg(None, "stage widths (default: changerex-r18 64 128 256 512, siamdiff 32 64 128 "
+                                   "256, tiny 16 32 64 96; effnet-lite0's encoder is fixed)")
+    head_channels: int | None = arg(
+        None, "head width of changerex-r18 (default 128) or decoder width of effnet-lite0 (default 64)")
+    fusion: Literal["diff", "diff-mean"] = arg(
+        "diff", "effnet-lite0: per-level fusion of the dates, |a − b| (diff) or also (a + b) / 2 (diff-mean)")
+    pretrained: bool | None = arg(
+        None, "start effnet-lite0 from ImageNet weights (default: yes; needs the `imagenet` extra); "
+        "--no-pretrained: random weights", negatable=True)
+    freeze_encoder_steps: int = arg(0, "effnet-lite0: keep the encoder frozen for the first N steps (default 0)")
+    init: str | None = arg(None, "start from this CD model (folder or Hub id), e.g. to fine-tune")
     crop_size: int = 256
-    batch_size: int = 8
-    max_steps: int = 4000
-    lr: float = 1e-3
+    batch_size: int = arg(8, "per process, per micro-batch")
+    max_steps: int = arg(4000, "optimizer steps in total (across resumes)")
+    lr: float = arg(1e-3, "peak learning rate (AdamW)")
     weight_decay: float = 0.01
-    lr_schedule: str = "cosine"
+    lr_schedule: Literal["cosine", "constant"] = "cosine"
     warmup_steps: int = 100
-    ohem_ratio: float = 0.25  # share of the hardest valid pixels the loss keeps (1: plain cross-entropy)
-    ohem_min_kept: int = 10_000
+    ohem_ratio: float = arg(0.25, "share of the hardest valid pixels the loss keeps (1 = plain cross-entropy)")
+    ohem_min_kept: int = arg(10_000, "least pixels kept per batch")
     # bi-temporal augmentations (changeanywhere.cd.augment.BitemporalAugment; 0 turns one off)
-    jitter: float = 0.2  # colour jitter strength per date
-    gamma: float = 0.25  # per-date gamma exp(U(-g, g))
-    blur: float = 1.0  # per-date Gaussian blur sigma up to this (px), on half of the images
-    noise: float = 0.02  # per-date Gaussian noise std up to this ([0, 1] scale)
-    shadow: float = 0.0  # per-date cast shadows on half of the images, darkening up to this
-    tone: float = 0.0  # per-date random monotone tone curve, control points moved up to ±tone / 4
-    haze: float = 0.0  # per-date fog / haze on half of the images, density up to this
-    shift: int = 2  # misregistration of B against A, up to this many px
-    scale: float = 0.2  # crop scale exp(U(-s, s))
-    swap_prob: float = 0.5  # probability of swapping A and B
-    val_steps: int = 500
-    tile_size: int = 256  # validation tiles
-    overlap: int = 32
-    checkpoints_total_limit: int = 2
+    jitter: float = arg(0.2, "colour jitter strength per date (0 = off)")
+    gamma: float = arg(0.25, "per-date gamma range exp(±g) (0 = off)")
+    blur: float = arg(1.0, "per-date blur sigma up to this, px, on half of the images (0 = off)")
+    noise: float = arg(0.02, "per-date noise std up to this, [0, 1] scale (0 = off)")
+    shadow: float = arg(0.0, "per-date cast shadows on half of the images, darkening up to this (0 = off, the "
+                        "default)")
+    tone: float = arg(0.0, "per-date random tone curve, strength (0 = off, the default; 0.5 is strong)")
+    haze: float = arg(0.0, "per-date fog / haze on half of the images, density up to this (0 = off, the default)")
+    shift: int = arg(2, "misregistration of B up to this, px (0 = off)")
+    scale: float = arg(0.2, "crop scale range exp(±s) (0 = off)")
+    swap_prob: float = arg(0.5, "probability of swapping A and B")
+    val_steps: int = arg(500, "evaluate --val every N steps")
+    tile_size: int = arg(256, "validation tile size")
+    overlap: int = arg(32, "validation tile overlap")
+    checkpoints_total_limit: int = arg(2, "keep at most this many checkpoints")
     log_steps: int = 20
