@@ -19,6 +19,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from types import SimpleNamespace
 
 from changeanywhere.telemetry import disable_telemetry
 
@@ -27,10 +28,10 @@ disable_telemetry()  # no telemetry: before Gradio, the Hub and ONNX Runtime rea
 import gradio as gr  # noqa: E402
 
 from changeanywhere import demo  # noqa: E402
-from changeanywhere.classes import BUILTIN_CLASS_SETS, rgb_to_hex  # noqa: E402
+from changeanywhere.classes import BUILTIN_CLASS_SETS, ClassSet, rgb_to_hex  # noqa: E402
 from changeanywhere.errors import ChangeAnywhereError  # noqa: E402
 from changeanywhere.events import EVENT_TYPES  # noqa: E402
-from changeanywhere.labels import mask_image  # noqa: E402
+from changeanywhere.labels import change_label_image  # noqa: E402
 
 try:  # ZeroGPU Spaces: run generation on a borrowed GPU (a no-op elsewhere)
     import spaces
@@ -48,6 +49,7 @@ log = logging.getLogger("changeanywhere.app")
 MAX_FILE_SIZE = "20mb"
 GPU_QUEUE = "gpu"
 IMAGE_HEIGHT = 300
+MAP_VIEW = ["grow-image", "pixel-map"]  # CSS classes of the images that show maps (no smoothing)
 CACHE_MAX_AGE_S = 3600  # served files (Gradio's cache, the app's outputs and zips) are deleted after this
 # small maps are shown enlarged; maps and masks with hard pixel edges (no smoothing)
 CSS = """
@@ -154,7 +156,7 @@ class Handlers:
         return (
             p.before_image,
             p.after_image,
-            mask_image(p.change_mask),
+            change_label_image(p.before_map, p.after_map, p.change_mask),
             demo.prediction_overlay(s),
             demo.metrics_markdown(s, gen.settings["cd_method"]),
             self.view.indices_to_colors(p.before_map),
@@ -202,20 +204,14 @@ def build_demo(models: demo.Models, *, example_size: int = 256, max_side: int = 
                cache_max_age: int = CACHE_MAX_AGE_S) -> gr.Blocks:
     """The Blocks app around `models` (`example_size`: side of the procedural example maps; files served are
     deleted `cache_max_age` seconds after they were made). UI layout and event wiring only: the handlers are
-    `Handlers`' methods."""
+    `Handlers`' methods; each panel has its builder."""
     cs = models.class_set
     view = demo.display_class_set(cs)
-    colours = [rgb_to_hex(c.color) for c in view.classes]
     zip_dir = tempfile.mkdtemp(prefix="changeanywhere-app-")
     atexit.register(shutil.rmtree, zip_dir, ignore_errors=True)
     h = Handlers(models, example_size, max_side, zip_dir, zip_max_age=cache_max_age)
     files = demo.OutputFiles(zip_dir, max_age_s=min(cache_max_age, demo.OUTPUT_FILE_MAX_AGE_S),
                              served=gr.utils.get_upload_folder(), served_max_age_s=cache_max_age)
-
-    # ------------------------------------------------------------------------------------------ layout
-    output = dict(format="png", interactive=False, height=IMAGE_HEIGHT)
-    image_view = dict(elem_classes=["grow-image"], **output)
-    map_view = ["grow-image", "pixel-map"]
     with gr.Blocks(title="ChangeAnywhere", delete_cache=(max(cache_max_age // 2, 10), cache_max_age)) as blocks:
         gr.Markdown(
             "# ChangeAnywhere\nSynthetic change-detection pairs from one land-cover map: pick or upload a map, "
@@ -223,135 +219,172 @@ def build_demo(models: demo.Models, *, example_size: int = 256, max_side: int = 
             "change-detection model trained only on synthetic pairs does on them, zero-shot."
         )
         gr.Markdown(demo.status_markdown(models), elem_id="status")
-        session = gr.State()
-        result = gr.State()
-
+        states = SimpleNamespace(session=gr.State(), result=gr.State())
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=280):
-                gr.Markdown("### 1. Before map")
-                with gr.Tab("Example"):
-                    names = demo.example_names(cs)
-                    example = gr.Dropdown(names, value=names[0], label="Example map",
-                                          info="real: a Dubai aerial image with its map; Town: drawn by code",
-                                          elem_id="example")
-                with gr.Tab("Upload"):
-                    map_file = gr.File(label="Land-cover map (colour or index PNG, or GeoTIFF)",
-                                       file_types=["image", ".tif", ".tiff"],
-                                       elem_id="map-file")
-                    class_choice = gr.Dropdown([demo.AUTO, *BUILTIN_CLASS_SETS], value=demo.AUTO,
-                                               label="Class set", info=f"the generator draws {cs.name}")
-                    snap = gr.Checkbox(False, label="Snap unknown colours to the nearest class")
-                    image_file = gr.File(label="Real before image (optional, same size; GeoTIFF: bands 1-3)",
-                                         file_types=["image", ".tif", ".tiff"])
-                    load_button = gr.Button("Use this map", elem_id="load-map")
-                load_notice = gr.Markdown(label="Loaded map", elem_id="load-notice")
-                source_image = gr.Image(label="Real before image", format="png",
-                                        interactive=False, height=200, elem_id="source-image",
-                                        elem_classes=["grow-image"])
+                before = _map_panel(cs)
             with gr.Column(scale=2, min_width=360):
-                gr.Markdown("### 2. Paint the change")
-                gr.HTML(demo.legend_html(view), padding=False)
-                editor = gr.ImageEditor(
-                    type="numpy",
-                    image_mode="RGBA",
-                    format="png",
-                    sources=(),
-                    transforms=(),
-                    layers=False,
-                    brush=gr.Brush(colors=colours, default_color=colours[demo.default_brush(cs)], color_mode="fixed",
-                                   default_size=max(2, example_size // 24)),
-                    eraser=gr.Eraser(default_size=max(2, example_size // 24)),
-                    label="Before map: paint with a class colour (brush), erase or undo strokes",
-                    height=460,
-                    elem_id="editor",
-                )
-                with gr.Accordion("Random change events", open=True):
-                    with gr.Row():
-                        n_events = gr.Slider(0, 10, 0, step=1, label="Events")
-                        ev_seed = gr.Number(0, precision=0, label="Events seed")
-                    types = gr.CheckboxGroup(list(EVENT_TYPES), value=list(EVENT_TYPES), label="Event types")
+                paint = _paint_panel(cs, view, example_size)
             with gr.Column(scale=1, min_width=280):
-                gr.Markdown("### After map")
-                after_preview = gr.Image(label="After map (live)", format="png", interactive=False,
-                                         height=IMAGE_HEIGHT, elem_id="after-preview", elem_classes=map_view)
-                change_md = gr.Markdown(label="Change summary", elem_id="change-summary")
-
-        gr.Markdown("### 3. Generate")
-        with gr.Row():
-            seed = gr.Number(0, precision=0, label="Seed", minimum=0)
-            randomize = gr.Checkbox(True, label="Randomize seed")
-            variants = gr.Slider(1, demo.MAX_VARIANTS, 1, step=1, label="Variants (after images)")
-        with gr.Row():
-            steps = gr.Slider(1, 200, models.default_steps, step=1, label="Denoising steps")
-            content_scale = gr.Slider(0, 1, demo.DEFAULT_CONTENT_SCALE, step=0.01, label="Content scale s",
-                                      info="share of steps anchored to the before image")
-            drift = gr.Slider(0, 2, demo.DEFAULT_DRIFT, step=0.1, label="Drift",
-                              info="seeded light/colour change of the whole after image (0: off)")
-            guidance = gr.Slider(1, 5, models.default_guidance, step=0.1, label="Guidance scale")
-            nonchange = gr.Slider(0, 2, demo.DEFAULT_NONCHANGE, step=0.1, label="Realistic non-change",
-                                  elem_id="nonchange",
-                                  info="unchanged areas differ as real dates do: objects re-rendered, light, "
-                                  "haze, misregistration, noise (0: B copies A there; never in the label)")
-        generate_button = gr.Button("Generate", variant="primary", elem_id="generate",
-                                    interactive=models.pipe is not None)
-        generate_notice = gr.Markdown(elem_id="generate-notice")
-
-        gr.Markdown("### 4. Result")
-        variant = gr.Radio(["1"], value="1", label="Variant", visible=False)
-        with gr.Row():
-            before_img = gr.Image(label="Before image (A)", elem_id="out-before", **image_view)
-            after_img = gr.Image(label="After image (B)", elem_id="out-after", **image_view)
-            truth_img = gr.Image(label="Ground-truth change", elem_id="out-label", elem_classes=map_view,
-                                 **output)
-            pred_img = gr.Image(label="Zero-shot prediction (TP/FP/FN)", elem_id="out-pred", elem_classes=map_view,
-                                **output)
-        metrics_md = gr.Markdown(label="Metrics", elem_id="metrics")
-        with gr.Row():
-            before_map_img = gr.Image(label="Before map", elem_classes=map_view, **output)
-            after_map_img = gr.Image(label="After map", elem_classes=map_view, **output)
-            slider = gr.ImageSlider(label="Before / after", format="png", type="numpy", max_height=IMAGE_HEIGHT)
-        download = gr.DownloadButton("Download sample (.zip)", elem_id="download")
-
-        # --------------------------------------------------------------------------------------- events
-        loaded = [session, editor, source_image, load_notice, after_preview, change_md]
-        event_inputs = [session, editor, n_events, types, ev_seed]
-        detail_outputs = [before_img, after_img, truth_img, pred_img, metrics_md, before_map_img, after_map_img,
-                          slider]
-        previewed = [after_preview, change_md]
-        generated = [result, seed, variant, *detail_outputs, download, generate_notice]
-        load_example = keep_page(as_files(h.load_example, files), loaded, load_notice, still_loaded)
-        load_upload = keep_page(as_files(h.load_upload, files), loaded, load_notice, still_loaded)
-        preview = keep_page(as_files(h.preview, files), previewed, change_md)
-        generate = on_gpu(keep_page(as_files(h.generate, files), generated, generate_notice))
-        show_variant = keep_page(as_files(h.show_variant, files), [*detail_outputs, generate_notice],
-                                 generate_notice)
-        # a load shows its progress on the notice only: an overlay on the image editor makes it redraw its
-        # canvas, which can leave it blank for seconds on a slow machine (the editor keeps its map on an error)
-        on_notice = dict(show_progress_on=[load_notice])
-        blocks.load(load_example, [session, example], loaded, api_name="startup", **on_notice)
-        example.input(load_example, [session, example], loaded, api_name="load_example", **on_notice)
-        load_button.click(load_upload, [session, map_file, class_choice, snap, image_file], loaded,
-                          api_name="load_map", **on_notice)
-        gr.on(
-            [editor.change, n_events.release, types.input, ev_seed.submit],
-            preview,
-            event_inputs,
-            previewed,
-            api_name="preview",
-            show_progress="hidden",
-            trigger_mode="always_last",
-        )
-        generate_button.click(
-            generate,
-            [*event_inputs, seed, randomize, steps, content_scale, drift, variants, guidance, nonchange],
-            generated,
-            api_name="generate",
-            concurrency_limit=1,
-            concurrency_id=GPU_QUEUE,
-        )
-        variant.input(show_variant, [result, variant], [*detail_outputs, generate_notice], api_name="show_variant")
+                after = _after_map_panel()
+        panels = (states, before, paint, after, _generate_panel(models), _result_panel())
+        ui = SimpleNamespace(**{name: c for panel in panels for name, c in vars(panel).items()})
+        _wire_events(blocks, ui, h, files)
     blocks.swatch_css = demo.swatch_names_css(view)  # the class names under the brush colours (see `launch`)
     return blocks
+
+
+def _map_panel(cs: ClassSet) -> SimpleNamespace:
+    """1. The before map: an example, or an uploaded map (and optionally its real image)."""
+    gr.Markdown("### 1. Before map")
+    with gr.Tab("Example"):
+        names = demo.example_names(cs)
+        example = gr.Dropdown(names, value=names[0], label="Example map",
+                              info="real: a Dubai aerial image with its map; Town: drawn by code",
+                              elem_id="example")
+    with gr.Tab("Upload"):
+        map_file = gr.File(label="Land-cover map (colour or index PNG, or GeoTIFF)",
+                           file_types=["image", ".tif", ".tiff"],
+                           elem_id="map-file")
+        class_choice = gr.Dropdown([demo.AUTO, *BUILTIN_CLASS_SETS], value=demo.AUTO,
+                                   label="Class set", info=f"the generator draws {cs.name}")
+        snap = gr.Checkbox(False, label="Snap unknown colours to the nearest class")
+        image_file = gr.File(label="Real before image (optional, same size; GeoTIFF: bands 1-3)",
+                             file_types=["image", ".tif", ".tiff"])
+        load_button = gr.Button("Use this map", elem_id="load-map")
+    load_notice = gr.Markdown(label="Loaded map", elem_id="load-notice")
+    source_image = gr.Image(label="Real before image", format="png",
+                            interactive=False, height=200, elem_id="source-image",
+                            elem_classes=["grow-image"])
+    return SimpleNamespace(example=example, map_file=map_file, class_choice=class_choice, snap=snap,
+                           image_file=image_file, load_button=load_button, load_notice=load_notice,
+                           source_image=source_image)
+
+
+def _paint_panel(cs: ClassSet, view: ClassSet, example_size: int) -> SimpleNamespace:
+    """2. The editor (one brush colour per class) and the random change events."""
+    colours = [rgb_to_hex(c.color) for c in view.classes]
+    gr.Markdown("### 2. Paint the change")
+    gr.HTML(demo.legend_html(view), padding=False)
+    editor = gr.ImageEditor(
+        type="numpy",
+        image_mode="RGBA",
+        format="png",
+        sources=(),
+        transforms=(),
+        layers=False,
+        brush=gr.Brush(colors=colours, default_color=colours[demo.default_brush(cs)], color_mode="fixed",
+                       default_size=max(2, example_size // 24)),
+        eraser=gr.Eraser(default_size=max(2, example_size // 24)),
+        label="Before map: paint with a class colour (brush), erase or undo strokes",
+        height=460,
+        elem_id="editor",
+    )
+    with gr.Accordion("Random change events", open=True):
+        with gr.Row():
+            n_events = gr.Slider(0, 10, 0, step=1, label="Events")
+            ev_seed = gr.Number(0, precision=0, label="Events seed")
+        types = gr.CheckboxGroup(list(EVENT_TYPES), value=list(EVENT_TYPES), label="Event types")
+    return SimpleNamespace(editor=editor, n_events=n_events, ev_seed=ev_seed, types=types)
+
+
+def _after_map_panel() -> SimpleNamespace:
+    """The after map, previewed live, and the change summary."""
+    gr.Markdown("### After map")
+    after_preview = gr.Image(label="After map (live)", format="png", interactive=False,
+                             height=IMAGE_HEIGHT, elem_id="after-preview", elem_classes=MAP_VIEW)
+    change_md = gr.Markdown(label="Change summary", elem_id="change-summary")
+    return SimpleNamespace(after_preview=after_preview, change_md=change_md)
+
+
+def _generate_panel(models: demo.Models) -> SimpleNamespace:
+    """3. The sampler's settings and the Generate button."""
+    gr.Markdown("### 3. Generate")
+    with gr.Row():
+        seed = gr.Number(0, precision=0, label="Seed", minimum=0)
+        randomize = gr.Checkbox(True, label="Randomize seed")
+        variants = gr.Slider(1, demo.MAX_VARIANTS, 1, step=1, label="Variants (after images)")
+    with gr.Row():
+        steps = gr.Slider(1, 200, models.default_steps, step=1, label="Denoising steps")
+        content_scale = gr.Slider(0, 1, demo.DEFAULT_CONTENT_SCALE, step=0.01, label="Content scale s",
+                                  info="share of steps anchored to the before image")
+        drift = gr.Slider(0, 2, demo.DEFAULT_DRIFT, step=0.1, label="Drift",
+                          info="seeded light/colour change of the whole after image (0: off)")
+        guidance = gr.Slider(1, 5, models.default_guidance, step=0.1, label="Guidance scale")
+        nonchange = gr.Slider(0, 2, demo.DEFAULT_NONCHANGE, step=0.1, label="Realistic non-change",
+                              elem_id="nonchange",
+                              info="unchanged areas differ as real dates do: objects re-rendered, light, "
+                              "haze, misregistration, noise (0: B copies A there; never in the label)")
+    generate_button = gr.Button("Generate", variant="primary", elem_id="generate",
+                                interactive=models.pipe is not None)
+    generate_notice = gr.Markdown(elem_id="generate-notice")
+    return SimpleNamespace(seed=seed, randomize=randomize, variants=variants, steps=steps,
+                           content_scale=content_scale, drift=drift, guidance=guidance, nonchange=nonchange,
+                           generate_button=generate_button, generate_notice=generate_notice)
+
+
+def _result_panel() -> SimpleNamespace:
+    """4. The pair, the label, the zero-shot prediction, both maps, a slider and the zip."""
+    output = dict(format="png", interactive=False, height=IMAGE_HEIGHT)
+    image_view = dict(elem_classes=["grow-image"], **output)
+    gr.Markdown("### 4. Result")
+    variant = gr.Radio(["1"], value="1", label="Variant", visible=False)
+    with gr.Row():
+        before_img = gr.Image(label="Before image (A)", elem_id="out-before", **image_view)
+        after_img = gr.Image(label="After image (B)", elem_id="out-after", **image_view)
+        truth_img = gr.Image(label="Ground-truth change", elem_id="out-label", elem_classes=MAP_VIEW,
+                             **output)
+        pred_img = gr.Image(label="Zero-shot prediction (TP/FP/FN)", elem_id="out-pred", elem_classes=MAP_VIEW,
+                            **output)
+    metrics_md = gr.Markdown(label="Metrics", elem_id="metrics")
+    with gr.Row():
+        before_map_img = gr.Image(label="Before map", elem_classes=MAP_VIEW, **output)
+        after_map_img = gr.Image(label="After map", elem_classes=MAP_VIEW, **output)
+        slider = gr.ImageSlider(label="Before / after", format="png", type="numpy", max_height=IMAGE_HEIGHT)
+    download = gr.DownloadButton("Download sample (.zip)", elem_id="download")
+    return SimpleNamespace(variant=variant, download=download, details=[
+        before_img, after_img, truth_img, pred_img, metrics_md, before_map_img, after_map_img, slider])
+
+
+def _wire_events(blocks: gr.Blocks, ui: SimpleNamespace, h: Handlers, files: demo.OutputFiles) -> None:
+    """Every event of the page, each with its `api_name`."""
+    loaded = [ui.session, ui.editor, ui.source_image, ui.load_notice, ui.after_preview, ui.change_md]
+    event_inputs = [ui.session, ui.editor, ui.n_events, ui.types, ui.ev_seed]
+    previewed = [ui.after_preview, ui.change_md]
+    generated = [ui.result, ui.seed, ui.variant, *ui.details, ui.download, ui.generate_notice]
+    load_example = keep_page(as_files(h.load_example, files), loaded, ui.load_notice, still_loaded)
+    load_upload = keep_page(as_files(h.load_upload, files), loaded, ui.load_notice, still_loaded)
+    preview = keep_page(as_files(h.preview, files), previewed, ui.change_md)
+    generate = on_gpu(keep_page(as_files(h.generate, files), generated, ui.generate_notice))
+    show_variant = keep_page(as_files(h.show_variant, files), [*ui.details, ui.generate_notice],
+                             ui.generate_notice)
+    # a load shows its progress on the notice only: an overlay on the image editor makes it redraw its
+    # canvas, which can leave it blank for seconds on a slow machine (the editor keeps its map on an error)
+    on_notice = dict(show_progress_on=[ui.load_notice])
+    blocks.load(load_example, [ui.session, ui.example], loaded, api_name="startup", **on_notice)
+    ui.example.input(load_example, [ui.session, ui.example], loaded, api_name="load_example", **on_notice)
+    ui.load_button.click(load_upload, [ui.session, ui.map_file, ui.class_choice, ui.snap, ui.image_file], loaded,
+                         api_name="load_map", **on_notice)
+    gr.on(
+        [ui.editor.change, ui.n_events.release, ui.types.input, ui.ev_seed.submit],
+        preview,
+        event_inputs,
+        previewed,
+        api_name="preview",
+        show_progress="hidden",
+        trigger_mode="always_last",
+    )
+    ui.generate_button.click(
+        generate,
+        [*event_inputs, ui.seed, ui.randomize, ui.steps, ui.content_scale, ui.drift, ui.variants, ui.guidance,
+         ui.nonchange],
+        generated,
+        api_name="generate",
+        concurrency_limit=1,
+        concurrency_id=GPU_QUEUE,
+    )
+    ui.variant.input(show_variant, [ui.result, ui.variant], [*ui.details, ui.generate_notice],
+                     api_name="show_variant")
 
 
 def launch(blocks: gr.Blocks, *, host: str | None = None, port: int | None = None, share: bool = False,

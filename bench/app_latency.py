@@ -40,9 +40,10 @@ import torch
 from changeanywhere import demo
 from changeanywhere.cd import build_cd_model
 from changeanywhere.examples import make_example_map, real_examples
-from changeanywhere.generator.onnx_backend import resolve_backend
 from changeanywhere.generator.presets import build_pipeline
 from changeanywhere.generator.schedulers import SCHEDULERS, use_scheduler
+from changeanywhere.maps import read_map
+from changeanywhere.runtime import resolve_backend
 
 TARGET_S = {"synthesized": 10.0, "real": 15.0}
 
@@ -62,12 +63,12 @@ def real_before(class_set, width: int, height: int, image: Path | None, label: P
     """(map, real image, description): `image`/`label` fitted as the app fits uploads, else the real example
     crops of `class_set` tiled as needed and cropped to width × height."""
     if image is not None and label is not None:
-        m, img, _ = demo.fit_to_model(class_set.read_map(label), demo.read_before_image(image), multiple)
+        m, img, _ = demo.fit_to_model(read_map(label, class_set), demo.read_before_image(image), multiple)
         return m, img, f"{image.name} fitted to {m.shape[1]}×{m.shape[0]}"
     examples = [e for e in real_examples() if e.class_set == class_set.name]
     if not examples:
         raise SystemExit(f"no real examples of {class_set.name} in assets/examples: pass --image and --map")
-    maps = [class_set.read_map(e.map) for e in examples]
+    maps = [read_map(e.map, class_set) for e in examples]
     images = [demo.read_before_image(e.image) for e in examples]
     side = maps[0].shape[0]
     rows, cols = -(-height // side), -(-width // side)

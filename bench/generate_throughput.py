@@ -32,10 +32,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from changeanywhere.maps import write_map
+
 ROOT = Path(__file__).resolve().parents[1]
 DUBAI = ROOT.parent / "shared" / "data" / "dubai-landcover"
 sys.path.insert(0, str(ROOT))
-NOISE_SOURCES = ("auto", "step", "predrawn", "device")  # changeanywhere.generator.noise (not imported yet: offline)
+NOISE_SOURCES = ("auto", "step", "predrawn", "device")  # changeanywhere.runtime (not imported yet: offline)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -75,7 +77,7 @@ def synthetic_sources(folder: Path, class_set, n: int = 4, side: int = 512) -> t
         m = rng.integers(0, class_set.num_classes, (side // 16, side // 16)).repeat(16, 0).repeat(16, 1)
         img = class_set.palette[m].astype(np.int16) + rng.integers(-20, 21, (side, side, 3))
         Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(folder / "images" / f"s{i}.png")
-        class_set.write_map(m.astype(np.uint8), folder / "labels" / f"s{i}.png")
+        write_map(folder / "labels" / f"s{i}.png", m.astype(np.uint8), class_set)
     return folder / "images", folder / "labels"
 
 
@@ -121,9 +123,9 @@ def bench_dtype(args: argparse.Namespace, dtype: str, noise: str, work: Path, ol
     from changeanywhere.classes import ClassSet
     from changeanywhere.dataset import GenerateConfig, SourceCache, find_sources, make_plan, run_batches
     from changeanywhere.dataset.layout import make_folders
-    from changeanywhere.generator.noise import resolve_noise_source
-    from changeanywhere.hub import load_pipeline, resolve_device
+    from changeanywhere.hub import load_pipeline
     from changeanywhere.pairs import PairSettings
+    from changeanywhere.runtime import resolve_device, resolve_noise_source
 
     device = resolve_device(args.device)
     pipe = load_pipeline(args.old_model if old else args.model, device=device, dtype=dtype)

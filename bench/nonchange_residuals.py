@@ -45,7 +45,7 @@ def real_sets() -> None:
 
 def naive_floor() -> None:
     from changeanywhere import ClassSet, simulate_changes
-    from changeanywhere.cd.naive import naive_after_image
+    from changeanywhere.derived.naive import naive_after_image
     from changeanywhere.fidelity import _residual_report, select_tiles
 
     cs = ClassSet.builtin("dubai-landcover")

@@ -38,8 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     if data_missing(args.data):
         return 2
 
-    from changeanywhere.commands.eval_generator import DEFAULT_SEGMENTER
     from changeanywhere.fidelity import evaluate_generator, select_tiles
+    from changeanywhere.runtime import DEFAULT_SEGMENTER
     from changeanywhere.segmenter import load_segmenter
 
     pipe = load_cpu_pipeline(args.model)

@@ -14,7 +14,7 @@ import numpy as np
 
 from .classes import ClassSet
 from .errors import ParameterError
-from .labels import IGNORE_INDEX, change_mask
+from .labels import change_mask, change_target
 
 
 def change_class_ids(names: Sequence[str], class_set: ClassSet, parameter: str = "change_classes") -> tuple[int, ...]:
@@ -39,6 +39,4 @@ def counted_target(before: np.ndarray, after: np.ndarray, class_ids: Sequence[in
     changed = change_mask(before, after)
     if class_ids is not None:
         changed = counted_change(before, after, changed, class_ids)
-    target = changed.astype(np.uint8)
-    target[(before == IGNORE_INDEX) | (after == IGNORE_INDEX)] = IGNORE_INDEX
-    return target
+    return change_target(before, after, changed)

@@ -1,4 +1,5 @@
-"""Land-cover class sets: class names, colours, ignore labels, and how to read and write land-cover maps.
+"""Land-cover class sets: class names, colours, ignore labels, and the pure conversions between colours, raw
+values and class indices (reading, writing and checking map files: `maps.py`).
 
 Inside the project a land-cover map is an HxW uint8 *index map*: 0..K-1 are classes, 255 (`IGNORE_INDEX` of
 `labels.py`) is "ignore" (unlabeled / no data). On disk, maps are colour PNGs (one exact colour per class), or
@@ -19,11 +20,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from PIL import Image
 
-from . import geo
+from .class_sets import BUILTIN_SPECS
 from .errors import ChangeAnywhereError, IndexOffsetWarning, UnknownColorsError
-from .io import atomic_write_png, atomic_write_text
+from .io import atomic_write_text
 from .labels import IGNORE_INDEX
 
 RGB = tuple[int, int, int]
@@ -392,64 +392,21 @@ class ClassSet:
         lut[: self.num_classes] = np.arange(self.num_classes) + self.index_offset
         return lut[idx.astype(np.uint8, copy=False)]
 
+    def palette_to_indices(self, raw: np.ndarray, palette: np.ndarray, *, source: str | None = None) -> np.ndarray:
+        """A palette image's values and its Kx3 palette -> index map: by colour when the used entries are all class or
+        ignore colours, else the values are raw indices."""
+        used = np.unique(raw)
+        if used.max() < len(palette):
+            known, _ = self._color_lookup
+            if np.isin(pack_rgb(palette[used]), known).all():
+                return self.colors_to_indices(palette[raw])
+        return self.raw_to_indices(raw, source=source)
+
     def raw_colormap(self) -> dict[int, tuple[int, int, int, int]]:
         """Index value -> RGBA class colour (ignore: its first ignore colour, else black), for a colour table."""
         table = {i + self.index_offset: (*c.color, 255) for i, c in enumerate(self.classes)}
         table[self.raw_ignore] = (*(self.ignore_colors[0] if self.ignore_colors else (0, 0, 0)), 255)
         return table
-
-    # ---- files --------------------------------------------------------------------------------------------
-
-    def read_map(self, src: str | os.PathLike | Image.Image | np.ndarray, snap: bool = False) -> np.ndarray:
-        """Read a land-cover map into an HxW uint8 index map.
-
-        Accepts a path, a PIL image or an array. Colour images (RGB, RGBA: alpha dropped) are matched to class
-        colours; single-channel images ('L', 'I;16', 'I', or a 2-D array) hold raw index values; palette
-        ('P') images are read by colour when their palette uses only class or ignore colours, else by index.
-        TIFFs (GeoTIFFs too) are read with rasterio when installed (see `geo.read_map`: nodata -> ignore).
-        """
-        if isinstance(src, np.ndarray):
-            return self.raw_to_indices(src) if src.ndim == 2 else self.colors_to_indices(src, snap=snap)
-        if geo.reads_with_rasterio(src):
-            return geo.read_map(src, self, snap=snap)
-        where = "image"
-        if not isinstance(src, Image.Image):
-            where = str(src)
-            try:
-                with Image.open(src) as im:
-                    geo.check_pillow_tiff(im, where)
-                    im.load()
-                    return self._read_image(im, snap, where)
-            except FileNotFoundError:
-                raise ChangeAnywhereError(f"land-cover map {where} not found") from None
-            except ChangeAnywhereError as err:
-                raise type(err)(f"{where}: {err}") from None
-            except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-                raise ChangeAnywhereError(f"cannot read land-cover map {where}: {err}") from None
-        return self._read_image(src, snap)
-
-    def _read_image(self, im: Image.Image, snap: bool, where: str | None = None) -> np.ndarray:
-        if im.mode in ("RGB", "RGBA", "RGBX"):
-            return self.colors_to_indices(np.asarray(im)[..., :3], snap=snap)
-        if im.mode == "P":
-            raw = np.asarray(im)
-            palette = np.asarray(im.getpalette("RGB") or [], dtype=np.uint8).reshape(-1, 3)
-            used = np.unique(raw)
-            if used.max() < len(palette):
-                known, _ = self._color_lookup
-                if np.isin(pack_rgb(palette[used]), known).all():
-                    return self.colors_to_indices(palette[raw])
-            return self.raw_to_indices(raw, source=where)
-        if im.mode in ("L", "1", "I", "I;16", "I;16L", "I;16B", "LA"):
-            return self.raw_to_indices(np.asarray(im.getchannel(0) if im.mode == "LA" else im), source=where)
-        raise ChangeAnywhereError(
-            f"unsupported image mode {im.mode!r} for a land-cover map (use RGB or L PNGs)"
-        )
-
-    def write_map(self, idx: np.ndarray, path: str | os.PathLike) -> Path:
-        """Write an index map as a colour PNG, atomically."""
-        return atomic_write_png(path, self.indices_to_colors(idx))
-
 
 def _rgb(color: Any) -> RGB:
     if isinstance(color, str):
@@ -484,101 +441,4 @@ def _make(
     )
 
 
-BUILTIN_CLASS_SETS: dict[str, ClassSet] = {
-    # OpenEarthMap, order and palette of the original ChangeAnywhere generator; index maps: 0 unknown, 1..8.
-    "openearthmap": _make(
-        "openearthmap",
-        {
-            "bareland": "#800000",
-            "rangeland": "#00FF24",
-            "developed space": "#949494",
-            "road": "#FFFFFF",
-            "tree": "#226126",
-            "water": "#0045FF",
-            "agriculture land": "#4BB549",
-            "building": "#DE1F07",
-        },
-        ignore_colors=((0, 0, 0),),
-        ignore_name="unknown",
-        ignore_indices=(0,),
-        index_offset=1,
-        transitions={
-            "bareland": ("rangeland", "developed space", "road", "building", "agriculture land"),
-            "rangeland": ("bareland", "developed space", "road", "tree", "agriculture land", "building"),
-            "developed space": ("bareland", "road", "building"),
-            "road": ("bareland", "developed space"),
-            "tree": ("bareland", "rangeland", "developed space", "agriculture land", "building"),
-            "water": ("bareland", "rangeland"),
-            "agriculture land": ("bareland", "rangeland", "developed space", "road", "building"),
-            "building": ("bareland", "rangeland", "developed space"),
-        },
-    ),
-    # Dubai aerial land cover (../shared/data/dubai-landcover/classes.json), RGB colour masks.
-    "dubai-landcover": _make(
-        "dubai-landcover",
-        {
-            "land": "#8429F6",
-            "water": "#E2A929",
-            "building": "#3C1098",
-            "vegetation": "#FEDD3A",
-            "road": "#6EC1E4",
-        },
-        ignore_colors=((0x9B, 0x9B, 0x9B), (0, 0, 0)),
-        ignore_name="unlabeled",
-        transitions={
-            "land": ("building", "road", "vegetation", "water"),
-            "vegetation": ("land", "building"),
-            "building": ("land",),
-            "water": ("land",),
-            "road": ("land",),
-        },
-    ),
-    # LoveDA: index masks 0 no-data, 1..7 classes.
-    "loveda": _make(
-        "loveda",
-        {
-            "background": "#FFFFFF",
-            "building": "#FF0000",
-            "road": "#FFFF00",
-            "water": "#0000FF",
-            "barren": "#9F8157",
-            "forest": "#00FF00",
-            "agricultural": "#FFC380",
-        },
-        ignore_colors=((0, 0, 0),),
-        ignore_name="no-data",
-        ignore_indices=(0,),
-        index_offset=1,
-        transitions={
-            "background": ("building", "road", "barren"),
-            "building": ("background", "barren"),
-            "road": ("background", "barren"),
-            "water": ("background", "barren"),
-            "barren": ("background", "building", "road", "forest", "agricultural"),
-            "forest": ("background", "building", "barren", "agricultural"),
-            "agricultural": ("background", "building", "road", "barren"),
-        },
-    ),
-    # ISPRS Potsdam: index masks 0 ignore (clutter), 1..5 classes; ISPRS colours.
-    "potsdam": _make(
-        "potsdam",
-        {
-            "impervious": "#FFFFFF",
-            "building": "#0000FF",
-            "low vegetation": "#00FFFF",
-            "tree": "#00FF00",
-            "car": "#FFFF00",
-        },
-        ignore_colors=((255, 0, 0),),
-        ignore_name="clutter",
-        ignore_indices=(0,),
-        index_offset=1,
-        transitions={
-            "impervious": ("building", "low vegetation", "car"),
-            "building": ("impervious", "low vegetation"),
-            "low vegetation": ("impervious", "building", "tree"),
-            "tree": ("impervious", "building", "low vegetation"),
-            "car": ("impervious",),
-        },
-    ),
-}
+BUILTIN_CLASS_SETS: dict[str, ClassSet] = {name: _make(name, **spec) for name, spec in BUILTIN_SPECS.items()}

@@ -21,6 +21,7 @@ from .classes import ClassSet
 from .errors import ChangeAnywhereError, MapSizeError
 from .image_utils import load_rgb, uint8_to_tensor
 from .labels import IGNORE_INDEX
+from .maps import read_map
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 LABEL_SUFFIXES = (".png", ".tif", ".tiff", ".bmp", ".gif")
@@ -140,7 +141,7 @@ def load_pairs(pairs: Sequence[Pair], class_set: ClassSet, snap: bool = False) -
     out = []
     for image_path, label_path in pairs:
         image = load_rgb(image_path)
-        label = class_set.read_map(label_path, snap=snap)
+        label = read_map(label_path, class_set, snap=snap)
         if image.shape[:2] != label.shape:
             raise MapSizeError(
                 f"{label_path} is {label.shape[1]}×{label.shape[0]} px but its image {image_path} is "

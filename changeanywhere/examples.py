@@ -11,8 +11,7 @@ import cv2
 import numpy as np
 
 from .classes import ClassSet
-
-EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "assets" / "examples"
+from .runtime import EXAMPLES_DIR
 
 
 @dataclass(frozen=True)
@@ -27,7 +26,7 @@ class RealExample:
 
 
 def real_examples(folder: str | Path = EXAMPLES_DIR) -> list[RealExample]:
-    """The real examples listed in `folder`/examples.json ([] when the folder is absent, e.g. in a wheel)."""
+    """The real examples listed in `folder`/examples.json ([] when the folder is absent)."""
     index = Path(folder) / "examples.json"
     if not index.is_file():
         return []

@@ -86,11 +86,12 @@ def evaluate_generator(
     out = _render(pipe, eval_tiles, class_set, num_inference_steps, guidance_scale, batch_size, seed, include_change,
                   settings)
     report = _synthesis_report(segmenter, eval_tiles, class_set, out["generated"], out["recon"])
+    steps, guidance, _ = pipe.check_inputs(num_inference_steps, guidance_scale, 1.0)  # the resolved record
     report.update({
         "num_tiles": len(eval_tiles.maps),
         "tile_size": int(eval_tiles.maps.shape[1]),
-        "num_inference_steps": pipe.check_inputs(num_inference_steps, guidance_scale, 1.0)[0],
-        "guidance_scale": guidance_scale if guidance_scale is not None else pipe.config.default_guidance_scale,
+        "num_inference_steps": steps,
+        "guidance_scale": guidance,
         "guidance_interval": list(pipe.resolve_guidance_interval(None)),
         "seed": seed,
         "change_sampler": pipe.resolve_sampler(settings.sampler),
@@ -294,7 +295,7 @@ def changed_kid_report(real: np.ndarray, after: np.ndarray, maps: np.ndarray, af
     own images; `changed_kid_naive`: the same for naive copy-paste content (real texture of the target class
     pasted into the change: the floor); `changed_kid_real`: another draw of real crops (the noise level). Each
     is the mean over `draws` draws of the real crops. None when the `imagenet` extra is missing."""
-    from .cd.naive import naive_after_image
+    from .derived.naive import naive_after_image
     from .errors import MissingExtraError
     from .features import load_imagenet_lite0
 

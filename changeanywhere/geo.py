@@ -1,12 +1,11 @@
 """GeoTIFF in and out, through rasterio (the optional `geo` extra: pip install 'changeanywhere[geo]').
 
-A `Grid` is a raster's pixel grid: size, affine transform and CRS. TIFF maps and images are read with rasterio,
-whole or by windows (a large scene is never loaded whole): images as HxWx3 uint8 from a band choice (default
-bands 1, 2, 3; one band is repeated as grey), maps as index maps (one band: class indices in the class set's own
-convention; three or more: class colours in bands 1-3); nodata and masked pixels become the ignore index. Without
-rasterio, plain TIFFs are read with Pillow and georeferenced ones raise `MissingExtraError`. Outputs keep the
-georeference: a GeoTIFF with the tile's own transform, or a PNG with a world file (.pgw) and its CRS in
-`.png.aux.xml` (what GDAL and QGIS read).
+Grids, windows and raster bytes. A `Grid` is a raster's pixel grid: size, affine transform and CRS. TIFF images are
+read with rasterio, whole or by windows (a large scene is never loaded whole), as HxWx3 uint8 from a band choice
+(default bands 1, 2, 3; one band is repeated as grey); nodata and masked pixels are reported. Without rasterio,
+plain TIFFs are read with Pillow and georeferenced ones raise `MissingExtraError`. Outputs keep the georeference:
+a GeoTIFF with the tile's own transform, or a PNG with a world file (.pgw) and its CRS in `.png.aux.xml` (what
+GDAL and QGIS read). Land-cover maps (class colours or index values, nodata -> ignore) are `maps.py`'s.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from xml.sax.saxutils import escape
 
 import numpy as np
@@ -24,10 +23,6 @@ from PIL import Image
 
 from .errors import ChangeAnywhereError, GridMismatchError, MissingExtraError, ParameterError
 from .io import atomic_write_bytes, atomic_write_png, atomic_write_text
-from .labels import IGNORE_INDEX
-
-if TYPE_CHECKING:
-    from .classes import ClassSet
 
 GEO_EXTRA = "pip install 'changeanywhere[geo]'"
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -232,7 +227,7 @@ def _image_source(path: str | Path, onto: Grid | None, resampling: str | None) -
             yield vrt
 
 
-def _window(src: Any, window: Window | None) -> Any:
+def rasterio_window(src: Any, window: Window | None) -> Any:
     """A rasterio window clipped to the raster (None: the whole raster)."""
     if window is None:
         return None
@@ -275,81 +270,12 @@ def read_image(path: str | Path, bands: Sequence[int] | None = None, window: Win
     name = Path(path).name
     with _image_source(path, onto, resampling) as src:
         indexes = band_indexes(src.count, bands, name)
-        win = _window(src, window)
+        win = rasterio_window(src, window)
         data = to_uint8(src.read(indexes, window=win), name)
         valid = src.dataset_mask(window=win) > 0
     rgb = np.ascontiguousarray(data.transpose(1, 2, 0))
     rgb[~valid] = 0
     return rgb, valid
-
-
-def read_map(path: str | Path, class_set: ClassSet, snap: bool = False, window: Window | None = None, *,
-             warn: bool = True) -> np.ndarray:
-    """HxW uint8 index map of a raster land-cover map (or of a window of it); nodata -> ignore. `warn`: say when
-    its values suggest the other index offset (off for tiles of a map checked whole by `check_map`)."""
-    name = Path(path).name
-    with open_raster(path, "land-cover map") as src:
-        win = _window(src, window)
-        valid = src.dataset_mask(window=win) > 0
-        data = src.read([1, 2, 3] if src.count >= 3 else [1], window=win)
-    return _map_values(data, valid, class_set, snap, name, warn)
-
-
-def _map_values(data: np.ndarray, valid: np.ndarray, class_set: ClassSet, snap: bool, name: str,
-                warn: bool) -> np.ndarray:
-    """Bands of a map (1: raw indices, 3: colours) -> index map, invalid pixels ignore; errors name the file."""
-    try:
-        if data.shape[0] == 3:
-            if data.dtype != np.uint8:
-                raise ChangeAnywhereError(f"a colour map must have 8-bit bands, not {data.dtype}")
-            rgb = np.ascontiguousarray(data.transpose(1, 2, 0))
-            rgb[~valid] = class_set.classes[0].color  # any known colour: these pixels become ignore below
-            out = class_set.colors_to_indices(rgb, snap=snap)
-        else:
-            if not np.issubdtype(data.dtype, np.integer):
-                raise ChangeAnywhereError(f"an index map must have integer values, not {data.dtype}")
-            raw = data[0].astype(np.int64)
-            raw[~valid] = IGNORE_INDEX
-            out = class_set.raw_to_indices(raw, source=name, warn=warn)
-    except ChangeAnywhereError as err:
-        raise type(err)(f"{name}: {err}") from None
-    out[~valid] = IGNORE_INDEX
-    return out
-
-
-def check_map(path: str | Path, class_set: ClassSet, snap: bool = False) -> None:
-    """Read a raster map strip by strip (never whole): values or colours outside the class set raise now, naming
-    the file; a warning when its values suggest the other index offset."""
-    name = Path(path).name
-    counts: dict[int, int] = {}
-    with open_raster(path, "land-cover map") as src:
-        rows = max(1, STRIP_PIXELS // max(src.width, 1))
-        colour = src.count >= 3
-        for y in range(0, src.height, rows):
-            win = _window(src, (0, y, src.width, rows))
-            valid = src.dataset_mask(window=win) > 0
-            data = src.read([1, 2, 3] if colour else [1], window=win)
-            if colour or not np.issubdtype(data.dtype, np.integer):
-                _map_values(data, valid, class_set, snap, name, warn=False)
-                continue
-            values = data[0][valid]
-            if values.dtype.itemsize <= 2 and values.dtype.kind == "u":
-                found = np.bincount(values.ravel(), minlength=1)
-                pairs = zip(np.flatnonzero(found).tolist(), found[found > 0].tolist(), strict=True)
-            else:
-                pairs = zip(*(a.tolist() for a in np.unique(values, return_counts=True)), strict=True)
-            for v, n in pairs:
-                counts[v] = counts.get(v, 0) + n
-    if not colour and counts:
-        values = np.array(sorted(counts), dtype=np.int64)
-        _map_values(values[None, None, :], np.ones((1, len(values)), bool), class_set, snap, name, warn=False)
-        total = sum(counts.values())
-        last = class_set.index_offset + class_set.num_classes - 1
-        hint = class_set.offset_hint(counts.get(0, 0) / total, last in counts)
-        if hint:
-            from .errors import IndexOffsetWarning
-
-            warnings.warn(f"{name}: {hint}", IndexOffsetWarning, stacklevel=2)
 
 
 # ---------------------------------------------------------------------------------------------------- writing
@@ -415,12 +341,3 @@ def write_world_file(path: Path, grid: Grid) -> list[Path]:
         pam = f"<PAMDataset>\n  <SRS>{wkt}</SRS>\n</PAMDataset>\n"
         written.append(atomic_write_text(path.with_name(path.name + ".aux.xml"), pam))
     return written
-
-
-def write_map(path: str | Path, idx: np.ndarray, class_set: ClassSet, grid: Grid | None = None) -> list[Path]:
-    """Write an index map: a PNG of class colours, or a one-band GeoTIFF of the class set's index values (what
-    `ClassSet.read_map` reads back) with the class colours as its colour table and ignore as nodata."""
-    if is_tiff(path):
-        return write_raster(path, class_set.indices_to_raw(idx), grid, colormap=class_set.raw_colormap(),
-                            nodata=class_set.raw_ignore)
-    return write_raster(path, class_set.indices_to_colors(idx), grid)

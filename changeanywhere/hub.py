@@ -9,35 +9,7 @@ from typing import Any
 import torch
 
 from .errors import ParameterError, WeightsNotFoundError
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_MODEL = REPO_ROOT / "checkpoints" / "changeanywhere-dubai-256"
-
-
-def resolve_device(device: str | None = None) -> str:
-    """'auto' or None -> 'cuda' when available, else 'cpu'."""
-    if device in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
-def resolve_dtype(dtype: str | torch.dtype | None, device: str) -> torch.dtype:
-    """'auto' or None -> fp16 on CUDA, fp32 elsewhere."""
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    if dtype in (None, "auto"):
-        return torch.float16 if device.startswith("cuda") else torch.float32
-    table = {
-        "fp32": torch.float32,
-        "float32": torch.float32,
-        "fp16": torch.float16,
-        "float16": torch.float16,
-        "bf16": torch.bfloat16,
-        "bfloat16": torch.bfloat16,
-    }
-    if dtype not in table:
-        raise WeightsNotFoundError(f"unknown dtype {dtype!r}; use one of {sorted(table)}")
-    return table[dtype]
+from .runtime import DEFAULT_MODEL, hub_failure_hint, looks_local, resolve_device, resolve_dtype
 
 
 def load_pipeline(
@@ -53,9 +25,8 @@ def load_pipeline(
 
     source = str(name_or_path or DEFAULT_MODEL)
     device = resolve_device(device)
-    # a Hub repo id is "name" or "org/name"; anything else (existing, absolute, ./x, a/b/c) is a folder
-    looks_local = Path(source).exists() or source.startswith((".", "/", "~")) or source.count("/") > 1
-    if looks_local and not (Path(source) / "model_index.json").is_file():
+    local = looks_local(source)
+    if local and not (Path(source) / "model_index.json").is_file():
         raise WeightsNotFoundError(
             f"no pipeline at {source}: the folder must hold model_index.json (written by save_pretrained); "
             "pass a Hub repo id like 'org/name' or a folder made by `changeanywhere train-diffusion`"
@@ -63,18 +34,14 @@ def load_pipeline(
     try:
         pipe = ChangeAnywherePipeline.from_pretrained(source, dtype=resolve_dtype(dtype, device), **kwargs)
     except (LocalEntryNotFoundError, RepositoryNotFoundError, HFValidationError, OSError) as err:
-        if looks_local:
+        if local:
             raise WeightsNotFoundError(
                 f"could not load the pipeline in {source}: {err}. Is the folder complete (written by "
                 "save_pretrained, safetensors weights present)?"
             ) from err
-        offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
-        hint = (
-            "you are offline (HF_HUB_OFFLINE=1) and it is not in the local cache"
-            if offline
-            else "check the repo id, your network, and `huggingface-cli login` for private repos"
-        )
-        raise WeightsNotFoundError(f"could not load weights {source!r}: {hint}. ({type(err).__name__})") from err
+        raise WeightsNotFoundError(
+            f"could not load weights {source!r}: {hub_failure_hint()}. ({type(err).__name__})"
+        ) from err
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
 

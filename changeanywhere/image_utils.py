@@ -17,6 +17,7 @@ from PIL import Image, UnidentifiedImageError
 from . import geo
 from .errors import ChangeAnywhereError, MapSizeError, ParameterError
 from .labels import IGNORE_INDEX
+from .maps import read_map
 
 
 def load_rgb(image: Any, bands: Sequence[int] | None = None) -> np.ndarray:
@@ -82,7 +83,7 @@ def maps_to_tensor(maps: Any, num_classes: int, class_set: Any = None) -> torch.
             if isinstance(m, str | Path | Image.Image) or (isinstance(m, np.ndarray) and m.ndim == 3):
                 if class_set is None:
                     raise ChangeAnywhereError("colour maps need a class set to be converted to class indices")
-                m = class_set.read_map(m)
+                m = read_map(m, class_set)
             arrays.append(np.asarray(m))
         _check_same_size([a.shape[:2] for a in arrays], "land-cover maps")
         t = torch.from_numpy(np.stack(arrays).astype(np.int64))

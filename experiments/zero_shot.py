@@ -120,6 +120,7 @@ def building_val(args: argparse.Namespace, pairs: str) -> Path:
     from changeanywhere.cd.data import find_cd_pairs, map_label_classes
     from changeanywhere.change_classes import counted_target
     from changeanywhere.io import atomic_write_png
+    from changeanywhere.labels import encode_change_label
 
     src, dst = args.work / f"{pairs}-val", args.work / f"{pairs}-val-building"
     items = find_cd_pairs(src)
@@ -134,12 +135,12 @@ def building_val(args: argparse.Namespace, pairs: str) -> Path:
                 (dst / d / f.name).symlink_to(f.resolve())
         maps = [class_set.read_map(src / d / it.label.name) for d in ("label_A", "label_B")]
         target = counted_target(*maps, ids)
-        atomic_write_png(dst / "label" / it.label.name, np.where(target == 1, 255, 0).astype(np.uint8))
+        atomic_write_png(dst / "label" / it.label.name, encode_change_label(target))
     return dst
 
 
 def stage_derive(args: argparse.Namespace) -> None:
-    from changeanywhere.cd.naive import build_naive_set
+    from changeanywhere.derived.naive import build_naive_set
 
     for split in ("val", "train"):
         gen, naive = args.work / f"gen-{split}", args.work / f"naive-{split}"

@@ -20,6 +20,7 @@ from PIL import Image
 from changeanywhere.classes import ClassSet
 from changeanywhere.io import atomic_write_png, atomic_write_text
 from changeanywhere.labels import IGNORE_INDEX
+from changeanywhere.maps import read_map, write_map
 
 ROOT = Path(__file__).resolve().parents[1]
 TILES = ("tile1_008", "tile4_008", "tile5_008", "tile8_009")
@@ -53,13 +54,13 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     entries = []
     for stem in TILES:
-        label = cs.read_map(args.data / "labels" / f"{stem}.png")
+        label = read_map(args.data / "labels" / f"{stem}.png", cs)
         with Image.open(args.data / "images" / f"{stem}.jpg") as im:
             image = np.asarray(im.convert("RGB"))
         x, y = best_window(label, cs.num_classes)
         crop = (slice(y, y + SIZE), slice(x, x + SIZE))
         atomic_write_png(args.out / f"{stem}_image.png", image[crop])
-        cs.write_map(label[crop], args.out / f"{stem}_map.png")
+        write_map(args.out / f"{stem}_map.png", label[crop], cs)
         entries.append({"name": f"Dubai {stem} (real image)", "image": f"{stem}_image.png",
                         "map": f"{stem}_map.png", "class_set": cs.name,
                         "source": {"image": f"images/{stem}.jpg", "label": f"labels/{stem}.png", "x": x, "y": y,

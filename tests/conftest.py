@@ -7,6 +7,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ["CHANGEANYWHERE_BACKEND"] = "torch"  # "auto" would export ONNX files to ~/.cache: tests ask for it
 
+from collections import Counter  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -76,6 +77,8 @@ def make_fake_dataset(root: Path, class_set, n: int = 3, shape: tuple[int, int] 
     """A tiny `images/` + `labels/` folder: blocky colour maps and images whose colour follows the class."""
     from PIL import Image
 
+    from changeanywhere.maps import write_map
+
     rng = np.random.default_rng(0)
     (root / "images").mkdir(parents=True)
     (root / "labels").mkdir()
@@ -84,7 +87,7 @@ def make_fake_dataset(root: Path, class_set, n: int = 3, shape: tuple[int, int] 
         m = m.astype(np.uint8)
         img = class_set.palette[m].astype(np.int16) + rng.integers(-20, 21, (*shape, 3))
         Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(root / "images" / f"tile_{i:03d}.png")
-        class_set.write_map(m, root / "labels" / f"tile_{i:03d}.png")
+        write_map(root / "labels" / f"tile_{i:03d}.png", m, class_set)
     return root
 
 
@@ -98,3 +101,20 @@ def saved_model_and_data(tmp_path_factory, pipe, name: str, class_set):
     root = tmp_path_factory.mktemp(name)
     pipe.save_pretrained(root / "model")
     return root, make_fake_dataset(root / "data", class_set)
+
+
+def skip_reasons(reports) -> Counter:
+    """How many skipped tests gave each reason (pytest's `longrepr` of a skip is (file, line, reason))."""
+    reasons = Counter()
+    for report in reports:
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        reasons[reason.removeprefix("Skipped: ")] += 1
+    return reasons
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line at the end of the run: how many tests skipped, grouped by why."""
+    reasons = skip_reasons(terminalreporter.stats.get("skipped", []))
+    grouped = "; ".join(f"{n} × {reason}" for reason, n in reasons.most_common())
+    terminalreporter.write_line(f"skipped {sum(reasons.values())}" + (f": {grouped}" if grouped else ""))

@@ -20,6 +20,7 @@ from changeanywhere import ClassSet, demo
 from changeanywhere.errors import ChangeAnywhereError, MapSizeError, UnknownColorsError
 from changeanywhere.events import UserEdit
 from changeanywhere.examples import make_example_map
+from changeanywhere.maps import read_map
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 64  # example maps of the tiny app
@@ -304,7 +305,7 @@ def test_generate_and_package(models, dubai, before_map, tmp_path):
         meta = json.loads(zf.read("metadata.json"))
         sample_meta = json.loads(zf.read("meta/000001.json"))
         label = np.asarray(Image.open(io.BytesIO(zf.read("label/000001.png"))))
-        after_map = dubai.read_map(Image.open(io.BytesIO(zf.read("label_B/000001.png"))))
+        after_map = read_map(Image.open(io.BytesIO(zf.read("label_B/000001.png"))), dubai)
     folders = ("A", "B", "label", "label_A", "label_B", "change_type")  # the layout of `changeanywhere generate`
     expected = {f"{d}/00000{i}.png" for d in folders for i in (0, 1)} | {"meta/000000.json", "meta/000001.json"}
     assert names == expected | {"metadata.json"}
@@ -388,6 +389,7 @@ def test_progress_shows_before_any_work(models, dubai, before_map):
 
 
 # ---------------------------------------------------------------------------- the launched app (API)
+# the tests below launch a server: marked `slow` (left out of the quick loop, `pytest -m "not slow"`)
 
 
 @pytest.fixture(scope="module")
@@ -419,6 +421,7 @@ def call_generate(client, editor, **kw):
     return client.predict(editor, *args.values(), api_name="/generate")
 
 
+@pytest.mark.slow
 def test_api_upload_events_generate(client, tmp_path, dubai, before_map):
     from gradio_client import handle_file
 
@@ -437,17 +440,18 @@ def test_api_upload_events_generate(client, tmp_path, dubai, before_map):
     for path in (before, after, truth, pred, before_m, after_m, *slider):
         assert read_png(path).shape == (SIZE, SIZE, 3)
     shown = demo.display_class_set(dubai)  # the page shows maps in display colours, the zip in the data's
-    after_map = shown.read_map(after_m)
-    np.testing.assert_array_equal(after_map, shown.read_map(preview_map))  # the previewed after map
+    after_map = read_map(after_m, shown)
+    np.testing.assert_array_equal(after_map, read_map(preview_map, shown))  # the previewed after map
     np.testing.assert_array_equal(read_png(truth)[..., 0] == 255, before_map != after_map)  # label = map diff
     with zipfile.ZipFile(zip_path) as zf:
         assert len([n for n in zf.namelist() if n.startswith("B/")]) == 2
-        np.testing.assert_array_equal(dubai.read_map(Image.open(io.BytesIO(zf.read("label_B/000000.png")))),
+        np.testing.assert_array_equal(read_map(Image.open(io.BytesIO(zf.read("label_B/000000.png"))), dubai),
                                       after_map)  # the dataset's colours on disk
     second = client.predict("2 (seed 4)", api_name="/show_variant")
     assert read_png(second[1]).shape == (SIZE, SIZE, 3) and "Seed 4" in second[4]
 
 
+@pytest.mark.slow
 def test_api_painted_layer(client, tmp_path, dubai):
     client.predict("Town (seed 1)", api_name="/load_example")
     before_map = make_example_map(dubai, size=SIZE, seed=1)
@@ -466,6 +470,7 @@ def test_api_painted_layer(client, tmp_path, dubai):
 LOAD_NOTICE, GENERATE_NOTICE = 2, -1  # where the API's outputs of /load_map and /generate hold their message
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "case, message",
     [
@@ -516,6 +521,7 @@ def test_api_bad_inputs_leave_the_page_as_it_was(client, tmp_path, dubai, before
     assert all(v is None or v == {"__type__": "update"} for v in skipped), skipped
 
 
+@pytest.mark.slow
 def test_api_generate_before_loading_a_map(app_url):
     from gradio_client import Client
 
@@ -546,6 +552,7 @@ def fetch_complete(url: str) -> bytes:
     return body
 
 
+@pytest.mark.slow
 def test_concurrent_calls_on_one_example_serve_complete_files(app_url, dubai):
     """Regression (issue 24): many clients load the same real example and generate the same pair at once, while
     others download the served files; every file response is complete and decodes. Gradio used to write
@@ -601,6 +608,7 @@ def test_concurrent_calls_on_one_example_serve_complete_files(app_url, dubai):
 # ------------------------------------------------------------------------ start-up without weights
 
 
+@pytest.mark.slow
 def test_app_starts_without_weights(tmp_path):
     """`python app.py` with no weights at all (no fallback to the embedded ones) still serves the page, which
     says what is missing and offers no generation."""

@@ -8,9 +8,11 @@ import importlib.util
 import sys
 import time
 
+import pytest
 import test_app
 
 models, tiny_model_dirs = test_app.models, test_app.tiny_model_dirs
+pytestmark = pytest.mark.slow  # app.py started as a server
 MAX_RSS_MB = 1500  # the tiny models' server: 537 MB measured (torch + gradio dominate)
 
 

@@ -37,9 +37,10 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 
-pytestmark = pytest.mark.skipif(
-    shutil.which(CHROMIUM) is None, reason=f"browser test needs Debian chromium at {CHROMIUM}"
-)
+pytestmark = [
+    pytest.mark.slow,  # a browser against a launched app
+    pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason=f"browser test needs Debian chromium at {CHROMIUM}"),
+]
 
 
 def wait_until_stable(locator, seconds: float = 1.0, timeout: float = 20.0) -> None:

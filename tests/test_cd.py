@@ -24,11 +24,12 @@ from changeanywhere.cd import (
 )
 from changeanywhere.cd.augment import BitemporalAugment, crop_pair, gaussian_blur, radiometry
 from changeanywhere.cd.data import CDTrainData, read_label
-from changeanywhere.cd.naive import build_naive_set, naive_after_image
 from changeanywhere.cd.train import ohem_cross_entropy
 from changeanywhere.classes import ClassSet
 from changeanywhere.cli import main
+from changeanywhere.derived.naive import build_naive_set, naive_after_image
 from changeanywhere.errors import ChangeAnywhereError, MapSizeError, WeightsNotFoundError
+from changeanywhere.maps import write_map
 
 DUBAI = ClassSet.builtin("dubai-landcover")
 TINY = ["--arch", "tiny", "--widths", "8", "16", "16", "16"]
@@ -352,8 +353,8 @@ def test_build_naive_set(tmp_path):
         Image.fromarray(img).save(gen / "A" / f"t{i}.png")
         Image.fromarray(img).save(gen / "B" / f"t{i}.png")
         Image.fromarray(((m != m2) * 255).astype(np.uint8)).save(gen / "label" / f"t{i}.png")
-        DUBAI.write_map(m, gen / "label_A" / f"t{i}.png")
-        DUBAI.write_map(m2, gen / "label_B" / f"t{i}.png")
+        write_map(gen / "label_A" / f"t{i}.png", m, DUBAI)
+        write_map(gen / "label_B" / f"t{i}.png", m2, DUBAI)
     assert build_naive_set(gen, tmp_path / "naive", DUBAI, progress=False) == 3
     items = find_cd_pairs(tmp_path / "naive")
     assert len(items) == 3

@@ -13,6 +13,7 @@ from changeanywhere.cli import main
 from changeanywhere.errors import ParameterError
 from changeanywhere.events import ChangeResult
 from changeanywhere.labels import IGNORE_INDEX, change_mask
+from changeanywhere.maps import read_map
 from changeanywhere.pairs import PairSettings, build_pairs
 
 DUBAI = ClassSet.builtin("dubai-landcover")
@@ -124,7 +125,7 @@ def test_generate_change_classes_building(setup, capsys):
         stem = meta_file.stem
         label = np.asarray(Image.open(out / "label" / f"{stem}.png"))
         assert set(np.unique(label)) <= {0, 255}  # on disk 0/255, as every label
-        a_map, b_map = (DUBAI.read_map(out / d / f"{stem}.png") for d in ("label_A", "label_B"))
+        a_map, b_map = (read_map(out / d / f"{stem}.png", DUBAI) for d in ("label_A", "label_B"))
         np.testing.assert_array_equal(label == 255, counted_target(a_map, b_map, (BUILDING,)) == 1)
         assert meta["changed_pixels"] == int((label == 255).sum()) and meta["change_classes"] == ["building"]
         assert all("building" in t.split("->") for t in meta["transitions"])
@@ -154,7 +155,7 @@ def test_train_data_derives_building_labels_from_the_maps(setup):
     for i in range(len(every)):
         _, _, label = every.load(i)
         _, _, counted = building.load(i)
-        a_map, b_map = (DUBAI.read_map(out / d / every.items[i].label.name) for d in ("label_A", "label_B"))
+        a_map, b_map = (read_map(out / d / every.items[i].label.name, DUBAI) for d in ("label_A", "label_B"))
         np.testing.assert_array_equal(counted, counted_target(a_map, b_map, (BUILDING,)))
         assert ((counted == 1) <= (label == 1)).all()  # building change is a part of all change
         differs += int((counted != label).sum())

@@ -12,7 +12,7 @@ import torch
 pytest.importorskip("onnxruntime", reason="ONNX Runtime is not installed: pip install -e .")
 
 from changeanywhere.errors import MissingExtraError, ParameterError  # noqa: E402
-from changeanywhere.generator.onnx_backend import resolve_backend  # noqa: E402
+from changeanywhere.runtime import resolve_backend  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

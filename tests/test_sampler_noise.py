@@ -8,8 +8,9 @@ import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 
-from changeanywhere.generator.noise import SamplerNoise, resolve_noise_source
+from changeanywhere.generator.noise import SamplerNoise
 from changeanywhere.generator.schedulers import make_scheduler
+from changeanywhere.runtime import resolve_noise_source
 
 SCHEDULERS = ["ddim", "dpm++2m", "dpm++2m-sde", "unipc"]  # dpm++2m-sde: the embedded default's
 RANGE = dict(content_scale=(0.3, 1.0), blend="latent", num_inference_steps=8, output_type="pt")

@@ -220,6 +220,7 @@ def test_user_errors(data_dir, autoencoder_dir, tmp_path, capsys):
     assert "not a checkpoint folder" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes(data_dir, autoencoder_dir, tmp_path):
     torchrun = Path(sys.executable).with_name("torchrun")
     if not torchrun.exists():

@@ -1,6 +1,6 @@
 """Change detection: models (`CDModel`: ChangerEx-R18 style, the mid-size `siamdiff` and a tiny variant),
-training on generated pairs with bi-temporal augmentations, tiled inference, CVA + Otsu baseline, naive and
-drifted synthetic pair sets, and metrics from one confusion matrix per set.
+training on generated pairs with bi-temporal augmentations, tiled inference, CVA + Otsu baseline and metrics from
+one confusion matrix per set (naive and drifted pair sets: `changeanywhere.derived`).
 
     from changeanywhere.cd import ChangeFolderDataset, load_cd_model, predict
     model = load_cd_model("checkpoints/cd-changeanywhere-dubai")   # or a Hub repo id
@@ -8,11 +8,12 @@ drifted synthetic pair sets, and metrics from one confusion matrix per set.
     data = ChangeFolderDataset("OUT")                                # a generated folder, for any training loop
 """
 
+from ..runtime import DEFAULT_CD_MODEL
 from .cva import cva_magnitude, cva_predict
 from .data import CDItem, CDTrainData, ChangeFolderDataset, find_cd_pairs, read_cd_item
 from .inference import FolderResult, error_overlay, evaluate_folder, model_predictor, predict, predict_proba
 from .metrics import METRIC_KEYS, BinaryConfusion, all_change_f1, binary_metrics
-from .models import ARCHS, DEFAULT_CD_MODEL, CDModel, build_cd_model, load_cd_model
+from .models import ARCHS, CDModel, build_cd_model, load_cd_model
 from .tiling import sliding_window, window_starts
 
 __all__ = [

@@ -1,11 +1,11 @@
 """Change-detection folders: `A/` (before), `B/` (after), `label/` (change mask), paired by file stem.
 
 This is the layout of `changeanywhere generate` output and of LEVIR-CD style datasets. Images may have any
-size (A, B and label of one pair must match); labels are 0/255 or 0/1 (any other non-zero value counts as
-change: > 127 for 0/255 masks), read from the first channel when stored as RGB. Training batches are random
-crops (padded with the ignore label when an image is smaller than the crop) with the bi-temporal augmentations
-of `augment.py` (dihedral, scale, misregistration, A/B swap, per-date radiometry); every batch is a pure
-function of (seed, rank, micro-step), so a resumed run replays the same data.
+size (A, B and label of one pair must match); labels follow `labels.decode_change_label` (ours: 0 / 255 with
+127 = ignore; LEVIR-style 0/255; 0/1 with 255 = ignore), read from the first channel when stored as RGB.
+Training batches are random crops (padded with the ignore label when an image is smaller than the crop) with
+the bi-temporal augmentations of `augment.py` (dihedral, scale, misregistration, A/B swap, per-date
+radiometry); every batch is a pure function of (seed, rank, micro-step), so a resumed run replays the same data.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from ..classes import ClassSet
 from ..data import IMAGE_SUFFIXES, dihedral, files_by_stem, listing
 from ..errors import ChangeAnywhereError, MapSizeError, ParameterError
 from ..image_utils import uint8_to_tensor
-from ..labels import IGNORE_INDEX
+from ..labels import decode_change_label
+from ..maps import read_map
 from .augment import DEFAULT_AUGMENT, BitemporalAugment, crop_pair, radiometry
 
 LABEL_DIRS = ("label", "labels")
@@ -90,18 +91,13 @@ def read_image(path: Path) -> np.ndarray:
 
 
 def read_label(path: Path) -> np.ndarray:
-    """HxW uint8 change mask 0/1: 0/255 masks are thresholded at 127; in 0/1 masks a value 255 means ignore."""
+    """HxW uint8 change target 1 / 0 / `IGNORE_INDEX` of a label file (`labels.decode_change_label`)."""
     try:
         with Image.open(path) as im:
             arr = np.asarray(im.convert("L") if im.mode in ("RGB", "RGBA", "P", "LA") else im)
     except (OSError, UnidentifiedImageError) as err:
         raise ChangeAnywhereError(f"cannot read label {path}: {err}") from None
-    if arr.ndim == 3:
-        arr = arr[..., 0]
-    values = set(np.unique(arr).tolist())
-    if values <= {0, 1} or (1 in values and values <= {0, 1, IGNORE_INDEX}):  # 0/1, maybe with 255 = ignore
-        return arr.astype(np.uint8)
-    return (arr > 127).astype(np.uint8)  # 0/255 (or anti-aliased) masks
+    return decode_change_label(arr[..., 0] if arr.ndim == 3 else arr)
 
 
 def read_cd_item(item: CDItem) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -150,7 +146,7 @@ class ChangeFolderDataset(Dataset):
         if self.class_set is not None:
             for key, folder in (("map_a", "label_A"), ("map_b", "label_B")):
                 path = self.root / folder / item.label.name
-                out[key] = torch.from_numpy(self.class_set.read_map(path).astype(np.int64))
+                out[key] = torch.from_numpy(read_map(path, self.class_set).astype(np.int64))
         return self.transform(out) if self.transform is not None else out
 
 
@@ -205,7 +201,7 @@ class CDTrainData:
         if self.label_maps:
             root = self.item_roots[index]
             class_set, ids = self.label_maps[root]
-            maps = [class_set.read_map(root / d / item.label.name) for d in ("label_A", "label_B")]
+            maps = [read_map(root / d / item.label.name, class_set) for d in ("label_A", "label_B")]
             label = counted_target(*maps, ids)
         if self.cache is None:
             self.cache = (2 * a.nbytes + label.nbytes) * len(self.items) <= self.cache_limit_bytes

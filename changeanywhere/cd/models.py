@@ -32,11 +32,10 @@ from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
 from ..errors import ChangeAnywhereError, ParameterError, WeightsNotFoundError
-from ..hub import REPO_ROOT, resolve_device
+from ..runtime import DEFAULT_CD_MODEL, hub_failure_hint, looks_local, resolve_device
 from .effnet import EffNetCD
 
 ARCHS = ("changerex-r18", "siamdiff", "tiny", "effnet-lite0")
-DEFAULT_CD_MODEL = REPO_ROOT / "checkpoints" / "cd-changeanywhere-dubai"
 DEFAULT_WIDTHS = {"changerex-r18": (64, 128, 256, 512), "siamdiff": (32, 64, 128, 256), "tiny": (16, 32, 64, 96)}
 DEFAULT_HEAD_CHANNELS = {"changerex-r18": 128, "effnet-lite0": 64}  # the archs that take `head_channels`
 # per ResNet stage (1..4): None, "spatial" or "channel" exchange after that stage (open-cd ChangerEx-R18)
@@ -396,11 +395,6 @@ def build_cd_model(arch: str = "changerex-r18", **kwargs: Any) -> CDModel:
     return CDModel(arch=arch, **kwargs)
 
 
-def _looks_local(source: str) -> bool:
-    """A Hub repo id is 'name' or 'org/name'; anything else (existing, ./x, /abs, ~, a/b/c) is a folder."""
-    return Path(source).expanduser().exists() or source.startswith((".", "/", "~")) or source.count("/") > 1
-
-
 def load_cd_model(
     name_or_path: str | os.PathLike | None = None,
     device: str | None = None,
@@ -422,7 +416,7 @@ def load_cd_model(
     default = name_or_path is None
     source = str(Path(name_or_path).expanduser()) if isinstance(name_or_path, Path) else (name_or_path or "")
     source = source or str(DEFAULT_CD_MODEL)
-    if _looks_local(source):
+    if looks_local(source):
         folder = Path(source).expanduser()
         missing = [f for f in ("config.json", "model.safetensors") if not (folder / f).is_file()]
         if missing:
@@ -441,10 +435,9 @@ def load_cd_model(
     try:
         model = CDModel.from_pretrained(source, strict=True, cache_dir=cache_dir, revision=revision)
     except (LocalEntryNotFoundError, RepositoryNotFoundError, EntryNotFoundError, HFValidationError) as err:
-        offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
-        hint = ("you are offline (HF_HUB_OFFLINE=1) and it is not in the local Hub cache" if offline
-                else "check the repo id, your network, and `hf auth login` for private repos")
-        raise WeightsNotFoundError(f"could not load CD model {source!r}: {hint}. ({type(err).__name__})") from err
+        raise WeightsNotFoundError(
+            f"could not load CD model {source!r}: {hub_failure_hint()}. ({type(err).__name__})"
+        ) from err
     except RuntimeError as err:  # strict loading: missing / unexpected / mis-shaped tensors
         raise ChangeAnywhereError(
             f"the weights of {source!r} do not fit its config.json (edited config or foreign file?): "

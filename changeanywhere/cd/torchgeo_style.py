@@ -1,6 +1,7 @@
 """A change-detection folder (the output of `changeanywhere generate`, or LEVIR-CD style `A/ B/ label/` data)
 served the way torchgeo's change-detection datasets serve theirs (`LEVIRCD`, torchgeo ≥ 0.8): a sample is
-`{"image": T×C×H×W float tensor (the two dates, values 0-255), "mask": 1×H×W long tensor (0 / 1)}`.
+`{"image": T×C×H×W float tensor (the two dates, values 0-255), "mask": 1×H×W long tensor (0 / 1)}`; pixels
+the label marks ignore stay `labels.IGNORE_INDEX` (255) in the mask (a loss's `ignore_index`).
 
 torchgeo is optional: when it imports, the class is a torchgeo `NonGeoDataset` (usable with its data modules and
 trainers); otherwise a plain torch `Dataset` with the same samples.
@@ -49,6 +50,6 @@ class TorchGeoChangeFolder(_Base):
     def __getitem__(self, index: int) -> dict[str, Any]:
         a, b, label = read_cd_item(self.items[index])
         image = torch.from_numpy(np.stack([a, b])).permute(0, 3, 1, 2).float()
-        mask = torch.from_numpy(np.minimum(label, 1).astype(np.int64))[None]
+        mask = torch.from_numpy(label.astype(np.int64))[None]
         sample = {"image": image, "mask": mask}
         return self.transforms(sample) if self.transforms is not None else sample

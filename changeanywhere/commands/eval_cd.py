@@ -81,11 +81,12 @@ def run(args: argparse.Namespace) -> int:
         predictor, model_name = cva_predictor(), None
     elif args.method == "deep-cva":
         from ..cd.deep_cva import DeepCVA
-        from ..hub import resolve_device
+        from ..runtime import resolve_device
 
         deep, model_name = DeepCVA(device=resolve_device(args.device)), None
     else:
-        from ..cd.models import DEFAULT_CD_MODEL, load_cd_model
+        from ..cd.models import load_cd_model
+        from ..runtime import DEFAULT_CD_MODEL
 
         model = load_cd_model(args.model, device=args.device)
         model_name = str(args.model or DEFAULT_CD_MODEL)

@@ -10,13 +10,12 @@ from ..data import DEFAULT_VAL_PATTERN
 from ..errors import ChangeAnywhereError
 from ..fidelity import dumps, evaluate_generator, format_report, select_tiles
 from ..generator.schedulers import use_scheduler
-from ..hub import REPO_ROOT, load_pipeline
+from ..hub import load_pipeline
 from ..io import atomic_write_text
 from ..pairs import PairSettings
+from ..runtime import DEFAULT_SEGMENTER
 from ..segmenter import load_segmenter
 from .options import add_scheduler_arg
-
-DEFAULT_SEGMENTER = REPO_ROOT / "checkpoints" / "segmenter-dubai"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -26,11 +26,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description=(
             "Generate N synthetic change pairs: a real size² tile (A) of each source image, change events "
             "simulated on its land-cover map, and the after image (B) generated under the edited map. Writes "
-            "OUT/A, B, label (0/255), label_A, label_B, change_type, meta, manifest.jsonl, README.md (dataset "
-            "card) and generation.json. Reproducible and resumable: rerun the same command to finish or extend "
-            "(--num may grow) a run. Under `torchrun` or `accelerate launch` the processes share the work."
+            "OUT/A, B, label (0/255, 127 = ignore), label_A, label_B, change_type, meta, manifest.jsonl, "
+            "README.md (dataset card) and generation.json. Reproducible and resumable: rerun the same command to "
+            "finish or extend (--num may grow) a run. Under `torchrun` or `accelerate launch` the processes share "
+            "the work."
         ),
     )
+    _add_input_args(p)
+    _add_sampler_args(p)
+    _add_run_args(p)
+    p.set_defaults(func=run)
+    return p
+
+
+def _add_input_args(p: argparse.ArgumentParser) -> None:
+    """Sources, output folder, size and count, and the change events."""
     p.add_argument("--images", required=True, type=Path,
                    help="folder of source images (RGB; PNG, JPEG or (Geo)TIFF of any size: TIFFs are read by windows)")
     p.add_argument("--labels", required=True, type=Path, help="folder of land-cover maps (same file stems; colour "
@@ -50,6 +60,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--model", default=None, help="pipeline folder or Hub repo id (default: the embedded model)")
     p.add_argument("--size", type=int, default=256, help="tile side in pixels (default 256)")
     add_event_args(p, "1:6", EVENT_TYPES)
+
+
+def _add_sampler_args(p: argparse.ArgumentParser) -> None:
+    """How the after image is painted."""
     p.add_argument("--num-inference-steps", "--steps", dest="num_inference_steps", type=int, default=None,
                    help="denoising steps (default: the model's measured default)")
     add_scheduler_arg(p)
@@ -68,6 +82,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--sampler", choices=("inpaint", "anchored"), default=None,
                    help="change sampler (default: the model's: inpaint for an inpainting UNet, else anchored)")
     p.add_argument("--guidance-scale", type=float, default=None, help="default: the model's own")
+
+
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    """The label's classes, batching, seed, device, tiling, splits, formats, upload and progress."""
     p.add_argument("--change-classes", default=None, metavar="NAMES",
                    help="the change that counts: comma-separated classes (e.g. building); the label marks only "
                    "changes to or from them, other simulated changes stay in B as changes of no interest "
@@ -107,8 +125,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--hub-private", action="store_true", help="create the --push-to-hub repo as private")
     p.add_argument("--dry-run", action="store_true", help="print the plan (and check inputs); write nothing")
     p.add_argument("--no-progress", "--quiet", dest="no_progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=run)
-    return p
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,9 +9,10 @@ from pathlib import Path
 from ..classes import BUILTIN_CLASS_SETS, ClassSet
 from ..errors import ChangeAnywhereError
 from ..events import EVENT_TYPES, change_type_legend, simulate_changes
-from ..geo import rasterio_module, read_grid, reads_with_rasterio, write_map, write_raster
+from ..geo import rasterio_module, read_grid, reads_with_rasterio, write_raster
 from ..io import atomic_write_text
-from ..labels import mask_image
+from ..labels import change_label_image
+from ..maps import read_map, write_map
 from .options import add_event_args, add_geo_args, parse_range, split_list
 
 
@@ -21,9 +22,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="simulate change events on a land-cover map (no model needed)",
         description=(
             "Simulate change events (remove / add / transition objects) on a land-cover map. Writes "
-            "label_after (colour map; as GeoTIFF: class indices), change_mask (0/255), change_type (0 = no change, "
-            "else 1 + from * K + to) and events.json (events, legend, seed) to --out; as GeoTIFFs with the map's "
-            "CRS and transform when the map is a GeoTIFF (see --format)."
+            "label_after (colour map; as GeoTIFF: class indices), change_mask (0/255, 127 = ignore), change_type "
+            "(0 = no change, else 1 + from * K + to) and events.json (events, legend, seed) to --out; as GeoTIFFs "
+            "with the map's CRS and transform when the map is a GeoTIFF (see --format)."
         ),
     )
     p.add_argument("--before-map", "--label", dest="before_map", required=True, type=Path,
@@ -50,7 +51,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run(args: argparse.Namespace) -> int:
     # Everything that can fail on user input happens before the output folder is touched.
     class_set = ClassSet.load(args.classes)
-    before = class_set.read_map(args.before_map, snap=args.snap_colors)
+    before = read_map(args.before_map, class_set, snap=args.snap_colors)
     grid = read_grid(args.before_map) if reads_with_rasterio(args.before_map) else None
     ext = args.file_format or ("tif" if grid is not None and grid.georeferenced else "png")
     if ext == "tif":
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
 
     write_map(out / f"label_after.{ext}", result.after, class_set, grid)
-    write_raster(out / f"change_mask.{ext}", mask_image(result.change_mask), grid)
+    write_raster(out / f"change_mask.{ext}", change_label_image(result.before, result.after, result.change_mask), grid)
     write_raster(out / f"change_type.{ext}", result.change_type, grid)
     report = {
         "label": str(args.before_map),

@@ -16,7 +16,8 @@ from .card import dataset_card, dataset_stats, finalize, format_plan, format_sum
 from .config import GenerateConfig, dataset_settings, merge_settings
 from .layout import IMAGE_DIRS, META_DIR, sample_id, write_pair
 from .plan import Plan, make_plan
-from .run import GenerateResult, generate, run_batches
+from .result import GenerateResult
+from .run import generate, run_batches
 from .sources import Source, SourceCache, TilePicker, find_sources
 
 __all__ = [

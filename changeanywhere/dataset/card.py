@@ -15,13 +15,14 @@ from ..data import listing
 from ..errors import GenerationError
 from ..events import change_type_legend
 from ..io import atomic_write_text
+from ..labels import LABEL_CONVENTION
 from ..seeds import SPLIT, derive_seed
 from .config import INFO_KEY
 from .hf import METADATA_FILE, card_configs, write_metadata
 from .layout import LIST_DIR, META_DIR, SPLIT_NAMES, sample_id
 
 if TYPE_CHECKING:
-    from .run import GenerateResult
+    from .result import GenerateResult
 
 _RATIO_BINS = (0.0, 0.01, 0.05, 0.10, 0.25, 1.0)
 
@@ -164,7 +165,7 @@ def _card_intro(settings: dict[str, Any], stats: dict[str, Any], class_set: Clas
         "|---|---|",
         f"| `A/<id>.{ext}` | before image (real tile, RGB) |",
         f"| `B/<id>.{ext}` | after image (generated, RGB) |",
-        f"| `label/<id>.{ext}` | binary change label: 0 unchanged, 255 changed |",
+        f"| `label/<id>.{ext}` | change label: {LABEL_CONVENTION} |",
         f"| `label_A/<id>.{ext}`, `label_B/<id>.{ext}` | land-cover maps of both dates, "
         + ("class indices with the class colours as colour table |" if ext == "tif" else "class colours below |"),
         f"| `change_type/<id>.{ext}` | 0 = no change, else 1 + from × {class_set.num_classes} + to (legend below) |",
@@ -332,8 +333,9 @@ def _eta(settings: dict[str, Any]) -> str:
 def _interval(settings: dict[str, Any]) -> str:
     """' on the last 3 of 8 steps' where guidance applies to part of the run (the model's guidance interval)."""
     from ..generator.pipeline import guided_steps
+    from ..generator.sampler_defaults import SAMPLER_DEFAULTS
 
-    start, stop = settings[INFO_KEY].get("guidance_interval", (0.0, 1.0))
+    start, stop = settings[INFO_KEY].get("guidance_interval", SAMPLER_DEFAULTS.guidance_interval)
     n = settings["sampler"]["steps"]
     steps = guided_steps((start, stop), n, settings["sampler"].get("guidance_scale", 0.0))
     if settings["sampler"].get("guidance_scale") == 1.0 or steps == range(n):

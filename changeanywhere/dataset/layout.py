@@ -1,7 +1,7 @@
 """The generated folder on disk: its sub-folders, sample ids, and the one writer of a pair.
 
     A/<id>.png  B/<id>.png         real "before" tile, generated "after" tile
-    label/<id>.png                 binary change label (0 / 255)
+    label/<id>.png                 change label (`labels.LABEL_CONVENTION`: 0 / 255, 127 = ignore)
     label_A/<id>.png label_B/<id>.png   land-cover maps of both dates (class-set colours)
     change_type/<id>.png           0 = no change, else 1 + from * K + to (see README.md for the legend)
     meta/<id>.json                 the sample's record, written last: a sample is finished when it exists
@@ -20,7 +20,8 @@ from pathlib import Path
 from .. import geo
 from ..classes import ClassSet
 from ..io import atomic_write_text
-from ..labels import mask_image
+from ..labels import change_label_image
+from ..maps import write_map
 from ..pairs import ChangePair
 
 IMAGE_DIRS = ("A", "B", "label", "label_A", "label_B", "change_type")
@@ -45,7 +46,7 @@ def write_pair(out: Path, index: int, pair: ChangePair, class_set: ClassSet, fil
     images = {
         "A": pair.before_image,
         "B": pair.after_image,
-        "label": mask_image(pair.change_mask),
+        "label": change_label_image(pair.before_map, pair.after_map, pair.change_mask),
         "label_A": pair.before_map,
         "label_B": pair.after_map,
         "change_type": pair.change_type,
@@ -56,7 +57,7 @@ def write_pair(out: Path, index: int, pair: ChangePair, class_set: ClassSet, fil
         for folder in IMAGE_DIRS:
             path = out / folder / name
             if folder in MAP_DIRS:
-                written += geo.write_map(path, images[folder], class_set, grid)
+                written += write_map(path, images[folder], class_set, grid)
             else:
                 written += geo.write_raster(path, images[folder], grid)
         atomic_write_text(out / META_DIR / f"{sid}.json", json.dumps(meta, sort_keys=True) + "\n")

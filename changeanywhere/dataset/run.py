@@ -30,23 +30,8 @@ from .card import finalize
 from .config import GenerateConfig, check_out_folder, dataset_settings, merge_settings, read_settings
 from .layout import make_folders, remove_temp_files, scan_done, write_pair
 from .plan import Plan, make_plan
+from .result import GenerateResult
 from .sources import Source, SourceCache, TilePicker, find_sources, validate_sources
-
-
-@dataclass
-class GenerateResult:
-    """What a call of `generate` did (the main process's view; other ranks get `is_main=False`)."""
-
-    is_main: bool
-    out: Path
-    plan: Plan
-    settings: dict[str, Any]
-    sources: list[Source]
-    device: str
-    made: int = 0
-    seconds: float = 0.0
-    stats: dict[str, Any] | None = None
-    dry_run: bool = False
 
 
 def generate(cfg: GenerateConfig, pipe: ChangeAnywherePipeline | None = None) -> GenerateResult:
@@ -107,7 +92,8 @@ def _generate(
     from accelerate import PartialState
 
     from ..generator.schedulers import use_scheduler
-    from ..hub import load_pipeline, resolve_device
+    from ..hub import load_pipeline
+    from ..runtime import resolve_device
 
     device = resolve_device(cfg.device)
     state = PartialState(cpu=device == "cpu")

@@ -21,6 +21,7 @@ from ..data import DEFAULT_VAL_PATTERN, listing, pad_to, pair_folders
 from ..errors import GenerationError, MapSizeError, ParameterError
 from ..image_utils import load_rgb
 from ..labels import IGNORE_INDEX
+from ..maps import check_map, read_map
 from ..seeds import TILE, derive_seed
 
 
@@ -127,7 +128,7 @@ class SourceCache:
             return self._items[k]
         src = self.sources[k]
         image = load_rgb(src.image, self.bands)
-        label = self.class_set.read_map(src.label, snap=self.snap)
+        label = read_map(src.label, self.class_set, snap=self.snap)
         if image.shape[:2] != label.shape:
             raise MapSizeError(f"{src.label} and {src.image} differ in size")
         item = pad_to(image, label, self.size)
@@ -149,7 +150,7 @@ class SourceCache:
         window = (x, y, size, size)
         onto = src.grid.window(x, y, min(size, src.width - x), min(size, src.height - y)) if self.resample else None
         image, valid = geo.read_image(src.image, self.bands, None if onto else window, onto, self.resample)
-        label = geo.read_map(src.label, self.class_set, self.snap, window, warn=False)
+        label = read_map(src.label, self.class_set, self.snap, window, warn=False)
         label[~valid] = IGNORE_INDEX  # no imagery there: nothing to learn from
         return pad_to(image, label, size)
 
@@ -160,7 +161,7 @@ class SourceCache:
         if not src.windowed:
             self.get(k)
             return
-        geo.check_map(src.label, self.class_set, self.snap)
+        check_map(src.label, self.class_set, self.snap)
         self.tile(k, 0, 0, min(self.size, src.width, src.height))
 
 
@@ -205,6 +206,6 @@ def validate_sources(
         if cache is not None:
             cache.check(k)
         elif s.windowed:
-            geo.check_map(s.label, class_set, snap)
+            check_map(s.label, class_set, snap)
         else:
-            class_set.read_map(s.label, snap=snap)
+            read_map(s.label, class_set, snap=snap)

@@ -10,6 +10,7 @@ zero-shot, scored against the label; `package` zips the pairs in the layout of `
 are `ChangeAnywhereError`s whose text is shown as it is.
 """
 
+from ..runtime import CD_MODEL_ENV, MODEL_ENV
 from .editing import (
     describe_change,
     describe_event,
@@ -38,7 +39,7 @@ from .inputs import (
     start_session,
     swatch_names_css,
 )
-from .models import CD_MODEL_ENV, MODEL_ENV, Models, load_models, status_markdown
+from .models import Models, load_models, status_markdown
 from .package import ZIP_MAX_AGE_S, write_sample_zip
 from .session import (
     DEFAULT_CONTENT_SCALE,

@@ -26,7 +26,8 @@ from .. import geo
 from ..classes import BUILTIN_CLASS_SETS, ClassSet, LandCoverClass, hex_to_rgb, pack_rgb, rgb_to_hex
 from ..errors import ChangeAnywhereError, MapSizeError, UnknownColorsError
 from ..examples import RealExample, make_example_map, real_examples
-from .models import MODEL_ENV
+from ..maps import read_map
+from ..runtime import MODEL_ENV
 
 MAX_SIDE = 512  # longer side of an uploaded map above which it is downscaled
 MAX_PIXELS = 40_000_000  # an upload whose header claims more pixels is refused before decoding
@@ -60,7 +61,7 @@ def load_example(name: str, class_set: ClassSet, size: int) -> tuple[np.ndarray,
     real = _real_examples(class_set)
     if name in real:
         ex = real[name]
-        before_map = class_set.read_map(_open_image(ex.map, "example map"))
+        before_map = read_map(_open_image(ex.map, "example map"), class_set)
         image = read_before_image(ex.image)
         return before_map, image, [f"Image and map: {ex.attribution}."]
     names = example_names(class_set)
@@ -159,13 +160,13 @@ def read_uploaded_map(
     name = Path(path).name
     if geo.reads_with_rasterio(path):
         if _raster_header(path, "land-cover map")[1] < 3:
-            return class_set.read_map(path), [f"{name}: read as an index map of {class_set.name!r} (GeoTIFF)."]
+            return read_map(path, class_set), [f"{name}: read as an index map of {class_set.name!r} (GeoTIFF)."]
         rgb = geo.read_image(path)[0]
         return _colour_map(rgb, name, class_set, choice, snap)
     im = _open_image(path, "land-cover map")
     if not _is_colour_map(im):
         try:
-            before_map = class_set.read_map(im)
+            before_map = read_map(im, class_set)
         except ChangeAnywhereError as err:
             raise type(err)(f"{name}: {err}") from None
         hint = class_set.index_offset_hint(np.asarray(im))

@@ -6,16 +6,15 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..cd import DEFAULT_CD_MODEL, CDModel, load_cd_model
+from ..cd import CDModel, load_cd_model
 from ..classes import ClassSet
 from ..errors import ChangeAnywhereError, WeightsNotFoundError
-from ..generator.onnx_backend import BACKEND_ENV
 from ..generator.pipeline import ChangeAnywherePipeline
-from ..hub import DEFAULT_MODEL, load_pipeline
+from ..generator.sampler_defaults import SAMPLER_DEFAULTS
+from ..hub import load_pipeline
 from ..pairs import PairSettings
+from ..runtime import BACKEND_ENV, CD_MODEL_ENV, DEFAULT_CD_MODEL, DEFAULT_MODEL, MODEL_ENV, env
 
-MODEL_ENV = "CHANGEANYWHERE_MODEL"
-CD_MODEL_ENV = "CHANGEANYWHERE_CD_MODEL"
 FALLBACK_CLASS_SET = "dubai-landcover"  # offered for editing when no generator could be loaded
 
 
@@ -38,12 +37,14 @@ class Models:
     @property
     def default_guidance(self) -> float:
         """The guidance a generation uses when none is given (the generator's measured default)."""
-        return PairSettings().resolved(self.pipe).guidance_scale if self.pipe is not None else 1.0
+        return (PairSettings().resolved(self.pipe).guidance_scale if self.pipe is not None
+                else SAMPLER_DEFAULTS.guidance_scale)
 
     @property
     def default_steps(self) -> int:
         """The denoising steps a generation uses when none is given (the generator's measured default)."""
-        return PairSettings().resolved(self.pipe).num_inference_steps if self.pipe is not None else 8
+        return (PairSettings().resolved(self.pipe).num_inference_steps if self.pipe is not None
+                else SAMPLER_DEFAULTS.num_inference_steps)
 
     @property
     def cd_method(self) -> str:
@@ -76,7 +77,7 @@ def load_models(
     installed), torch or onnx.
     """
     notices: list[str] = []
-    model = model or os.environ.get(MODEL_ENV) or None
+    model = model or env(MODEL_ENV)
     pipe, source = None, str(model or fallback)
     for candidate in dict.fromkeys(str(s) for s in (model, fallback) if s):
         try:
@@ -91,12 +92,12 @@ def load_models(
         notices.append(f"Generator: using {source}.")
     if pipe is not None:
         try:
-            pipe.set_backend(backend or os.environ.get(BACKEND_ENV) or "auto")
+            pipe.set_backend(backend or env(BACKEND_ENV) or "auto")
         except Exception as err:  # noqa: BLE001 - a faster backend is optional: keep PyTorch
             notices.append(f"ONNX backend: {err}; using PyTorch.")
     class_set = pipe.class_set if pipe is not None else ClassSet.builtin(FALLBACK_CLASS_SET)
 
-    cd_model = cd_model or os.environ.get(CD_MODEL_ENV) or None
+    cd_model = cd_model or env(CD_MODEL_ENV)
     cd, cd_source = None, "cva"
     for candidate in dict.fromkeys(str(s) for s in (cd_model, cd_fallback) if s):
         try:

@@ -19,8 +19,8 @@ ZIP_MAX_AGE_S = 3600  # packaged samples older than this are deleted when a new 
 
 def write_sample_zip(gen: Generation, class_set: ClassSet, out_dir: str | os.PathLike, source: str = "",
                      max_age_s: float = ZIP_MAX_AGE_S) -> Path:
-    """Zip the pairs in the layout of `changeanywhere generate` (`A/`, `B/`, `label/` 0/255, `label_A/`,
-    `label_B/` colour maps, `change_type/`, `meta/`; one `<id>.png` per variant) plus `metadata.json` (the
+    """Zip the pairs in the layout of `changeanywhere generate` (`A/`, `B/`, `label/` 0/255 with 127 = ignore,
+    `label_A/`, `label_B/` colour maps, `change_type/`, `meta/`; one `<id>.png` per variant) plus `metadata.json` (the
     app's settings, the source map, and the zero-shot prediction's scores). Zips older than `max_age_s` in
     `out_dir` are deleted first."""
     out_dir = Path(out_dir)

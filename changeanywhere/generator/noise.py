@@ -19,17 +19,9 @@ from typing import Literal
 
 import torch
 
-NoiseSourceName = Literal["auto", "step", "predrawn", "device"]
-NOISE_SOURCES = ("auto", "step", "predrawn", "device")
+from ..runtime import resolve_noise_source
 
-
-def resolve_noise_source(source: str, device: torch.device) -> str:
-    """'auto' -> 'step' on a CPU, 'device' on an accelerator; other names are checked and returned."""
-    if source not in NOISE_SOURCES:
-        raise ValueError(f"noise source must be one of {NOISE_SOURCES}, got {source!r}")
-    if source == "auto":
-        return "step" if torch.device(device).type == "cpu" else "device"
-    return source
+NoiseSourceName = Literal["auto", "step", "predrawn", "device"]  # `runtime.NOISE_SOURCES`; "auto": `runtime`
 
 
 def device_generators(generators: Sequence[torch.Generator], device: torch.device) -> list[torch.Generator]:

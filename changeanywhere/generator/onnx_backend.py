@@ -22,33 +22,11 @@ from typing import Any
 
 import torch
 
+from .. import runtime
 from ..errors import MissingExtraError
 
 log = logging.getLogger(__name__)
 BACKENDS = ("torch", "onnx")
-BACKEND_ENV = "CHANGEANYWHERE_BACKEND"  # auto (default), torch or onnx
-
-
-def onnx_available() -> bool:
-    import importlib.util
-
-    return all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "onnxscript", "onnx"))
-
-
-def resolve_backend(name: str | None, device: str | torch.device) -> str:
-    """auto -> onnx on a CPU when ONNX Runtime is installed (a core dependency), else torch;
-    None reads $CHANGEANYWHERE_BACKEND."""
-    name = name or os.environ.get(BACKEND_ENV) or "auto"
-    if name == "auto":
-        return "onnx" if torch.device(device).type == "cpu" and onnx_available() else "torch"
-    return name
-
-
-def default_cache_dir() -> Path:
-    """$CHANGEANYWHERE_CACHE/onnx, else ~/.cache/changeanywhere/onnx (XDG_CACHE_HOME respected)."""
-    root = os.environ.get("CHANGEANYWHERE_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"),
-                                                          "changeanywhere")
-    return Path(root) / "onnx"
 
 
 def module_digest(module: torch.nn.Module) -> str:
@@ -155,7 +133,7 @@ class OnnxNetworks:
             raise MissingExtraError("the onnx backend needs ONNX Runtime, which is not installed: "
                                     "pip install onnx onnxruntime onnxscript") from err
         self.dtype = torch.float32
-        self.cache_dir = Path(cache_dir or default_cache_dir())
+        self.cache_dir = Path(cache_dir or runtime.cache_dir() / "onnx")
         batch, h, w = _dims(unet_multiple)
         side = 4 * unet_multiple
         x = torch.zeros(2, unet.config.in_channels, side, side)

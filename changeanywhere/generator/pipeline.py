@@ -30,6 +30,7 @@ from PIL import Image
 from ..errors import ChangeAnywhereError, MapSizeError, ParameterError
 from ..image_utils import images_to_tensor, maps_to_tensor, tensor_to_uint8, uint8_to_tensor
 from ..labels import change_mask
+from ..runtime import resolve_backend
 from .autoencoder import ColorAutoencoder
 from .compositing import composite, latent_keep_mask, texture_init
 from .drift import DriftSettings, apply_drift, as_drift_settings, draw_drift
@@ -44,7 +45,8 @@ from .nonchange import (
     nonchange_rng,
     rerender_region,
 )
-from .onnx_backend import BACKENDS, OnnxNetworks, resolve_backend
+from .onnx_backend import BACKENDS, OnnxNetworks
+from .sampler_defaults import SAMPLER_DEFAULTS
 from .semantic_encoder import SemanticEncoder
 
 ContentScale = float | tuple[float, float]
@@ -121,9 +123,9 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         semantic_encoder: SemanticEncoder,
         unet: UNet2DModel,
         scheduler: SchedulerMixin,
-        default_guidance_scale: float = 1.0,
-        default_num_inference_steps: int = 50,
-        default_guidance_interval: list[float] | tuple[float, float] = (0.0, 1.0),
+        default_guidance_scale: float = SAMPLER_DEFAULTS.guidance_scale,
+        default_num_inference_steps: int = SAMPLER_DEFAULTS.num_inference_steps,
+        default_guidance_interval: list[float] | tuple[float, float] = SAMPLER_DEFAULTS.guidance_interval,
     ):
         super().__init__()
         latent = latent_channels_of(vae)
@@ -314,7 +316,8 @@ class ChangeAnywherePipeline(DiffusionPipeline):
     def resolve_guidance_interval(self, guidance_interval: Sequence[float] | None) -> tuple[float, float]:
         """[start, stop) share of the steps that use classifier-free guidance (None: the model's default)."""
         if guidance_interval is None:
-            guidance_interval = getattr(self.config, "default_guidance_interval", None) or (0.0, 1.0)
+            model_default = getattr(self.config, "default_guidance_interval", None)
+            guidance_interval = model_default or SAMPLER_DEFAULTS.guidance_interval
         try:
             start, stop = (float(v) for v in guidance_interval)
         except (TypeError, ValueError):
@@ -367,7 +370,7 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         init_latents: torch.Tensor | None = None,
         start_index: int = 0,
         callback_on_step_end: Callable | None = None,
-        guidance_interval: tuple[float, float] = (0.0, 1.0),
+        guidance_interval: tuple[float, float] = SAMPLER_DEFAULTS.guidance_interval,
         inpaint: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Any diffusers scheduler from pure noise under `cond` (and, for an inpainting UNet, its extra input

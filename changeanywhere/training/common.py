@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -15,6 +14,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .. import runtime
 from ..classes import ClassSet
 from ..data import LandCoverCrops, find_pairs, load_pairs
 from ..errors import ChangeAnywhereError, ParameterError
@@ -51,7 +51,7 @@ def make_accelerator(mixed_precision: str, gradient_accumulation_steps: int, num
 
     if num_threads:
         torch.set_num_threads(num_threads)
-    if AcceleratorState._shared_state and int(os.environ.get("WORLD_SIZE", "1")) == 1:
+    if AcceleratorState._shared_state and runtime.world_size() == 1:
         AcceleratorState._reset_state(reset_partial_state=True)  # a second run in the same process
 
     cuda = torch.cuda.is_available()

@@ -294,6 +294,22 @@ def _save_pipeline(
         log(f"pushed {pipe_dir} to {args.push_to_hub}: {url}", event="push", repo=args.push_to_hub)
 
 
+def _training_pipeline(args: DiffusionTrainConfig, class_set: ClassSet, vae: Any, device: torch.device,
+                       log: RunLog) -> ChangeAnywherePipeline:
+    """The pipeline to train: from the preset (seeded) or `init_from`'s weights, the autoencoder frozen, on `device`."""
+    torch.manual_seed(args.seed)
+    pipe = build_pipeline(class_set, args.preset, vae=vae, prediction_type=args.prediction_type,
+                          inpainting=args.inpainting)
+    if args.init_from:
+        init_weights(pipe, args.init_from, log)
+    if args.crop_size % pipe.size_multiple:
+        raise ParameterError(f"`crop_size` must be a multiple of {pipe.size_multiple} for this preset", "crop_size")
+    pipe.set_progress_bar_config(disable=True)
+    pipe.vae.requires_grad_(False).eval()
+    pipe.to(device)
+    return pipe
+
+
 def train_diffusion(config: DiffusionTrainConfig) -> dict[str, Any]:
     """Run `train-diffusion`; returns the final state (step, loss, pipeline folder)."""
     args = fill_defaults(config, DIFFUSION_DEFAULTS)
@@ -309,16 +325,7 @@ def train_diffusion(config: DiffusionTrainConfig) -> dict[str, Any]:
     accelerator.wait_for_everyone()
     log = RunLog(out, main)
 
-    torch.manual_seed(args.seed)
-    pipe = build_pipeline(class_set, args.preset, vae=vae, prediction_type=args.prediction_type,
-                          inpainting=args.inpainting)
-    if args.init_from:
-        init_weights(pipe, args.init_from, log)
-    if args.crop_size % pipe.size_multiple:
-        raise ParameterError(f"`crop_size` must be a multiple of {pipe.size_multiple} for this preset", "crop_size")
-    pipe.set_progress_bar_config(disable=True)
-    pipe.vae.requires_grad_(False).eval()
-    pipe.to(device)
+    pipe = _training_pipeline(args, class_set, vae, device, log)
     denoiser = Denoiser(pipe.unet, pipe.semantic_encoder)
     params = [p for p in denoiser.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)

@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..cd.data import DONOR_POOL, donor_indices, image_files, read_image
 from ..classes import ClassSet
 from ..errors import ChangeAnywhereError, MapSizeError
 from ..io import atomic_copy, atomic_write_png, atomic_write_text
-from ..labels import IGNORE_INDEX
-from .data import DONOR_POOL, donor_indices, image_files, read_image
+from ..labels import change_mask
+from ..maps import read_map
 
 Source = tuple[np.ndarray, np.ndarray]  # (HxWx3 uint8 image, HxW index map)
 
@@ -55,7 +56,7 @@ def naive_after_image(
     h, w = before_map.shape
     pool: list[Source] = [(before, before_map)] + [s for s in sources if s[1].shape == (h, w)]
     out = before.copy()
-    changed = (before_map != after_map) & (after_map != IGNORE_INDEX)
+    changed = change_mask(before_map, after_map)
     for c in np.unique(after_map[changed]):
         todo = changed & (after_map == c)
         holders = [(img, m, np.flatnonzero(m == c)) for img, m in pool]
@@ -85,7 +86,7 @@ def _class_colors(items: Sequence[tuple[Path, Path]], class_set: ClassSet, limit
     sums = np.zeros((class_set.num_classes, 3))
     counts = np.zeros(class_set.num_classes)
     for a_path, map_path in items[:limit]:
-        img, m = read_image(a_path), class_set.read_map(map_path)
+        img, m = read_image(a_path), read_map(map_path, class_set)
         for c in range(class_set.num_classes):
             sel = m == c
             if sel.any():
@@ -115,11 +116,11 @@ def build_naive_set(generated: str | Path, out: str | Path, classes: str | Class
     for i, stem in enumerate(tqdm(stems, desc="naive pairs", disable=not progress)):
         r = np.random.default_rng([seed, i])
         before = read_image(files["A"][stem])
-        before_map = class_set.read_map(files["label_A"][stem])
-        after_map = class_set.read_map(files["label_B"][stem])
+        before_map = read_map(files["label_A"][stem], class_set)
+        after_map = read_map(files["label_B"][stem], class_set)
         donors = donor_indices(i, len(stems))  # earlier pairs only: prefixes of the set are stable
         others = [stems[j] for j in r.choice(donors, size=min(num_sources, len(donors)), replace=False)]
-        sources = [(read_image(files["A"][s]), class_set.read_map(files["label_A"][s])) for s in others]
+        sources = [(read_image(files["A"][s]), read_map(files["label_A"][s], class_set)) for s in others]
         after = naive_after_image(before, before_map, after_map, r, sources, colors, jitter)
         atomic_write_png(out / "B" / f"{stem}.png", after)
         for d in ("A", "label"):

@@ -16,11 +16,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..cd.data import donor_indices, find_cd_pairs, read_image
 from ..errors import ChangeAnywhereError
 from ..generator.drift import DriftSettings, apply_drift, colour_stats, draw_drift
 from ..io import atomic_copy, atomic_write_png, atomic_write_text
 from ..seeds import derive_seed
-from .data import donor_indices, find_cd_pairs, read_image
 
 
 def build_drifted_set(generated: str | Path, out: str | Path, seed: int = 0, strength: float = 1.0,
