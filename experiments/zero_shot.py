@@ -121,6 +121,7 @@ def building_val(args: argparse.Namespace, pairs: str) -> Path:
     from changeanywhere.change_classes import counted_target
     from changeanywhere.io import atomic_write_png
     from changeanywhere.labels import encode_change_label
+    from changeanywhere.maps import read_map
 
     src, dst = args.work / f"{pairs}-val", args.work / f"{pairs}-val-building"
     items = find_cd_pairs(src)
@@ -133,7 +134,7 @@ def building_val(args: argparse.Namespace, pairs: str) -> Path:
         for d, f in (("A", it.a), ("B", it.b)):
             if not (dst / d / f.name).exists():
                 (dst / d / f.name).symlink_to(f.resolve())
-        maps = [class_set.read_map(src / d / it.label.name) for d in ("label_A", "label_B")]
+        maps = [read_map(src / d / it.label.name, class_set) for d in ("label_A", "label_B")]
         target = counted_target(*maps, ids)
         atomic_write_png(dst / "label" / it.label.name, encode_change_label(target))
     return dst
@@ -160,8 +161,8 @@ def run_dir(args: argparse.Namespace, arm: str, seed: int) -> Path:
 
 
 def runs(args: argparse.Namespace) -> list[tuple[str, int]]:
-    """(arm, seed) of every model: --seed-arms on every seed, the other arms on the first."""
-    return [(a, s) for a in args.arms for s in (args.seeds if a in args.seed_arms else args.seeds[:1])]
+    """(arm, seed) of every model, seed by seed: every arm on the first seed, then --seed-arms on the others."""
+    return [(a, s) for s in args.seeds for a in args.arms if s == args.seeds[0] or a in args.seed_arms]
 
 
 def trained(out: Path, steps: int) -> bool:

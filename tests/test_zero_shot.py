@@ -12,7 +12,7 @@ from PIL import Image
 
 from changeanywhere.cd.data import find_cd_pairs, read_image, read_label
 from changeanywhere.derived.drifted import build_drifted_set
-from changeanywhere.maps import write_map
+from changeanywhere.maps import read_map, write_map
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -129,7 +129,7 @@ def test_experiment_trains_without_the_real_sets_then_evaluates(tmp_path, dubai,
 
     class_set, ids = map_label_classes(work / "gen-val", ["building"])
     for item in find_cd_pairs(work / "gen-val-building"):
-        maps = [class_set.read_map(work / "gen-val" / d / item.label.name) for d in ("label_A", "label_B")]
+        maps = [read_map(work / "gen-val" / d / item.label.name, class_set) for d in ("label_A", "label_B")]
         assert np.array_equal(read_label(item.label) == 1, counted_target(*maps, ids) == 1)
     with pytest.raises(SystemExit, match="real CD set"):
         zero_shot.main([*common, "--real", str(missing), "--stages", "eval"])
