@@ -18,6 +18,7 @@ from ..generator.nonchange import describe_nonchange
 from ..labels import change_target
 from ..pairs import ChangePair, PairSettings, build_pairs, synthesize_before
 from .editing import require_change
+from .inputs import MAX_SIDE
 from .models import COUNTS, Models
 
 DEFAULT_CONTENT_SCALE = PairSettings.content_scale[0]  # 1: unchanged region anchored to the end
@@ -141,7 +142,11 @@ def generate(
 
 def zero_shot_prediction(cd_model: CDModel | None, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """HxW bool change mask of a before/after pair: the CD model's, or CVA + Otsu when there is none."""
-    return np.asarray(predict(cd_model, a, b) if cd_model is not None else cva_predict(a, b), bool)
+    if cd_model is None:
+        return np.asarray(cva_predict(a, b), bool)
+    # the app's pairs are at most MAX_SIDE² (512²): one pass over the whole pair (the models are fully
+    # convolutional) instead of nine overlapping 256² tiles, about 2x faster on a CPU
+    return np.asarray(predict(cd_model, a, b, tile_size=min(max(a.shape[:2]), MAX_SIDE), overlap=0), bool)
 
 
 def pair_metrics(prediction: np.ndarray, target: np.ndarray) -> dict[str, float]:
