@@ -7,7 +7,8 @@ disable_telemetry()  # before anything imports onnxruntime, huggingface_hub or g
 from .classes import ClassSet, LandCoverClass  # noqa: E402
 from .errors import ChangeAnywhereError, MapSizeError, UnknownColorsError, WeightsNotFoundError  # noqa: E402
 from .events import ChangeResult, UserEdit, simulate_changes  # noqa: E402
-from .generator.pipeline import ChangeAnywherePipeline, ChangeOutput, SynthesisOutput  # noqa: E402
+from .generator.outputs import ChangeOutput, SynthesisOutput  # noqa: E402
+from .generator.pipeline import ChangeAnywherePipeline  # noqa: E402
 from .generator.semantic_encoder import SemanticEncoder  # noqa: E402
 from .pairs import ChangePair, PairSettings, build_pairs, simulate_events  # noqa: E402
 

@@ -18,8 +18,8 @@ from .change_classes import change_class_ids, counted_change
 from .classes import ClassSet
 from .errors import ParameterError
 from .events import EVENT_TYPES, ChangeResult, change_type_legend, simulate_changes
+from .generator.inputs import CHANGE_SAMPLERS
 from .generator.nonchange import NonChangeSettings
-from .generator.pipeline import CHANGE_SAMPLERS
 from .image_utils import load_rgb, tensor_to_uint8
 from .labels import IGNORE_INDEX
 from .seeds import DIFFUSION, EVENTS, derive_seed

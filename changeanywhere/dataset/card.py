@@ -332,8 +332,8 @@ def _eta(settings: dict[str, Any]) -> str:
 
 def _interval(settings: dict[str, Any]) -> str:
     """' on the last 3 of 8 steps' where guidance applies to part of the run (the model's guidance interval)."""
-    from ..generator.pipeline import guided_steps
     from ..generator.sampler_defaults import SAMPLER_DEFAULTS
+    from ..generator.sampling import guided_steps
 
     start, stop = settings[INFO_KEY].get("guidance_interval", SAMPLER_DEFAULTS.guidance_interval)
     n = settings["sampler"]["steps"]

@@ -17,24 +17,22 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from diffusers import AutoencoderKL, DiffusionPipeline, UNet2DModel, VQModel
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
-from diffusers.utils import BaseOutput
-from PIL import Image
 
-from ..errors import ChangeAnywhereError, MapSizeError, ParameterError
-from ..image_utils import images_to_tensor, maps_to_tensor, tensor_to_uint8, uint8_to_tensor
+from ..errors import ParameterError
+from ..image_utils import maps_to_tensor, tensor_to_uint8, uint8_to_tensor
 from ..labels import change_mask
 from ..runtime import resolve_backend
 from .autoencoder import ColorAutoencoder
 from .compositing import composite, latent_keep_mask, texture_init
 from .drift import DriftSettings, apply_drift, as_drift_settings, draw_drift
 from .inpainting import inpaint_channels, inpaint_condition, synthesis_condition
+from .inputs import ContentScale, PipelineInputs
 from .noise import NoiseSourceName, SamplerNoise
 from .nonchange import (
     NonChangeSettings,
@@ -46,68 +44,20 @@ from .nonchange import (
     rerender_region,
 )
 from .onnx_backend import BACKENDS, OnnxNetworks
+from .outputs import ChangeOutput, SynthesisOutput, format_images
 from .sampler_defaults import SAMPLER_DEFAULTS
+from .sampling import (
+    anchor_steps,
+    guided_steps,
+    latent_channels_of,
+    mix_known_region,
+    noise_coefficients,
+    step_kwargs,
+)
 from .semantic_encoder import SemanticEncoder
 
-ContentScale = float | tuple[float, float]
-CHANGE_SAMPLERS = ("inpaint", "anchored")
 
-
-@dataclass
-class SynthesisOutput(BaseOutput):
-    """Images synthesized from land-cover maps (PIL list, (B,H,W,3) float array in [0,1], or tensor), the seeds
-    and the sampler settings used (`sampler_record`)."""
-
-    images: list[Image.Image] | np.ndarray | torch.Tensor
-    seeds: list[int | None]
-    sampler: dict[str, Any]
-
-
-@dataclass
-class ChangeOutput(BaseOutput):
-    """After images, full-resolution change masks (before ≠ after), after maps, and per sample what was used:
-    content scale, anchored steps (`mix_steps`), seed, drift and non-change parameters (None when off) and the
-    re-rendered unchanged pixels (bool masks, not in the label); and the sampler settings of the call."""
-
-    images: list[Image.Image] | np.ndarray | torch.Tensor
-    change_masks: np.ndarray
-    after_maps: np.ndarray
-    content_scales: list[float]
-    seeds: list[int | None]
-    mix_steps: list[int]
-    drifts: list[dict | None]
-    sampler: dict[str, Any]
-    nonchange: list[dict | None] | None = None
-    rerendered: list[np.ndarray] | None = None
-
-
-def mix_known_region(
-    x: torch.Tensor, known_noisy: torch.Tensor, keep: torch.Tensor, active: torch.Tensor
-) -> torch.Tensor:
-    """Replace the unchanged region (`keep` = 1) of `x` by the noised before-latent, for samples still `active`."""
-    mixed = keep * known_noisy + (1 - keep) * x
-    return torch.where(active.view(-1, 1, 1, 1), mixed, x)
-
-
-def anchor_steps(keep: torch.Tensor, mix_steps: Sequence[int]) -> torch.Tensor:
-    """(B,1,h,w) steps each latent cell stays anchored to the known latent: a sample's `mix_steps` where `keep`
-    is 1, else 0 (the paper's one-region latent mixing as a per-cell schedule)."""
-    return keep * torch.tensor([float(m) for m in mix_steps], device=keep.device).view(-1, 1, 1, 1)
-
-
-def guided_steps(guidance_interval: Sequence[float], num_steps: int, guidance_scale: float) -> range:
-    """The step indices that get classifier-free guidance: i with int(start·N) ≤ i < int(stop·N) (diffusers'
-    guider convention), none at guidance scale 1."""
-    start, stop = guidance_interval
-    return range(int(start * num_steps), int(stop * num_steps)) if guidance_scale != 1.0 else range(0)
-
-
-def latent_channels_of(vae: Any) -> int:
-    """Latent channels of any supported autoencoder (`ColorAutoencoder` derives them from its config)."""
-    return int(getattr(vae.config, "latent_channels", None) or vae.latent_channels)
-
-
-class ChangeAnywherePipeline(DiffusionPipeline):
+class ChangeAnywherePipeline(PipelineInputs, DiffusionPipeline):
     """Semantic latent diffusion for change-detection pairs.
 
     Components: `vae` (`AutoencoderKL` or `VQModel`), `semantic_encoder` (`SemanticEncoder`), `unet`
@@ -241,119 +191,10 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         z = z / scale + shift
         return (self._onnx.decode(z) if onnx else self.vae.decode(z).sample).clamp(-1, 1)
 
-    # ----------------------------------------------------------------- inputs
-    def _check_size(self, height: int, width: int) -> None:
-        m = self.size_multiple
-        if height % m or width % m:
-            raise MapSizeError(
-                f"size {width}×{height} px is not a multiple of {m}; crop or pad the map "
-                f"(and image) to e.g. {width // m * m}×{height // m * m}"
-            )
-
-    @staticmethod
-    def _generators(
-        batch: int, seed: int | Sequence[int] | None, generator: Any
-    ) -> tuple[list[torch.Generator], list[int | None]]:
-        """One CPU generator per sample, from explicit generators, explicit seeds, or fresh random seeds."""
-        if generator is not None:
-            gens = list(generator) if isinstance(generator, list | tuple) else [generator]
-            if len(gens) != batch:
-                raise ChangeAnywhereError(f"got {len(gens)} generators for a batch of {batch}")
-            return gens, [None] * batch
-        if seed is None:
-            seeds = [int(s) for s in np.random.SeedSequence().generate_state(batch)]
-        elif isinstance(seed, int):
-            seeds = [seed + i for i in range(batch)]
-        else:
-            seeds = [int(s) for s in seed]
-            if len(seeds) != batch:
-                raise ChangeAnywhereError(f"got {len(seeds)} seeds for a batch of {batch}")
-        return [torch.Generator("cpu").manual_seed(s) for s in seeds], list(seeds)
-
     def _condition(self, label_map: torch.Tensor, device: torch.device) -> torch.Tensor:
         return self.semantic_encoder(label_map.to(device))
 
-    def check_inputs(
-        self,
-        num_inference_steps: int | None,
-        guidance_scale: float | None,
-        eta: float,
-        output_type: str = "pil",
-        *,
-        content_scale: ContentScale = 1.0,
-        blend: str = "pixel",
-        feather: int = 0,
-        free_band: int = 0,
-    ) -> tuple[int, float, float]:
-        """Validate every sampler setting once; returns (steps, guidance, eta) resolved (steps or guidance None ->
-        the model's measured default). Errors name the parameter (`ParameterError`), the CLI shows its flag."""
-        if num_inference_steps is None:
-            num_inference_steps = self.config.default_num_inference_steps
-        if int(num_inference_steps) != num_inference_steps or not 1 <= num_inference_steps <= 1000:
-            raise ParameterError(
-                f"`num_inference_steps` must be an integer in 1..1000, got {num_inference_steps}", "num_inference_steps"
-            )
-        if guidance_scale is None:
-            guidance_scale = self.config.default_guidance_scale
-        if not 0.0 <= float(guidance_scale) <= 30.0:
-            raise ParameterError(f"`guidance_scale` must lie in [0, 30], got {guidance_scale}", "guidance_scale")
-        if eta < 0:
-            raise ParameterError(f"`eta` must be ≥ 0, got {eta}", "eta")
-        if output_type not in ("pil", "np", "pt", "latent"):
-            raise ParameterError(f"`output_type` must be 'pil', 'np', 'pt' or 'latent', got {output_type!r}",
-                                 "output_type")
-        lo, hi = (content_scale, content_scale) if isinstance(content_scale, int | float) else content_scale
-        if not 0.0 <= float(lo) <= float(hi) <= 1.0:
-            raise ParameterError(f"`content_scale` must lie in [0, 1] (low ≤ high), got {content_scale}",
-                                 "content_scale")
-        if blend not in ("pixel", "latent"):
-            raise ParameterError(f"`blend` must be 'pixel' or 'latent', got {blend!r}", "blend")
-        if feather < 0 or free_band < 0:
-            raise ParameterError(f"`feather` and `free_band` must be ≥ 0, got {feather} and {free_band}",
-                                 "feather", "free_band")
-        return int(num_inference_steps), float(guidance_scale), float(eta)
-
-    def resolve_guidance_interval(self, guidance_interval: Sequence[float] | None) -> tuple[float, float]:
-        """[start, stop) share of the steps that use classifier-free guidance (None: the model's default)."""
-        if guidance_interval is None:
-            model_default = getattr(self.config, "default_guidance_interval", None)
-            guidance_interval = model_default or SAMPLER_DEFAULTS.guidance_interval
-        try:
-            start, stop = (float(v) for v in guidance_interval)
-        except (TypeError, ValueError):
-            raise ParameterError(f"`guidance_interval` must be two numbers (start, stop), got {guidance_interval!r}",
-                                 "guidance_interval") from None
-        if not 0.0 <= start < stop <= 1.0:
-            raise ParameterError(f"`guidance_interval` must satisfy 0 ≤ start < stop ≤ 1, got {guidance_interval!r}",
-                                 "guidance_interval")
-        return start, stop
-
-    def scheduler_takes_eta(self) -> bool:
-        """Whether the scheduler's `step` has an `eta` (DDIM); DPM-Solver, UniPC and Euler have none."""
-        return "eta" in inspect.signature(self.scheduler.step).parameters
-
-    def sampler_record(self, num_inference_steps: int, guidance_scale: float, eta: float,
-                       guidance_interval: tuple[float, float]) -> dict[str, Any]:
-        """What a call actually used: the scheduler class (and its prediction type), steps, guidance (scale and
-        the resolved interval), eta."""
-        return {
-            "scheduler": type(self.scheduler).__name__,
-            **({"algorithm_type": self.scheduler.config["algorithm_type"]}
-               if "algorithm_type" in self.scheduler.config else {}),
-            "prediction_type": self.scheduler.config.get("prediction_type"),
-            "num_inference_steps": num_inference_steps,
-            "guidance_scale": guidance_scale,
-            "guidance_interval": list(guidance_interval),
-            "eta": eta if self.scheduler_takes_eta() else None,
-        }
-
     # ----------------------------------------------------------------- the loop
-    def _noise_coefficients(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(a, b) with `scheduler.add_noise(x, ε, t) == a·x + b·ε`, evaluated on host probes so that the
-        scheduler's lookups never touch a device tensor (no sync, no copy); bit-identical on a CPU."""
-        ab = self.scheduler.add_noise(torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0]), t.reshape(1))
-        return ab[0], ab[1]
-
     @torch.no_grad()
     def _denoise(
         self,
@@ -405,24 +246,17 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         noise = SamplerNoise(self.noise_source, generators, shape, device, steps, mix if mixing else None, variance)
         x = noise.start() * scheduler.init_noise_sigma
         if start_index > 0:
-            a, b = self._noise_coefficients(timesteps[start_index])
+            a, b = noise_coefficients(scheduler, timesteps[start_index])
             x = a * init_latents + b * (x / scheduler.init_noise_sigma)
             if hasattr(scheduler, "set_begin_index"):
                 scheduler.set_begin_index(start_index)
         last_mix = max(mix, default=0)
-        cond = cond.to(dtype)
         guided = guided_steps(guidance_interval, len(timesteps), guidance_scale)
-        cond_cfg = torch.cat([cond, torch.zeros_like(cond)]) if len(guided) else cond
-        if self.is_inpainting:  # the image context is kept in both guidance branches; only the map is dropped
-            if inpaint is None:
-                inpaint = synthesis_condition(cond.shape[0], shape[0], shape[1:], device)
-            inpaint = inpaint.to(device, dtype)
-            cond = torch.cat([cond, inpaint], dim=1)
-            cond_cfg = torch.cat([cond_cfg, torch.cat([inpaint, inpaint])], dim=1) if len(guided) else cond
+        cond, cond_cfg = self._unet_conditions(cond.to(dtype), inpaint, bool(len(guided)), shape, device, dtype)
         for i in self.progress_bar(steps):
             t = timesteps[i]
             if mixing and i < last_mix:
-                a, b = self._noise_coefficients(t)
+                a, b = noise_coefficients(scheduler, t)
                 keep = (anchor_until > i).to(x.dtype)
                 x = keep * (a * known_latents + b * noise.mix(i)) + (1 - keep) * x
             use_cfg = i in guided
@@ -433,25 +267,24 @@ class ChangeAnywherePipeline(DiffusionPipeline):
             if use_cfg:
                 out_cond, out_uncond = out.chunk(2)
                 out = out_uncond + guidance_scale * (out_cond - out_uncond)
-            kwargs: dict[str, Any] = {}
-            if "eta" in step_params:
-                kwargs["eta"] = eta
-            if variance:
-                kwargs["variance_noise"] = noise.variance(i)
-            elif "generator" in step_params and "variance_noise" not in step_params:
-                kwargs["generator"] = noise.step_generators
-            x = scheduler.step(out, t, x, **kwargs).prev_sample
+            x = scheduler.step(out, t, x, **step_kwargs(step_params, eta, variance, noise, i)).prev_sample
             if callback_on_step_end is not None:
                 callback_on_step_end(self, i, t, {"latents": x})
         return x
 
-    def _format_images(self, images: torch.Tensor, output_type: str):
-        if output_type in ("pt", "latent"):
-            return images
-        arr = tensor_to_uint8(images)
-        if output_type == "np":
-            return arr.astype(np.float32) / 255.0
-        return [Image.fromarray(a) for a in arr]  # "pil": `check_inputs` allowed no other
+    def _unet_conditions(self, cond: torch.Tensor, inpaint: torch.Tensor | None, guided: bool,
+                         shape: tuple[int, ...], device: torch.device, dtype: torch.dtype
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The UNet's extra input channels without and with guidance (the unconditional half: the map zeroed).
+        An inpainting UNet keeps the image context in both guidance branches; only the map is dropped."""
+        cond_cfg = torch.cat([cond, torch.zeros_like(cond)]) if guided else cond
+        if self.is_inpainting:
+            if inpaint is None:
+                inpaint = synthesis_condition(cond.shape[0], shape[0], shape[1:], device)
+            inpaint = inpaint.to(device, dtype)
+            cond = torch.cat([cond, inpaint], dim=1)
+            cond_cfg = torch.cat([cond_cfg, torch.cat([inpaint, inpaint])], dim=1) if guided else cond
+        return cond, cond_cfg
 
     # ----------------------------------------------------------------- entry points
     @torch.no_grad()
@@ -490,7 +323,7 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         )
         images = latents if output_type == "latent" else self.decode_latents(latents)
         out = SynthesisOutput(
-            images=self._format_images(images, output_type),
+            images=format_images(images, output_type),
             seeds=seeds,
             sampler=self.sampler_record(num_inference_steps, guidance_scale, eta, guidance_interval),
         )
@@ -525,60 +358,37 @@ class ChangeAnywherePipeline(DiffusionPipeline):
     ) -> ChangeOutput | tuple:
         """Before image + before map + after map -> after image (user edits: `simulate_changes(..., edits=)`).
 
-        The latent-mixing sampler of docs/method.md §3 keeps latent cells away from the change anchored to the
-        forward-noised before-latent for the first `int(s·N)` steps (`content_scale` s: a float, or a (low, high)
-        range drawn per sample); at s = 1 (default) they stay anchored to the end and are reset to the before
-        latent, so only the change and a `free_band` of cells around it are painted. `blend="pixel"` (default)
-        then keeps the real before image outside the change, feathered over `feather` px; `blend="latent"`
-        decodes the whole latent. `strength` < 1 starts the free cells from real texture of their new class
-        copied from elsewhere in the before image, noised to that share of the schedule (SDEdit), instead of
-        pure noise (1, the paper). `drift` adds a seeded, smooth radiometric change of the whole after image
-        (`drift_reference`: colour statistics of another real image, see `drift.colour_stats`); it never
-        changes the label. The paper's original behaviour: `content_scale=(0.7, 1.0), blend="latent",
-        free_band=0`.
-
-        `sampler`: "inpaint" (the default for an inpainting UNet: the network sees the masked before latent and
-        paints the change and its band to fit the scene; nothing is anchored) or "anchored" (the latent mixing
-        above; the default for a plain UNet). `nonchange` (`generator.nonchange`: a strength, True or settings)
-        makes unchanged areas differ as real dates do: unchanged objects and blobs are re-rendered under the same
-        map (inpainting UNet only), then scene appearance and acquisition effects are applied to the whole after
-        image; seeded per sample, parameters in `out.nonchange`, the label never touched.
+        `sampler` "inpaint" (an inpainting UNet's default) paints the change and a `free_band` of latent cells
+        around it from the masked before latent; "anchored" is docs/method.md §3's latent mixing: other cells stay
+        anchored to the noised before latent for `int(s·N)` steps (`content_scale` s, or a per-sample (low, high)
+        range; the paper's: `content_scale=(0.7, 1.0), blend="latent", free_band=0`). `blend="pixel"` keeps the
+        real before image outside the change (feathered over `feather` px); `strength` < 1 starts the free cells
+        from copied texture of their new class (SDEdit). `drift` and `nonchange` (`generator.nonchange`; their
+        `*_reference`: another image's `colour_stats`) make B differ as another date would, seeded per sample,
+        never in the label. docs/library.md says more.
         """
         num_inference_steps, guidance_scale, eta = self.check_inputs(
             num_inference_steps, guidance_scale, eta, output_type, content_scale=content_scale, blend=blend,
-            feather=feather, free_band=free_band,
+            feather=feather, free_band=free_band, strength=strength,
         )
         guidance_interval = self.resolve_guidance_interval(guidance_interval)
-        if not 0.0 < strength <= 1.0:
-            raise ParameterError(f"`strength` must lie in (0, 1], got {strength}", "strength")
-        drift_settings = as_drift_settings(drift)
-        nonchange_settings = as_nonchange_settings(nonchange)
+        drift_settings, nonchange_settings = as_drift_settings(drift), as_nonchange_settings(nonchange)
         sampler = self.resolve_sampler(sampler)
         images, before, after = self._change_inputs(before_image, before_map, after_map)
-        batch = before.shape[0]
-        references = self._per_sample(drift_reference, batch, "drift_reference")
-        nc_references = self._per_sample(nonchange_reference, batch, "nonchange_reference")
-        generators, seeds = self._generators(batch, seed, generator)
+        references = self._per_sample(drift_reference, len(before), "drift_reference")
+        nc_references = self._per_sample(nonchange_reference, len(before), "nonchange_reference")
+        generators, seeds = self._generators(len(before), seed, generator)
         scales = [self._draw_scale(content_scale, g) for g in generators]
         inpaint_mode = sampler == "inpaint"
         mix_steps = [0 if inpaint_mode else int(s * num_inference_steps) for s in scales]
-
         device = self._execution_device
         known = self.encode_images(images).float().to(device)
         changed = change_mask(before, after)
         nonchanges = self._draw_nonchanges(nonchange_settings, generators, nc_references, changed, after)
         painted = changed | torch.from_numpy(np.stack([nc["rerender"] for nc in nonchanges])) \
             if nonchange_settings is not None else changed
-        keep = latent_keep_mask(painted, self.vae_scale_factor, free_band).to(device)
-        # re-rendered cells (away from the change) stay anchored for the first share of the steps, so they keep
-        # A's layout and light and only their texture is new (the paper's non-change mechanism, per region)
-        rerender = keep.new_zeros(keep.shape)
-        if nonchange_settings is not None:
-            rerender = (1 - keep) * latent_keep_mask(changed, self.vae_scale_factor, free_band).to(device)
-        rr_steps = [round(nc.get("rerender_anchored", 0.0) * num_inference_steps) for nc in nonchanges]
-        anchor = anchor_steps(rerender, rr_steps)
-        if not inpaint_mode:
-            anchor = anchor + anchor_steps(keep, mix_steps)
+        keep, anchor, rr_steps = self._anchoring(painted, changed, nonchanges, nonchange_settings is not None,
+                                                 mix_steps, inpaint_mode, num_inference_steps, free_band, device)
         start = min(int(round((1.0 - strength) * num_inference_steps)), num_inference_steps - 1)
         init = None
         if start > 0:
@@ -595,34 +405,50 @@ class ChangeAnywherePipeline(DiffusionPipeline):
         latents = mix_known_region(latents, known, keep, anchored)  # exactly the before latent
         drifts = [draw_drift(g, drift_settings, r) if drift_settings else None
                   for g, r in zip(generators, references, strict=True)]
+        record = {**self.sampler_record(num_inference_steps, guidance_scale, eta, guidance_interval),
+                  "change_sampler": sampler}
+        out = self._change_output(latents, images, painted, changed, after, blend, feather, output_type, drifts,
+                                  nonchanges, nonchange_settings is not None, scales, seeds, mix_steps, record)
+        return out if return_dict else out.to_tuple()
+
+    def _change_output(self, latents: torch.Tensor, images: torch.Tensor, painted: torch.Tensor,
+                       changed: torch.Tensor, after: torch.Tensor, blend: str, feather: int, output_type: str,
+                       drifts: list[dict | None], nonchanges: list[dict], rerendering: bool, scales: list[float],
+                       seeds: list[int | None], mix_steps: list[int], sampler: dict[str, Any]) -> ChangeOutput:
+        """Decode and compose the after images (`_after_images`) and record what each sample used."""
         records = [{k: v for k, v in nc.items() if k != "rerender"} if nc else None for nc in nonchanges]
         rerendered = [nc.get("rerender") for nc in nonchanges]
         images_out = latents if output_type == "latent" else self._after_images(
             latents, images, painted, blend, feather, drifts, records, after, rerendered)
-        out = ChangeOutput(
-            images=self._format_images(images_out, output_type),
+        return ChangeOutput(
+            images=format_images(images_out, output_type),
             change_masks=changed.numpy(),
             after_maps=after.numpy().astype(np.uint8),
             content_scales=scales,
             seeds=seeds,
             mix_steps=mix_steps,
             drifts=drifts,
-            sampler=self.sampler_record(num_inference_steps, guidance_scale, eta, guidance_interval),
+            sampler=sampler,
             nonchange=records,
-            rerendered=rerendered if nonchange_settings is not None else None,
+            rerendered=rerendered if rerendering else None,
         )
-        out.sampler["change_sampler"] = sampler
-        return out if return_dict else out.to_tuple()
 
-    def resolve_sampler(self, sampler: str | None) -> str:
-        """The change sampler: "inpaint" (default for an inpainting UNet) or "anchored" (latent mixing)."""
-        sampler = sampler or ("inpaint" if self.is_inpainting else "anchored")
-        if sampler not in CHANGE_SAMPLERS:
-            raise ParameterError(f"`sampler` must be one of {', '.join(CHANGE_SAMPLERS)}, got {sampler!r}", "sampler")
-        if sampler == "inpaint" and not self.is_inpainting:
-            raise ParameterError("`sampler` 'inpaint' needs an inpainting UNet (generator v3 weights); this model "
-                                 "has a plain UNet: use 'anchored'", "sampler")
-        return sampler
+    def _anchoring(self, painted: torch.Tensor, changed: torch.Tensor, nonchanges: list[dict], rerendering: bool,
+                   mix_steps: list[int], inpaint_mode: bool, num_inference_steps: int, free_band: int,
+                   device: torch.device) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+        """(keep, anchor_until, re-rendered anchored steps): the latent cells kept from A (away from the painted
+        pixels and their `free_band`), and per cell the steps it stays anchored to A."""
+        keep = latent_keep_mask(painted, self.vae_scale_factor, free_band).to(device)
+        # re-rendered cells (away from the change) stay anchored for the first share of the steps, so they keep
+        # A's layout and light and only their texture is new (the paper's non-change mechanism, per region)
+        rerender = keep.new_zeros(keep.shape)
+        if rerendering:
+            rerender = (1 - keep) * latent_keep_mask(changed, self.vae_scale_factor, free_band).to(device)
+        rr_steps = [round(nc.get("rerender_anchored", 0.0) * num_inference_steps) for nc in nonchanges]
+        anchor = anchor_steps(rerender, rr_steps)
+        if not inpaint_mode:
+            anchor = anchor + anchor_steps(keep, mix_steps)
+        return keep, anchor, rr_steps
 
     def _draw_nonchanges(self, settings: NonChangeSettings | None, generators: list[torch.Generator],
                          references: list[dict | None], changed: torch.Tensor, after: torch.Tensor) -> list[dict]:
@@ -640,26 +466,6 @@ class ChangeAnywherePipeline(DiffusionPipeline):
             params["rerendered_pixels"] = int(params["rerender"].sum())
             out.append(params)
         return out
-
-    def _change_inputs(self, before_image: Any, before_map: Any, after_map: Any):
-        """(images in [-1, 1], before maps, after maps) as tensors, checked to match in batch and size."""
-        if after_map is None:
-            raise ParameterError("give `after_map` (user edits: `simulate_changes(before_map, classes, "
-                                 "num_events=0, edits=[...]).after`)", "after_map")
-        before = maps_to_tensor(before_map, self.num_classes, self.class_set)
-        after = maps_to_tensor(after_map, self.num_classes, self.class_set)
-        images = images_to_tensor(before_image)
-        if before.shape != after.shape:
-            raise MapSizeError(
-                f"before map {tuple(before.shape[1:])} and after map {tuple(after.shape[1:])} differ in size"
-            )
-        if images.shape[0] != before.shape[0] or images.shape[2:] != before.shape[1:]:
-            raise MapSizeError(
-                f"before image batch {tuple(images.shape[:1])}×{tuple(images.shape[2:])} does not match the map "
-                f"batch {tuple(before.shape[:1])}×{tuple(before.shape[1:])}"
-            )
-        self._check_size(*before.shape[1:])
-        return images, before, after
 
     def _after_images(
         self, latents: torch.Tensor, before: torch.Tensor, painted: torch.Tensor, blend: str, feather: int,
@@ -682,25 +488,6 @@ class ChangeAnywherePipeline(DiffusionPipeline):
                    for a, nc, m in zip(arr, nonchanges, after_maps.numpy(), strict=True)]
             out = uint8_to_tensor(np.stack(arr))
         return out
-
-    @staticmethod
-    def _per_sample(value: Any, batch: int, name: str) -> list:
-        """None or one value for every sample, or a list with one value per sample."""
-        if value is None or isinstance(value, dict):
-            return [value] * batch
-        values = list(value)
-        if len(values) != batch:
-            raise ChangeAnywhereError(f"got {len(values)} {name} values for a batch of {batch}")
-        return values
-
-    @staticmethod
-    def _draw_scale(content_scale: ContentScale, generator: torch.Generator) -> float:
-        if isinstance(content_scale, int | float):
-            lo = hi = float(content_scale)
-        else:
-            lo, hi = (float(v) for v in content_scale)
-        u = torch.rand(1, generator=generator).item()  # drawn even for a fixed scale: same stream either way
-        return lo + (hi - lo) * u
 
     def __call__(self, label_map: Any, **kwargs: Any) -> SynthesisOutput | tuple:
         """`pipe(map)` is `pipe.synthesize(map)`; the after image of a change has its own entry point, `change`."""

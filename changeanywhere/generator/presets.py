@@ -14,7 +14,8 @@ from ..classes import ClassSet
 from ..errors import ChangeAnywhereError
 from .autoencoder import COLOR_CHANNELS, ColorAutoencoder
 from .inpainting import widen_for_inpainting
-from .pipeline import ChangeAnywherePipeline, latent_channels_of
+from .pipeline import ChangeAnywherePipeline
+from .sampling import latent_channels_of
 from .semantic_encoder import SemanticEncoder
 
 CPU_LATENT_CHANNELS = 6  # 3 colour + 3 detail channels (generator v2, see autoencoder.py)

@@ -27,8 +27,9 @@ from ..errors import ChangeAnywhereError, ParameterError
 from ..generator.autoencoder import ColorAutoencoder
 from ..generator.compositing import latent_keep_mask
 from ..generator.inpainting import inpaint_condition, widen_for_inpainting
-from ..generator.pipeline import ChangeAnywherePipeline, latent_channels_of
+from ..generator.pipeline import ChangeAnywherePipeline
 from ..generator.presets import PRESETS, Autoencoder, build_pipeline
+from ..generator.sampling import latent_channels_of
 from ..regions import training_region
 from .common import (
     RunLog,
