@@ -1,7 +1,7 @@
 """ChangeAnywhere demo: paint a change on a land-cover map, generate the before/after pair, see a CD model's
 zero-shot prediction. UI only: the logic lives in `changeanywhere.demo`.
 
-    python app.py [--model REPO_OR_DIR] [--cd-model REPO_OR_DIR] [--no-fallback]
+    python app.py [--model REPO_OR_DIR] [--cd-model REPO_OR_DIR] [--cd-building-model REPO_OR_DIR] [--no-fallback]
                   [--host 0.0.0.0] [--port 7860] [--share] [--cache-max-age 3600]
 """
 
@@ -48,6 +48,8 @@ for _message in PANDAS3_WARNINGS:
 log = logging.getLogger("changeanywhere.app")
 MAX_FILE_SIZE = "20mb"
 GPU_QUEUE = "gpu"
+# "What counts as change": (shown, demo.COUNTS key)
+COUNTS_CHOICES = [("any land-cover change", "any"), ("building change", "building")]
 IMAGE_HEIGHT = 300
 MAP_VIEW = ["grow-image", "pixel-map"]  # CSS classes of the images that show maps (no smoothing)
 CACHE_MAX_AGE_S = 3600  # served files (Gradio's cache, the app's outputs and zips) are deleted after this
@@ -165,7 +167,7 @@ class Handlers:
         )
 
     def generate(self, session, editor, n_events, types, ev_seed, seed, randomize, steps, content_scale, drift,
-                 variants, guidance, nonchange=demo.DEFAULT_NONCHANGE,
+                 variants, guidance, nonchange=demo.DEFAULT_NONCHANGE, counts=COUNTS_CHOICES[0][1],
                  progress=gr.Progress()):  # noqa: B008 - Gradio's progress idiom
         progress(0, desc="Preparing the change")  # the bar shows from the first moment, not the first step
         t0 = time.perf_counter()
@@ -184,6 +186,7 @@ class Handlers:
             guidance_scale=float(guidance) if guidance is not None else None,
             progress=lambda f, desc: progress(f, desc=desc),
             nonchange=float(nonchange if nonchange is not None else demo.DEFAULT_NONCHANGE),
+            counts=str(counts or COUNTS_CHOICES[0][1]),
         )
         progress(1, desc="Packaging the sample")
         path = demo.write_sample_zip(gen, self.cs, self.zip_dir, source=session.source, max_age_s=self.zip_max_age)
@@ -315,11 +318,15 @@ def _generate_panel(models: demo.Models) -> SimpleNamespace:
                               elem_id="nonchange",
                               info="unchanged areas differ as real dates do: objects re-rendered, light, "
                               "haze, misregistration, noise (0: B copies A there; never in the label)")
+    counts = gr.Radio(COUNTS_CHOICES, value=COUNTS_CHOICES[0][1], label="What counts as change", elem_id="counts",
+                      info="the label marks this change only (other simulated changes still happen), and the "
+                      "matching CD model predicts: building change as LEVIR-CD counts it, any change as DSIFN-CD")
     generate_button = gr.Button("Generate", variant="primary", elem_id="generate",
                                 interactive=models.pipe is not None)
     generate_notice = gr.Markdown(elem_id="generate-notice")
     return SimpleNamespace(seed=seed, randomize=randomize, variants=variants, steps=steps,
                            content_scale=content_scale, drift=drift, guidance=guidance, nonchange=nonchange,
+                           counts=counts,
                            generate_button=generate_button, generate_notice=generate_notice)
 
 
@@ -377,7 +384,7 @@ def _wire_events(blocks: gr.Blocks, ui: SimpleNamespace, h: Handlers, files: dem
     ui.generate_button.click(
         generate,
         [*event_inputs, ui.seed, ui.randomize, ui.steps, ui.content_scale, ui.drift, ui.variants, ui.guidance,
-         ui.nonchange],
+         ui.nonchange, ui.counts],
         generated,
         api_name="generate",
         concurrency_limit=1,
@@ -403,6 +410,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    "embedded checkpoints/changeanywhere-dubai-256)")
     p.add_argument("--cd-model", help=f"change-detection model: Hub repo id or folder (default: "
                    f"${demo.CD_MODEL_ENV}, else the embedded checkpoints/cd-changeanywhere-dubai)")
+    p.add_argument("--cd-building-model", help=f"building-change CD model: Hub repo id or folder (default: "
+                   f"${demo.CD_BUILDING_MODEL_ENV}, else the embedded checkpoints/cd-changeanywhere-dubai-building)")
     p.add_argument("--device", default="auto", help="auto (CUDA with fp16 when available, else CPU), cpu, cuda")
     p.add_argument("--host", help="address to listen on (default $GRADIO_SERVER_NAME or 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default $GRADIO_SERVER_PORT or 7860)")
@@ -424,9 +433,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("changeanywhere").setLevel(logging.INFO)
     args = parse_args(argv)
-    fallback = {"fallback": None, "cd_fallback": None} if args.no_fallback else {}
+    fallback = {"fallback": None, "cd_fallback": None, "cd_building_fallback": None} if args.no_fallback else {}
     models = demo.load_models(args.model, args.cd_model, device=args.device, backend=args.backend,
-                              **fallback)
+                              cd_building_model=args.cd_building_model, **fallback)
     for notice in models.notices:
         log.warning(notice)
     if not args.no_warm_up and models.pipe is not None:

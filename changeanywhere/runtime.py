@@ -20,6 +20,7 @@ from .errors import WeightsNotFoundError
 BACKEND_ENV = "CHANGEANYWHERE_BACKEND"  # auto (default), torch or onnx
 MODEL_ENV = "CHANGEANYWHERE_MODEL"  # the app's generator: a folder or Hub repo id
 CD_MODEL_ENV = "CHANGEANYWHERE_CD_MODEL"  # the app's CD model
+CD_BUILDING_MODEL_ENV = "CHANGEANYWHERE_CD_BUILDING_MODEL"  # the app's building-change CD model
 CACHE_ENV = "CHANGEANYWHERE_CACHE"  # exported ONNX files go to $CHANGEANYWHERE_CACHE/onnx
 TRUTHY = ("1", "true", "yes", "on")
 
@@ -128,6 +129,7 @@ def embedded_path(relative: str) -> Path:
 
 
 DEFAULT_MODEL = embedded_path("checkpoints/changeanywhere-dubai-256")
-DEFAULT_CD_MODEL = embedded_path("checkpoints/cd-changeanywhere-dubai")
+DEFAULT_CD_MODEL = embedded_path("checkpoints/cd-changeanywhere-dubai")  # any land-cover change
+DEFAULT_CD_BUILDING_MODEL = embedded_path("checkpoints/cd-changeanywhere-dubai-building")  # building change
 DEFAULT_SEGMENTER = embedded_path("checkpoints/segmenter-dubai")
 EXAMPLES_DIR = embedded_path("assets/examples")

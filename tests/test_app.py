@@ -88,7 +88,7 @@ def tiny_model_dirs(tiny_pipe, tmp_path_factory):
 @pytest.fixture(scope="session")
 def models(tiny_model_dirs):
     gen, cd = tiny_model_dirs
-    return demo.load_models(gen, cd, device="cpu", fallback=None)
+    return demo.load_models(gen, cd, device="cpu", fallback=None, cd_building_fallback=None)
 
 
 @pytest.fixture
@@ -316,6 +316,45 @@ def test_generate_and_package(models, dubai, before_map, tmp_path):
     assert sample_meta["drift"] is None and demo.DEFAULT_DRIFT == 0  # non-change replaced the global drift
     assert sample_meta["nonchange"]["settings"]["strength"] == pytest.approx(demo.DEFAULT_NONCHANGE)
     assert meta["nonchange"] == demo.DEFAULT_NONCHANGE
+
+
+def test_what_counts_as_change_picks_the_label_and_the_model(tiny_model_dirs, dubai, before_map, tmp_path):
+    """Building change: the label marks only changes to or from building (the maps keep every change) and the
+    building model predicts, which the info says; without a building model the any-change model stands in."""
+    import torch
+
+    from changeanywhere.cd import build_cd_model
+
+    torch.manual_seed(1)
+    build_cd_model("tiny").save_pretrained(tmp_path / "cd-building")
+    gen_dir, cd_dir = tiny_model_dirs
+    models = demo.load_models(gen_dir, cd_dir, device="cpu", fallback=None, cd_building_model=tmp_path / "cd-building")
+    assert models.notices == [] and "**cd-building** (building change)" in demo.status_markdown(models)
+    building = dubai.names.index("building")
+    change = None
+    for seed in range(20):  # events that change building and something else
+        c = demo.make_after_map(before_map, dubai, num_events=4, seed=seed)
+        moved = c.after != before_map
+        counted = moved & ((before_map == building) | (c.after == building))
+        if counted.any() and (moved & ~counted).any():
+            change = c
+            break
+    assert change is not None
+    gen = demo.generate(models, before_map, change, seed=3, num_inference_steps=2, counts="building")
+    pair = gen.samples[0].pair
+    np.testing.assert_array_equal(pair.change_mask, counted)
+    np.testing.assert_array_equal(pair.after_map, change.after)
+    assert gen.settings["counts"] == "building" and gen.settings["cd_model"] == str(tmp_path / "cd-building")
+    assert "building-change CD model cd-building" in gen.settings["cd_method"]
+    any_change = demo.generate(models, before_map, change, seed=3, num_inference_steps=2)
+    np.testing.assert_array_equal(any_change.samples[0].pair.change_mask, moved)
+    assert any_change.settings["cd_model"] == str(cd_dir)
+    alone = demo.load_models(gen_dir, cd_dir, device="cpu", fallback=None, cd_building_fallback=tmp_path / "none")
+    assert any("No building-change CD model" in n for n in alone.notices)
+    stand_in = demo.generate(alone, before_map, change, seed=3, num_inference_steps=2, counts="building")
+    assert "no building-change model loaded" in stand_in.settings["cd_method"]
+    with pytest.raises(ChangeAnywhereError, match="what counts as change"):
+        demo.generate(models, before_map, change, counts="roads")
 
 
 def test_generate_refuses_no_change_and_no_model(models, dubai, before_map, tmp_path):

@@ -1,6 +1,4 @@
-"""The zero-shot experiment end to end on tiny models: generation, the drift and naive arms, training with
-checkpoint selection on synthetic val, never touching the real sets (they point at a missing folder), then
-evaluation (which alone needs them) and the report with its pair-count curve."""
+"""The zero-shot experiment (v3) end to end on tiny models, and the derived pair sets it and the older arms use."""
 
 import importlib.util
 import json
@@ -12,9 +10,9 @@ import pytest
 from conftest import make_tiny_pipe
 from PIL import Image
 
-from changeanywhere.cd.data import find_cd_pairs, read_image
+from changeanywhere.cd.data import find_cd_pairs, read_image, read_label
 from changeanywhere.derived.drifted import build_drifted_set
-from changeanywhere.maps import write_map
+from changeanywhere.maps import read_map, write_map
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -104,34 +102,49 @@ def test_derived_sets_are_stable_under_more_pairs(tmp_path, dubai, monkeypatch):
 
 @pytest.mark.slow
 def test_experiment_trains_without_the_real_sets_then_evaluates(tmp_path, dubai, shared_data):
+    """v3 end to end on a tiny generator and a tiny CD model: the arms (building / any change, naive, random
+    weights), seeds, checkpoint selection on synthetic val (building-labelled for building arms), all without the
+    real sets; then eval with the three floors, the few-shot stage and the report with its gates."""
     zero_shot = load_experiment()
     pipe_dir = tmp_path / "pipe"
     make_tiny_pipe(dubai).save_pretrained(pipe_dir)
     data = fake_dubai(tmp_path / "dubai", dubai)
     work, results = tmp_path / "work", tmp_path / "results"
     common = ["--num", "6", "--val-num", "3", "--size", "32", "--gen-steps", "2", "--steps", "2", "--variant",
-              "tiny", "--batch-size", "2", "--crop-size", "32", "--val-steps", "1", "--arms", "naive", "ours-drift",
-              "paper-drift", "--curve", "3", "--curve-arms", "ours-drift", "--generator", str(pipe_dir), "--device",
-              "cpu",
+              "tiny", "--batch-size", "2", "--crop-size", "32", "--val-steps", "1", "--seeds", "0", "1",
+              "--arms", "ours-building", "ours-any", "naive-building", "naive-any", "--seed-arms", "ours-building",
+              "--shots", "1", "2", "--fewshot-steps", "1", "--fewshot-seeds", "0",
+              "--sets", "levir-test10", "dsifn-test10", "--generator", str(pipe_dir), "--device", "cpu",
               "--dubai", str(data), "--work", str(work), "--results", str(results)]
     missing = tmp_path / "no-real-sets-here"
-    # generation, the arms, training and checkpoint selection: the real sets are never needed
     assert zero_shot.main([*common, "--real", str(missing), "--stages", "generate", "derive", "train"]) == 0
-    for name in ("cd-naive", "cd-ours-drift", "cd-ours-drift-3", "cd-paper-drift"):
-        assert (work / name / "best" / "val_metrics.json").is_file(), name  # chosen on synthetic val
-    assert len(list((work / "subsets" / "ours-drift-3" / "B").iterdir())) == 3
-    assert len(list((work / "drift-val" / "B").iterdir())) == 3
-    assert len(list((work / "paper-drift-val" / "B").iterdir())) == 3
-    paper = json.loads((work / "paper-train" / "generation.json").read_text())["sampler"]
-    assert paper["content_scale"] == [0.7, 1.0] and paper["blend"] == "latent"  # the paper's mixing
-    # evaluation alone reads them, and says so when they are missing
-    with pytest.raises(SystemExit, match="real CD set levir not found"):
+    for name in ("ours-building-s0", "ours-building-s1", "ours-any-s0", "naive-building-s0", "naive-any-s0"):
+        assert (work / f"cd-{name}" / "best" / "val_metrics.json").is_file(), name  # chosen on synthetic val
+    assert not (work / "cd-naive-building-s1").exists()  # not a --seed-arms arm
+    info = json.loads((work / "cd-ours-building-s0" / "final" / "config.json").read_text())["train_info"]
+    assert info["change_classes"] == ["building"]
+    # the building val labels count only changes to or from building
+    from changeanywhere.cd.data import map_label_classes
+    from changeanywhere.change_classes import counted_target
+
+    class_set, ids = map_label_classes(work / "gen-val", ["building"])
+    for item in find_cd_pairs(work / "gen-val-building"):
+        maps = [read_map(work / "gen-val" / d / item.label.name, class_set) for d in ("label_A", "label_B")]
+        assert np.array_equal(read_label(item.label) == 1, counted_target(*maps, ids) == 1)
+    with pytest.raises(SystemExit, match="real CD set"):
         zero_shot.main([*common, "--real", str(missing), "--stages", "eval"])
-    assert zero_shot.main([*common, "--real", str(shared_data / "cd-real"), "--stages", "eval", "report"]) == 0
+    assert zero_shot.main([*common, "--real", str(shared_data / "cd-real"), "--stages", "eval", "fewshot",
+                           "report"]) == 0
     report = json.loads((results / "zero_shot.json").read_text())
-    assert set(report["rows"]) == {"all-change floor", "CVA + Otsu", "tiny on naive pairs (copy-paste, no diffusion)",
-                                   "tiny on ChangeAnywhere pairs, drift on",
-                                   "tiny on ChangeAnywhere pairs, the paper's mixing, drift on"}
-    assert set(report["curve"]["ours-drift"]) == {"3", "6"}
-    assert {"levir_gate_0.05", "dsifn_at_least_naive"} <= set(report["checks"])
-    assert "F1 vs number of training pairs" in (results / "zero_shot.md").read_text()
+    assert set(report["zero_shot"]["floors"]) == {"all-change", "CVA + Otsu", "deep CVA + Otsu"}
+    assert set(report["gates"]) == {"ours-building", "ours-any"}
+    assert report["gates"]["ours-building"]["set"] == "levir-test10"
+    assert {"gate_f1_0.30", "gate_2x_best_floor", "gate_at_least_naive"} <= set(report["gates"]["ours-building"])
+    assert set(report["few_shot"]["table"]) == {"0", "1", "2"}
+    assert set(report["few_shot"]["checks"]) == {"k1_synthetic_beats_imagenet", "k2_synthetic_beats_imagenet"}
+    # few-shot tiles come only from test_1-test_3 and have change; the test tiles only from test_4-test_10
+    for folder in (work / "fewshot").glob("k*-s*"):
+        assert all(int(f.name.split("_")[1]) in (1, 2, 3) for f in (folder / "A").iterdir())
+    assert all(int(f.name.split("_")[1]) >= 4 for f in (work / "fewshot" / "test" / "A").iterdir())
+    assert (results / "zero_shot_levir.jpg").is_file() and (results / "few_shot.png").is_file()
+    assert "LEVIR-CD → the building model" in (results / "zero_shot.md").read_text()

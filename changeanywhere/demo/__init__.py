@@ -10,7 +10,7 @@ zero-shot, scored against the label; `package` zips the pairs in the layout of `
 are `ChangeAnywhereError`s whose text is shown as it is.
 """
 
-from ..runtime import CD_MODEL_ENV, MODEL_ENV
+from ..runtime import CD_BUILDING_MODEL_ENV, CD_MODEL_ENV, MODEL_ENV
 from .editing import (
     describe_change,
     describe_event,
@@ -39,7 +39,7 @@ from .inputs import (
     start_session,
     swatch_names_css,
 )
-from .models import Models, load_models, status_markdown
+from .models import COUNTS, Models, load_models, status_markdown
 from .package import ZIP_MAX_AGE_S, write_sample_zip
 from .session import (
     DEFAULT_CONTENT_SCALE,
@@ -58,6 +58,7 @@ from .warmup import warm_up
 
 __all__ = [
     "AUTO",
+    "CD_BUILDING_MODEL_ENV",
     "CD_MODEL_ENV",
     "DEFAULT_CONTENT_SCALE",
     "DEFAULT_DRIFT",
@@ -68,6 +69,7 @@ __all__ = [
     "OUTPUT_FILE_MAX_AGE_S",
     "ZIP_MAX_AGE_S",
     "Generation",
+    "COUNTS",
     "Models",
     "OutputFiles",
     "Sample",

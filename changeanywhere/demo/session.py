@@ -18,7 +18,8 @@ from ..generator.nonchange import describe_nonchange
 from ..labels import change_target
 from ..pairs import ChangePair, PairSettings, build_pairs, synthesize_before
 from .editing import require_change
-from .models import Models
+from .inputs import MAX_SIDE
+from .models import COUNTS, Models
 
 DEFAULT_CONTENT_SCALE = PairSettings.content_scale[0]  # 1: unchanged region anchored to the end
 DEFAULT_DRIFT = PairSettings.drift
@@ -78,20 +79,25 @@ def generate(
     guidance_scale: float | None = None,
     progress: ProgressFn | None = None,
     nonchange: float = DEFAULT_NONCHANGE,
+    counts: str = "any",
 ) -> Generation:
     """Before image (synthesized from the map with `seed` when none is given), `variants` after images (pair
-    seeds `seed`, `seed + 1`, ...), and the zero-shot CD prediction of each, scored against its label."""
+    seeds `seed`, `seed + 1`, ...), and the zero-shot CD prediction of each, scored against its label.
+    `counts` (a `COUNTS` key) is what counts as change: the label's classes and the CD model that predicts."""
     pipe = models.require_pipe()
     require_change(change)
     variants, seed = int(variants), int(seed)
     if not 1 <= variants <= MAX_VARIANTS:
         raise ParameterError(f"`variants` must be 1..{MAX_VARIANTS}, got {variants}", "variants")
+    if counts not in COUNTS:
+        raise ParameterError(f"`counts` (what counts as change) must be one of {', '.join(COUNTS)}, got {counts!r}",
+                             "counts")
     if before_map.shape != change.after.shape:
         raise MapSizeError("the after map does not match the before map: reload the map and edit again")
     steps_in = None if num_inference_steps is None else int(num_inference_steps)
     settings = PairSettings(num_inference_steps=steps_in, content_scale=(float(content_scale),) * 2,
                             drift=float(drift), nonchange=float(nonchange),
-                            guidance_scale=guidance_scale).resolved(pipe)
+                            guidance_scale=guidance_scale, change_classes=COUNTS[counts]).resolved(pipe)
     settings.check()
     steps = settings.num_inference_steps
     synthesized = before_image is None
@@ -106,18 +112,21 @@ def generate(
                         models.class_set, settings,
                         callback_on_step_end=track.phase("after image" + ("s" if variants > 1 else "")))
     timings["change"] = time.perf_counter() - t0
-    track.say(f"change detection ({models.cd_method})")
+    cd_model, cd_method, cd_source = models.cd_for(counts)
+    track.say(f"change detection ({cd_method})")
     t0 = time.perf_counter()
     samples = []
-    for pair in pairs:
-        pred = zero_shot_prediction(models.cd_model, pair.before_image, pair.after_image)
-        samples.append(Sample(pair, pred, pair_metrics(pred, change_target(pair.before_map, pair.after_map))))
+    for pair in pairs:  # scored against the label: the change that counts
+        pred = zero_shot_prediction(cd_model, pair.before_image, pair.after_image)
+        target = change_target(pair.before_map, pair.after_map, pair.change_mask)
+        samples.append(Sample(pair, pred, pair_metrics(pred, target)))
     timings["cd"] = time.perf_counter() - t0
     info = {
         "model": models.model_source,
         "class_set": models.class_set.name,
-        "cd_method": models.cd_method,
-        "cd_model": models.cd_source,
+        "counts": counts,
+        "cd_method": cd_method,
+        "cd_model": cd_source,
         "before_image": "synthesized" if synthesized else "uploaded",
         "before_seed": seed if synthesized else None,
         "num_inference_steps": steps,
@@ -133,7 +142,11 @@ def generate(
 
 def zero_shot_prediction(cd_model: CDModel | None, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """HxW bool change mask of a before/after pair: the CD model's, or CVA + Otsu when there is none."""
-    return np.asarray(predict(cd_model, a, b) if cd_model is not None else cva_predict(a, b), bool)
+    if cd_model is None:
+        return np.asarray(cva_predict(a, b), bool)
+    # the app's pairs are at most MAX_SIDE² (512²): one pass over the whole pair (the models are fully
+    # convolutional) instead of nine overlapping 256² tiles, about 2x faster on a CPU
+    return np.asarray(predict(cd_model, a, b, tile_size=min(max(a.shape[:2]), MAX_SIDE), overlap=0), bool)
 
 
 def pair_metrics(prediction: np.ndarray, target: np.ndarray) -> dict[str, float]:
