@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parent
 EMBEDDED = (
     "checkpoints/changeanywhere-dubai-256",
     "checkpoints/cd-changeanywhere-dubai",
+    "checkpoints/cd-changeanywhere-dubai-building",
     "checkpoints/segmenter-dubai",
     "assets/examples",
 )
