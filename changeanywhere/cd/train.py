@@ -166,55 +166,66 @@ class _Prefetcher:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _train_data(args: CDTrainConfig) -> CDTrainData:
+    """The training pairs with the per-date augmentation of `args`."""
+    aug = BitemporalAugment(jitter=args.jitter, gamma=args.gamma, blur=args.blur, noise=args.noise,
+                            shadow=args.shadow, tone=args.tone, haze=args.haze, shift=args.shift,
+                            scale=args.scale, swap_prob=args.swap_prob)
+    return CDTrainData([str(d) for d in args.data], crop_size=args.crop_size, augment=aug, seed=args.seed,
+                       change_classes=args.change_classes)
+
+
+def _freeze_at_start(model: CDModel, args: CDTrainConfig, start_step: int, num_processes: int) -> None:
+    """Freeze the encoder for the first `freeze_encoder_steps` steps (the whole run when several processes)."""
+    if not args.freeze_encoder_steps:
+        return
+    if num_processes > 1 and args.freeze_encoder_steps < args.max_steps:
+        raise ParameterError("unfreezing the encoder during a multi-process run is not supported: freeze it "
+                             "for the whole run (`freeze_encoder_steps` ≥ `max_steps`) or not at all",
+                             "freeze_encoder_steps")
+    model.set_encoder_frozen(start_step < args.freeze_encoder_steps)
+
+
+def _train_info(model: CDModel, args: CDTrainConfig, data: CDTrainData, num_processes: int, step: int,
+                **extra: Any) -> dict[str, Any]:
+    """What a saved model folder records of its training (`train_info` in config.json)."""
+    return {"arch": model.arch, "parameters": model.num_parameters, "data": [str(d) for d in args.data],
+            "train_pairs": len(data), "val": [str(d) for d in args.val] if args.val else None, "step": step,
+            "crop_size": args.crop_size,
+            "batch_size": args.batch_size * num_processes * args.gradient_accumulation_steps,
+            "lr": args.lr, "ohem_ratio": args.ohem_ratio, "seed": args.seed,
+            "pretrained": pretrained_init(args), "init": args.init,
+            "change_classes": list(args.change_classes) if args.change_classes else None,
+            "freeze_encoder_steps": args.freeze_encoder_steps or None, **extra}
+
+
 def train_cd(config: CDTrainConfig) -> dict[str, Any]:
     """Run `train-cd`; returns the final metrics (step, loss, and the best val F1 when `val` is given)."""
     args = checked(config)
     out = Path(args.output_dir)
     accelerator = make_accelerator(args.mixed_precision, args.gradient_accumulation_steps)
-    main, rank = accelerator.is_main_process, accelerator.process_index
+    main, rank, n_proc = accelerator.is_main_process, accelerator.process_index, accelerator.num_processes
     if main:
         out.mkdir(parents=True, exist_ok=True)
     accelerator.wait_for_everyone()
     log = RunLog(out, main)
-    data_roots = [str(d) for d in args.data]
     val_roots = [str(d) for d in (args.val or [])]
-    aug = BitemporalAugment(jitter=args.jitter, gamma=args.gamma, blur=args.blur, noise=args.noise,
-                            shadow=args.shadow, tone=args.tone, haze=args.haze, shift=args.shift,
-                            scale=args.scale, swap_prob=args.swap_prob)
-    data = CDTrainData(data_roots, crop_size=args.crop_size, augment=aug, seed=args.seed,
-                       change_classes=args.change_classes)
+    data = _train_data(args)
 
     model = _initial_model(args, log)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     start_step = resume_or_start(args.resume, out, {"model": model}, optimizer, log)
     best_file = out / "best" / "val_metrics.json"
     best: dict[str, Any] = json.loads(best_file.read_text()) if best_file.is_file() and start_step else {}
-
     freeze_until = args.freeze_encoder_steps
-    if freeze_until:
-        if accelerator.num_processes > 1 and freeze_until < args.max_steps:
-            raise ParameterError("unfreezing the encoder during a multi-process run is not supported: freeze it "
-                                 "for the whole run (`freeze_encoder_steps` ≥ `max_steps`) or not at all",
-                                 "freeze_encoder_steps")
-        model.set_encoder_frozen(start_step < freeze_until)
+    _freeze_at_start(model, args, start_step, n_proc)
     wrapper = CDLoss(model, args.ohem_ratio, args.ohem_min_kept)
     wrapper, optimizer = accelerator.prepare(wrapper, optimizer)
     model = accelerator.unwrap_model(wrapper).model
     params = list(model.parameters())  # clip all: a frozen encoder has no gradients until it is unfrozen
     log(f"train-cd: {model.arch} {model.num_parameters / 1e6:.2f} M params, {len(data)} train pairs from "
-        f"{', '.join(data_roots)}, crops {args.crop_size}² × batch {args.batch_size} × "
-        f"{accelerator.num_processes} process(es), steps {start_step} → {args.max_steps}, lr {args.lr}, "
-        f"OHEM {args.ohem_ratio:g}")
-
-    def info(step: int, **extra: Any) -> dict[str, Any]:
-        return {"arch": model.arch, "parameters": model.num_parameters, "data": data_roots,
-                "train_pairs": len(data), "val": val_roots or None, "step": step, "crop_size": args.crop_size,
-                "batch_size": args.batch_size * accelerator.num_processes * args.gradient_accumulation_steps,
-                "lr": args.lr, "ohem_ratio": args.ohem_ratio, "seed": args.seed,
-                "pretrained": pretrained_init(args), "init": args.init,
-                "change_classes": list(args.change_classes) if args.change_classes else None,
-                "freeze_encoder_steps": args.freeze_encoder_steps or None, **extra}
-
+        f"{', '.join(str(d) for d in args.data)}, crops {args.crop_size}² × batch {args.batch_size} × "
+        f"{n_proc} process(es), steps {start_step} → {args.max_steps}, lr {args.lr}, OHEM {args.ohem_ratio:g}")
     next_batch = _Prefetcher(data, args.batch_size, rank)
 
     def loss_fn(micro: int) -> torch.Tensor:
@@ -237,8 +248,8 @@ def train_cd(config: CDTrainConfig) -> dict[str, Any]:
         if is_best:
             best.clear()
             best.update(record)
-            folder = save_model_folder(model, out / "best", info(step, val_f1=round(m["f1"], 4)))
-            write_json(folder / "val_metrics.json", record)
+            info = _train_info(model, args, data, n_proc, step, val_f1=round(m["f1"], 4))
+            write_json(save_model_folder(model, out / "best", info) / "val_metrics.json", record)
 
     def save(path: Path, step: int, extra: dict[str, Any]) -> None:
         save_training_state(path, step, {"model": model}, optimizer,
@@ -253,8 +264,9 @@ def train_cd(config: CDTrainConfig) -> dict[str, Any]:
         metrics.update(best_val_f1=best["f1"], best_step=best["step"])
     if main:
         model.eval()
-        best_f1 = round(best["f1"], 4) if best else None
-        save_model_folder(model, out / "final", info(result["step"], best_val_f1=best_f1))
+        info = _train_info(model, args, data, n_proc, result["step"],
+                           best_val_f1=round(best["f1"], 4) if best else None)
+        save_model_folder(model, out / "final", info)
         write_json(out / "final" / "training.json", {**metrics, "args": args_record(args)})
         log(f"saved {out / 'final'}" + (f"; best val F1 {best['f1']:.4f} at step {best['step']} in {out / 'best'}"
                                         if best else ""), event="end", **metrics)
