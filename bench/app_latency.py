@@ -175,7 +175,7 @@ def main() -> None:
         demo.prediction_overlay(gen.samples[0])
         demo.write_sample_zip(gen, cs, tmp)
         return {**gen.timings, "packaging": time.perf_counter() - t1, "total": time.perf_counter() - t0,
-                "guidance_scale": gen.settings["guidance_scale"]}
+                "guidance_scale": gen.settings["sampler"]["guidance_scale"]}
 
     runs: dict[tuple[str, str], list[dict]] = {c: [] for c in configs}
     with tempfile.TemporaryDirectory() as tmp:

@@ -33,6 +33,7 @@ from .data import DEFAULT_VAL_PATTERN, find_pairs, load_pairs, spread, tiles
 from .events import simulate_changes
 from .generator.drift import DriftSettings, apply_drift, colour_stats, draw_drift
 from .generator.pipeline import ChangeAnywherePipeline
+from .generator.settings import SamplerSettings
 from .image_metrics import channel_means, colour_fit_residuals, colour_spread, kid, psnr, ring_contrast, ssim
 from .image_utils import tensor_to_uint8, uint8_to_tensor
 from .pairs import PairSettings
@@ -83,22 +84,16 @@ def evaluate_generator(
     """Run every measurement on `eval_tiles`; returns a JSON-serialisable dict of figures. `settings`: the
     change sampler, non-change and drift of the "default" after images (default: `PairSettings()`)."""
     start = time.time()
-    settings = settings or PairSettings()
-    interval = pipe.resolve_guidance_interval(guidance_interval)  # checked before any work; None: the model's
-    sampler = dict(num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, guidance_interval=interval)
-    out = _render(pipe, eval_tiles, class_set, sampler, batch_size, seed, include_change, settings)
+    # checked before any work and resolved once (None: the model's); its record is the report's sampler block
+    settings, record = pipe.resolve(settings or PairSettings(), num_inference_steps=num_inference_steps,
+                                    guidance_scale=guidance_scale, guidance_interval=guidance_interval)
+    out = _render(pipe, eval_tiles, class_set, batch_size, seed, include_change, settings)
     report = _synthesis_report(segmenter, eval_tiles, class_set, out["generated"], out["recon"])
-    steps, guidance, _ = pipe.check_inputs(num_inference_steps, guidance_scale, 1.0)  # the resolved record
     report.update({
         "num_tiles": len(eval_tiles.maps),
         "tile_size": int(eval_tiles.maps.shape[1]),
-        "num_inference_steps": steps,
-        "guidance_scale": guidance,
-        "guidance_interval": list(interval),
         "seed": seed,
-        "change_sampler": pipe.resolve_sampler(settings.sampler),
-        "nonchange": settings.nonchange,
-        "drift": settings.drift,
+        "sampler": record,
     })
     if include_change:
         report.update(_change_report(segmenter, eval_tiles, class_set, out, seed))
@@ -107,15 +102,18 @@ def evaluate_generator(
 
 
 def _render(
-    pipe: ChangeAnywherePipeline, eval_tiles: EvalTiles, class_set: ClassSet, sampler: dict[str, Any],
-    batch_size: int, seed: int, include_change: bool, settings: PairSettings,
+    pipe: ChangeAnywherePipeline, eval_tiles: EvalTiles, class_set: ClassSet, batch_size: int, seed: int,
+    include_change: bool, settings: PairSettings,
 ) -> dict[str, np.ndarray]:
     """Images synthesized from the maps, autoencoder copies, and (change mode) after images of seeded simulated
     events with `settings`' non-change and drift (style pulled towards the next tile) and with both off, with
     their after maps and the re-rendered unchanged pixels."""
     real, maps = eval_tiles.images, eval_tiles.maps
     n = len(maps)
-    kw = dict(**sampler, output_type="pt")  # steps, guidance scale and interval (None: the model's)
+    # the resolved steps, guidance scale and interval and the change sampler; non-change and drift off unless given
+    base = SamplerSettings(**{f: getattr(settings, f) for f in
+                              ("num_inference_steps", "guidance_scale", "guidance_interval", "sampler")})
+    kw = dict(settings=base, output_type="pt")
     nonchange = settings.nonchange_settings(pipe)
     references = [colour_stats(real[(i + 1) % n], maps[(i + 1) % n], class_set.num_classes) for i in range(n)]
     parts: dict[str, list[np.ndarray]] = {"generated": [], "recon": [], "after_images": [], "after_maps": [],
@@ -128,12 +126,12 @@ def _render(
             parts["recon"].append(tensor_to_uint8(pipe.decode_latents(pipe.encode_images(x))))
         if include_change:
             afters = [simulate_changes(m, class_set, seed=s).after for m, s in zip(maps[b], seeds, strict=True)]
-            out = pipe.change(list(real[b]), list(maps[b]), afters, seed=seeds, sampler=settings.sampler, **kw)
+            out = pipe.change(list(real[b]), list(maps[b]), afters, seed=seeds, **kw)
             parts["after_images"].append(tensor_to_uint8(out.images))
             parts["after_maps"].append(out.after_maps)
             if nonchange is not None or settings.drift > 0:
-                on = pipe.change(list(real[b]), list(maps[b]), afters, seed=seeds, sampler=settings.sampler,
-                                 nonchange=nonchange, nonchange_reference=references[b], drift=settings.drift,
+                on = pipe.change(list(real[b]), list(maps[b]), afters, seed=seeds, nonchange=nonchange,
+                                 nonchange_reference=references[b], drift=settings.drift,
                                  drift_reference=references[b], **kw)
                 parts["after_nonchange"].append(tensor_to_uint8(on.images))
                 if on.rerendered is not None:
@@ -382,8 +380,8 @@ def format_report(report: dict[str, Any]) -> str:
     for name, v in report["per_class"].items():
         lines.append(f"{name:<14}{_fmt(v['real_iou']):>10}{_fmt(v['generated_iou']):>15}")
     lines.append(
-        f"({report['num_tiles']} tiles of {report['tile_size']}², {report['num_inference_steps']} steps, "
-        f"guidance {report['guidance_scale']}, {report['wall_s']} s)"
+        f"({report['num_tiles']} tiles of {report['tile_size']}², {report['sampler']['steps']} steps, "
+        f"guidance {report['sampler']['guidance_scale']}, {report['wall_s']} s)"
     )
     return "\n".join(lines)
 

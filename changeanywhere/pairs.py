@@ -18,8 +18,8 @@ from .change_classes import change_class_ids, counted_change
 from .classes import ClassSet
 from .errors import ParameterError
 from .events import EVENT_TYPES, ChangeResult, change_type_legend, simulate_changes
-from .generator.inputs import CHANGE_SAMPLERS
 from .generator.nonchange import NonChangeSettings
+from .generator.settings import SamplerSettings
 from .image_utils import load_rgb, tensor_to_uint8
 from .labels import IGNORE_INDEX
 from .seeds import DIFFUSION, EVENTS, derive_seed
@@ -29,18 +29,12 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class PairSettings:
-    """How a pair is made from a before tile: change events, then the pipeline's change sampler."""
+class PairSettings(SamplerSettings):
+    """How a pair is made from a before tile: the sampler settings (`SamplerSettings`, with a pair's own
+    defaults for the content scale and non-change), then the change events."""
 
-    num_inference_steps: int | None = None  # None: the model's default (pipeline config)
-    eta: float = 1.0
     content_scale: tuple[float, float] = (1.0, 1.0)  # the paper's: (0.7, 1.0) with blend "latent"
-    blend: str = "pixel"
-    feather: int = 6
-    drift: float = 0.0  # strength of the older global radiometric drift of B (0: off; non-change replaces it)
     nonchange: float = 1.0  # strength of realistic non-change (`generator.nonchange`; 0: off, B copies A there)
-    sampler: str | None = None  # change sampler: inpaint | anchored (None: the model's own, inpaint for v3)
-    guidance_scale: float | None = None  # None: the model's default
     num_events: tuple[int, int] = (1, 6)
     event_types: tuple[str, ...] = EVENT_TYPES
     min_area: int = 64
@@ -55,11 +49,8 @@ class PairSettings:
         return None if self.change_classes is None else change_class_ids(self.change_classes, class_set)
 
     def resolved(self, pipe: ChangeAnywherePipeline) -> PairSettings:
-        """The sampler settings as the pipeline resolves and validates them (`check_inputs`: the guidance
-        default for None, steps and eta checked), so callers never re-resolve them."""
-        steps, guidance, eta = pipe.check_inputs(self.num_inference_steps, self.guidance_scale, self.eta)
-        return replace(self, num_inference_steps=steps, guidance_scale=guidance, eta=eta,
-                       sampler=pipe.resolve_sampler(self.sampler))
+        """These settings with the sampler's filled in and checked by the pipeline (`pipe.resolve`)."""
+        return pipe.resolve(self)[0]
 
     def nonchange_settings(self, pipe: ChangeAnywherePipeline) -> NonChangeSettings | None:
         """The pipeline's non-change settings for this strength: re-rendering needs an inpainting UNet, so a
@@ -70,19 +61,9 @@ class PairSettings:
         return NonChangeSettings(strength=self.nonchange, rerender=rerender)
 
     def check(self) -> None:
-        """Validate the pair's own settings once, before a long run starts (errors name the parameters); the
-        sampler's steps, guidance and eta are the pipeline's to check (`resolved`)."""
-        lo, hi = self.content_scale
-        if not 0.0 <= lo <= hi <= 1.0:
-            raise ParameterError(f"`content_scale` must satisfy 0 ≤ low ≤ high ≤ 1, got {lo}:{hi}", "content_scale")
-        if self.blend not in ("pixel", "latent") or self.feather < 0 or not 0.0 <= self.drift <= 3.0:
-            raise ParameterError(f"`blend` must be pixel|latent, `feather` ≥ 0 and `drift` in [0, 3]; got "
-                                 f"{self.blend}, {self.feather}, {self.drift}", "blend", "feather", "drift")
-        if not 0.0 <= self.nonchange <= 3.0:
-            raise ParameterError(f"`nonchange` must lie in [0, 3] (0: off), got {self.nonchange}", "nonchange")
-        if self.sampler not in (None, *CHANGE_SAMPLERS):
-            raise ParameterError(f"`sampler` must be one of {', '.join(CHANGE_SAMPLERS)}, got {self.sampler!r}",
-                                 "sampler")
+        """Validate the settings once, before a long run starts (errors name the parameters): the sampler's
+        (`SamplerSettings.check`), then the events'."""
+        super().check()
         elo, ehi = self.num_events
         if not 0 <= elo <= ehi:
             raise ParameterError(f"`num_events` must satisfy 0 ≤ low ≤ high, got {elo}:{ehi}", "num_events")
@@ -180,9 +161,8 @@ def synthesize_before(
     callback_on_step_end: Callable | None = None,
 ) -> list[np.ndarray]:
     """Before images drawn from their maps (plain semantic synthesis), for pairs without a real image."""
-    out = pipe.synthesize(list(before_maps), seed=[int(s) for s in seeds], eta=settings.eta,
-                          num_inference_steps=settings.num_inference_steps, guidance_scale=settings.guidance_scale,
-                          output_type="pt", callback_on_step_end=callback_on_step_end)
+    out = pipe.synthesize(list(before_maps), settings=settings, seed=[int(s) for s in seeds], output_type="pt",
+                          callback_on_step_end=callback_on_step_end)
     return list(tensor_to_uint8(out.images))
 
 
@@ -215,12 +195,10 @@ def build_pairs(
         for i, im in zip(missing, drawn, strict=True):
             images[i] = im
     out = pipe.change(
-        images, [c.before for c in changes], [c.after for c in changes],
-        content_scale=settings.content_scale, blend=settings.blend, feather=settings.feather, drift=settings.drift,
+        images, [c.before for c in changes], [c.after for c in changes], settings=settings,
         drift_reference=list(drift_references) if drift_references is not None and settings.drift > 0 else None,
-        sampler=settings.sampler, nonchange=settings.nonchange_settings(pipe),
+        nonchange=settings.nonchange_settings(pipe) or False,
         nonchange_reference=list(drift_references) if drift_references is not None else None,
-        num_inference_steps=settings.num_inference_steps, eta=settings.eta, guidance_scale=settings.guidance_scale,
         seed=[derive_seed(s, DIFFUSION) for s in seeds], output_type="pt", callback_on_step_end=callback_on_step_end,
     )
     after = tensor_to_uint8(out.images)

@@ -142,14 +142,14 @@ def test_eval_generator_cli(tmp_path, fake_dataset, dubai, tiny_pipe, capsys):
 def test_the_guidance_interval_is_passed_not_written_into_the_model(fake_dataset, dubai, tiny_pipe, monkeypatch):
     seen = []
     synthesize = tiny_pipe.synthesize
-    monkeypatch.setattr(tiny_pipe, "synthesize", lambda *a, **kw: seen.append(kw["guidance_interval"]) or
+    monkeypatch.setattr(tiny_pipe, "synthesize", lambda *a, **kw: seen.append(kw["settings"].guidance_interval) or
                         synthesize(*a, **kw))
     before = list(tiny_pipe.config.default_guidance_interval)
     tiles = select_tiles(str(fake_dataset), dubai, split=None, size=32, max_tiles=2)
     seg = LandCoverSegmenter(num_classes=dubai.num_classes, widths=(4, 8))
     report = evaluate_generator(tiny_pipe, seg, tiles, dubai, num_inference_steps=2, guidance_scale=2.0,
                                 guidance_interval=(0.5, 1.0), include_change=False)
-    assert report["guidance_interval"] == [0.5, 1.0] and seen == [(0.5, 1.0)]
+    assert report["sampler"]["guidance_interval"] == [0.5, 1.0] and seen == [(0.5, 1.0)]
     assert list(tiny_pipe.config.default_guidance_interval) == before
     with pytest.raises(ParameterError, match="guidance_interval"):
         evaluate_generator(tiny_pipe, seg, tiles, dubai, guidance_interval=(1.0, 0.5))

@@ -100,7 +100,7 @@ def test_entry_points_and_return_dict(tiny_pipe, before_pair):
     """diffusers conventions: `pipe(map)` synthesizes, the change has its own entry point; return_dict=False."""
     img, m = before_pair
     images, seeds, sampler = tiny_pipe(m, num_inference_steps=2, seed=4, output_type="np", return_dict=False)
-    assert images.shape == (1, 32, 32, 3) and seeds == [4] and sampler["num_inference_steps"] == 2
+    assert images.shape == (1, 32, 32, 3) and seeds == [4] and sampler["steps"] == 2
     with pytest.raises(ChangeAnywhereError, match="pipe.change"):
         tiny_pipe(m, image=img)
     out = tiny_pipe.change(img, m, m, num_inference_steps=2, seed=1, output_type="np", return_dict=False)
@@ -208,3 +208,20 @@ def test_input_errors(tiny_pipe, before_pair, dubai):
         tiny_pipe.change(img, m, after, content_scale=(0.9, 0.2), num_inference_steps=2)
     with pytest.raises(ChangeAnywhereError, match="after_map"):
         tiny_pipe.change(img, m, None, num_inference_steps=2)
+
+
+def test_settings_and_keywords_are_the_same_call(tiny_pipe, before_pair):
+    """`settings=` (`SamplerSettings`) and the keyword arguments are one call; `resolve` fills the model's
+    defaults once and its record is the output's."""
+    from changeanywhere.generator.settings import SamplerSettings
+
+    img, m = before_pair
+    s = SamplerSettings(num_inference_steps=2, guidance_interval=(0.25, 0.75))
+    by_settings = tiny_pipe.synthesize(m, settings=s, seed=3, output_type="np")
+    by_keywords = tiny_pipe.synthesize(m, num_inference_steps=2, guidance_interval=(0.25, 0.75), seed=3,
+                                       output_type="np")
+    assert np.array_equal(by_settings.images, by_keywords.images)
+    resolved, record = tiny_pipe.resolve(s)
+    assert by_settings.sampler == record and resolved.guidance_scale == tiny_pipe.config.default_guidance_scale
+    assert record["steps"] == 2 and record["guidance_interval"] == [0.25, 0.75]
+    assert tiny_pipe.resolve(s, num_inference_steps=3)[0].num_inference_steps == 3  # keywords replace fields

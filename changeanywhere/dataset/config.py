@@ -27,6 +27,10 @@ FORMAT = "changeanywhere-generate/1"
 # keys of generation.json a rerun may change: `num` may grow, `splits` may be (re)set; `info` is descriptive
 MUTABLE_KEYS = ("num", "splits")
 INFO_KEY = "info"
+# generation.json's sampler block: these fields of the one record (`SamplerSettings.record`), in this order; the
+# guidance interval and the scheduler go under INFO_KEY (not compared on resume)
+SAMPLER_KEYS = ("steps", "eta", "content_scale", "blend", "feather", "drift", "nonchange", "change_sampler",
+                "guidance_scale")
 
 
 @dataclass
@@ -121,7 +125,7 @@ def dataset_settings(
     dtype: torch.dtype, file_format: str = "png",
 ) -> dict[str, Any]:
     """The contents of generation.json: the settings that define the dataset (plus `num`, `splits`, `info`)."""
-    p = cfg.pair.resolved(pipe)
+    p, record = pipe.resolve(cfg.pair)
     return {
         "format": FORMAT,
         "model": model_fingerprint(pipe),
@@ -142,17 +146,7 @@ def dataset_settings(
         "tiling": cfg.tiling,
         "seed": int(cfg.seed),
         "batch_size": int(cfg.batch_size),
-        "sampler": {
-            "steps": p.num_inference_steps,
-            "eta": float(p.eta),
-            "content_scale": [float(v) for v in p.content_scale],
-            "blend": p.blend,
-            "feather": int(p.feather),
-            "drift": float(p.drift),
-            "nonchange": float(p.nonchange),
-            "change_sampler": p.sampler,
-            "guidance_scale": float(p.guidance_scale),
-        },
+        "sampler": {k: record[k] for k in SAMPLER_KEYS},  # of the one record: what defines the dataset
         "events": {
             "num_events": [int(v) for v in p.num_events],
             "event_types": list(p.event_types),
@@ -169,9 +163,9 @@ def dataset_settings(
             "images": str(cfg.images),
             "labels": str(cfg.labels),
             "scheduler": scheduler_name(pipe.scheduler),  # its config is in the model fingerprint above
-            "scheduler_takes_eta": pipe.scheduler_takes_eta(),
+            "scheduler_takes_eta": record["scheduler_takes_eta"],
             # the model's default (in the fingerprint too): the steps that get classifier-free guidance
-            "guidance_interval": list(pipe.resolve_guidance_interval(None)),
+            "guidance_interval": record["guidance_interval"],
             "backend": pipe.backend,
         },
     }

@@ -95,10 +95,9 @@ def generate(
     if before_map.shape != change.after.shape:
         raise MapSizeError("the after map does not match the before map: reload the map and edit again")
     steps_in = None if num_inference_steps is None else int(num_inference_steps)
-    settings = PairSettings(num_inference_steps=steps_in, content_scale=(float(content_scale),) * 2,
-                            drift=float(drift), nonchange=float(nonchange),
-                            guidance_scale=guidance_scale, change_classes=COUNTS[counts]).resolved(pipe)
-    settings.check()
+    settings, record = pipe.resolve(PairSettings(  # checked there, the model's defaults filled in
+        num_inference_steps=steps_in, content_scale=(float(content_scale),) * 2, drift=float(drift),
+        nonchange=float(nonchange), guidance_scale=guidance_scale, change_classes=COUNTS[counts]))
     steps = settings.num_inference_steps
     synthesized = before_image is None
     track = _Progress(progress, steps, steps * (2 if synthesized else 1) + 1)
@@ -129,12 +128,7 @@ def generate(
         "cd_model": cd_source,
         "before_image": "synthesized" if synthesized else "uploaded",
         "before_seed": seed if synthesized else None,
-        "num_inference_steps": steps,
-        "content_scale": float(content_scale),
-        "drift": float(drift),
-        "nonchange": float(nonchange),
-        "change_sampler": settings.sampler,
-        "guidance_scale": settings.guidance_scale,
+        "sampler": record,  # the one record of the sampler settings (`SamplerSettings.record`)
         "variants": variants,
     }
     return Generation(samples, info, timings)

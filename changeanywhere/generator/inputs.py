@@ -1,12 +1,13 @@
-"""A pipeline call's inputs, checked and resolved once at the top of `synthesize` / `change` (diffusers'
-`check_inputs`): steps, guidance and its interval, eta, output type, content scale, blend, the change sampler,
-the per-sample generators, seeds and values, and the maps' and images' sizes. Errors name the parameter.
+"""A pipeline call's inputs, resolved once at the top of `synthesize` / `change` (diffusers' `check_inputs`):
+the sampler settings (`resolve`: `settings.SamplerSettings`, checked there, the model's defaults filled), the
+per-sample generators, seeds and values, and the maps' and images' sizes. Errors name the parameter.
 `ChangeAnywherePipeline` takes these methods from `PipelineInputs`."""
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -15,9 +16,9 @@ import torch
 from ..errors import ChangeAnywhereError, MapSizeError, ParameterError
 from ..image_utils import images_to_tensor, maps_to_tensor
 from .sampler_defaults import SAMPLER_DEFAULTS
+from .settings import CHANGE_SAMPLERS, ContentScale, SamplerSettings, check_interval
 
-ContentScale = float | tuple[float, float]
-CHANGE_SAMPLERS = ("inpaint", "anchored")
+__all__ = ["CHANGE_SAMPLERS", "ContentScale", "PipelineInputs"]
 
 
 class PipelineInputs:
@@ -52,81 +53,53 @@ class PipelineInputs:
                 raise ChangeAnywhereError(f"got {len(seeds)} seeds for a batch of {batch}")
         return [torch.Generator("cpu").manual_seed(s) for s in seeds], list(seeds)
 
-    def check_inputs(
-        self,
-        num_inference_steps: int | None,
-        guidance_scale: float | None,
-        eta: float,
-        output_type: str = "pil",
-        *,
-        content_scale: ContentScale = 1.0,
-        blend: str = "pixel",
-        feather: int = 0,
-        free_band: int = 0,
-        strength: float = 1.0,
-    ) -> tuple[int, float, float]:
-        """Validate every sampler setting once; returns (steps, guidance, eta) resolved (steps or guidance None ->
-        the model's measured default). Errors name the parameter (`ParameterError`), the CLI shows its flag."""
-        if num_inference_steps is None:
-            num_inference_steps = self.config.default_num_inference_steps
-        if int(num_inference_steps) != num_inference_steps or not 1 <= num_inference_steps <= 1000:
-            raise ParameterError(
-                f"`num_inference_steps` must be an integer in 1..1000, got {num_inference_steps}", "num_inference_steps"
-            )
-        if guidance_scale is None:
-            guidance_scale = self.config.default_guidance_scale
-        if not 0.0 <= float(guidance_scale) <= 30.0:
-            raise ParameterError(f"`guidance_scale` must lie in [0, 30], got {guidance_scale}", "guidance_scale")
-        if eta < 0:
-            raise ParameterError(f"`eta` must be ≥ 0, got {eta}", "eta")
+    def resolve(self, settings: SamplerSettings | None = None, **overrides: Any) -> tuple[SamplerSettings, dict]:
+        """(resolved settings, their one record): `settings` (default `SamplerSettings()`) with the keyword
+        `overrides` that are not None, checked once (`SamplerSettings.check`), the steps, guidance, guidance
+        interval and change sampler left open filled from the model (its config, else `SAMPLER_DEFAULTS`). The
+        record is `SamplerSettings.record` plus the scheduler (class, algorithm, prediction type, whether it
+        takes an eta)."""
+        s = (settings if settings is not None else SamplerSettings()).with_(**overrides)
+        s.check()
+        resolved = replace(
+            s,
+            num_inference_steps=int(s.num_inference_steps if s.num_inference_steps is not None
+                                    else self.config.default_num_inference_steps),
+            guidance_scale=float(s.guidance_scale if s.guidance_scale is not None
+                                 else self.config.default_guidance_scale),
+            guidance_interval=self.resolve_guidance_interval(s.guidance_interval),
+            eta=float(s.eta),
+            sampler=self.resolve_sampler(s.sampler),
+        )
+        resolved.check()  # the model's own defaults too
+        return resolved, {**resolved.record(), **self.scheduler_record()}
+
+    @staticmethod
+    def check_output_type(output_type: str) -> None:
         if output_type not in ("pil", "np", "pt", "latent"):
             raise ParameterError(f"`output_type` must be 'pil', 'np', 'pt' or 'latent', got {output_type!r}",
                                  "output_type")
-        lo, hi = (content_scale, content_scale) if isinstance(content_scale, int | float) else content_scale
-        if not 0.0 <= float(lo) <= float(hi) <= 1.0:
-            raise ParameterError(f"`content_scale` must lie in [0, 1] (low ≤ high), got {content_scale}",
-                                 "content_scale")
-        if blend not in ("pixel", "latent"):
-            raise ParameterError(f"`blend` must be 'pixel' or 'latent', got {blend!r}", "blend")
-        if feather < 0 or free_band < 0:
-            raise ParameterError(f"`feather` and `free_band` must be ≥ 0, got {feather} and {free_band}",
-                                 "feather", "free_band")
-        if not 0.0 < strength <= 1.0:
-            raise ParameterError(f"`strength` must lie in (0, 1], got {strength}", "strength")
-        return int(num_inference_steps), float(guidance_scale), float(eta)
 
     def resolve_guidance_interval(self, guidance_interval: Sequence[float] | None) -> tuple[float, float]:
         """[start, stop) share of the steps that use classifier-free guidance (None: the model's default)."""
         if guidance_interval is None:
             model_default = getattr(self.config, "default_guidance_interval", None)
             guidance_interval = model_default or SAMPLER_DEFAULTS.guidance_interval
-        try:
-            start, stop = (float(v) for v in guidance_interval)
-        except (TypeError, ValueError):
-            raise ParameterError(f"`guidance_interval` must be two numbers (start, stop), got {guidance_interval!r}",
-                                 "guidance_interval") from None
-        if not 0.0 <= start < stop <= 1.0:
-            raise ParameterError(f"`guidance_interval` must satisfy 0 ≤ start < stop ≤ 1, got {guidance_interval!r}",
-                                 "guidance_interval")
-        return start, stop
+        return check_interval(guidance_interval)
 
     def scheduler_takes_eta(self) -> bool:
         """Whether the scheduler's `step` has an `eta` (DDIM); DPM-Solver, UniPC and Euler have none."""
         return "eta" in inspect.signature(self.scheduler.step).parameters
 
-    def sampler_record(self, num_inference_steps: int, guidance_scale: float, eta: float,
-                       guidance_interval: tuple[float, float]) -> dict[str, Any]:
-        """What a call actually used: the scheduler class (and its prediction type), steps, guidance (scale and
-        the resolved interval), eta."""
+    def scheduler_record(self) -> dict[str, Any]:
+        """The scheduler part of a call's record: its class (and algorithm), prediction type, and whether it
+        takes an eta."""
         return {
             "scheduler": type(self.scheduler).__name__,
             **({"algorithm_type": self.scheduler.config["algorithm_type"]}
                if "algorithm_type" in self.scheduler.config else {}),
             "prediction_type": self.scheduler.config.get("prediction_type"),
-            "num_inference_steps": num_inference_steps,
-            "guidance_scale": guidance_scale,
-            "guidance_interval": list(guidance_interval),
-            "eta": eta if self.scheduler_takes_eta() else None,
+            "scheduler_takes_eta": self.scheduler_takes_eta(),
         }
 
     def resolve_sampler(self, sampler: str | None) -> str:

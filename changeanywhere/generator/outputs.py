@@ -16,7 +16,7 @@ from ..image_utils import tensor_to_uint8
 @dataclass
 class SynthesisOutput(BaseOutput):
     """Images synthesized from land-cover maps (PIL list, (B,H,W,3) float array in [0,1], or tensor), the seeds
-    and the sampler settings used (`sampler_record`)."""
+    and the sampler settings used (`pipe.resolve`: `SamplerSettings.record` plus the scheduler)."""
 
     images: list[Image.Image] | np.ndarray | torch.Tensor
     seeds: list[int | None]
@@ -48,4 +48,4 @@ def format_images(images: torch.Tensor, output_type: str):
     arr = tensor_to_uint8(images)
     if output_type == "np":
         return arr.astype(np.float32) / 255.0
-    return [Image.fromarray(a) for a in arr]  # "pil": `check_inputs` allowed no other
+    return [Image.fromarray(a) for a in arr]  # "pil": `check_output_type` allowed no other

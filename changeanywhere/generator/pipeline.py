@@ -55,6 +55,7 @@ from .sampling import (
     step_kwargs,
 )
 from .semantic_encoder import SemanticEncoder
+from .settings import SamplerSettings
 
 
 class ChangeAnywherePipeline(PipelineInputs, DiffusionPipeline):
@@ -292,8 +293,9 @@ class ChangeAnywherePipeline(PipelineInputs, DiffusionPipeline):
         self,
         label_map: Any,
         *,
+        settings: SamplerSettings | None = None,
         num_inference_steps: int | None = None,
-        eta: float = 1.0,
+        eta: float | None = None,
         guidance_scale: float | None = None,
         guidance_interval: Sequence[float] | None = None,
         seed: int | Sequence[int] | None = None,
@@ -302,11 +304,11 @@ class ChangeAnywherePipeline(PipelineInputs, DiffusionPipeline):
         return_dict: bool = True,
         callback_on_step_end: Callable | None = None,
     ) -> SynthesisOutput | tuple:
-        """Land-cover map(s) -> image(s): plain semantic synthesis from pure noise."""
-        num_inference_steps, guidance_scale, eta = self.check_inputs(
-            num_inference_steps, guidance_scale, eta, output_type
-        )
-        guidance_interval = self.resolve_guidance_interval(guidance_interval)
+        """Land-cover map(s) -> image(s): plain semantic synthesis from pure noise. `settings`
+        (`SamplerSettings`; its steps, eta, guidance and interval apply); the keyword arguments replace its fields."""
+        s, record = self.resolve(settings, num_inference_steps=num_inference_steps, eta=eta,
+                                 guidance_scale=guidance_scale, guidance_interval=guidance_interval)
+        self.check_output_type(output_type)
         maps = maps_to_tensor(label_map, self.num_classes, self.class_set)
         self._check_size(*maps.shape[1:])
         device = self._execution_device
@@ -314,19 +316,15 @@ class ChangeAnywherePipeline(PipelineInputs, DiffusionPipeline):
         latents = self._denoise(
             self._condition(maps, device),
             generators,
-            num_inference_steps,
-            eta,
-            guidance_scale,
+            s.num_inference_steps,
+            s.eta,
+            s.guidance_scale,
             device,
             callback_on_step_end=callback_on_step_end,
-            guidance_interval=guidance_interval,
+            guidance_interval=s.guidance_interval,
         )
         images = latents if output_type == "latent" else self.decode_latents(latents)
-        out = SynthesisOutput(
-            images=format_images(images, output_type),
-            seeds=seeds,
-            sampler=self.sampler_record(num_inference_steps, guidance_scale, eta, guidance_interval),
-        )
+        out = SynthesisOutput(images=format_images(images, output_type), seeds=seeds, sampler=record)
         return out if return_dict else out.to_tuple()
 
     @torch.no_grad()
@@ -336,18 +334,19 @@ class ChangeAnywherePipeline(PipelineInputs, DiffusionPipeline):
         before_map: Any,
         after_map: Any,
         *,
-        content_scale: ContentScale = 1.0,
-        blend: str = "pixel",
-        feather: int = 6,
-        free_band: int = 1,
-        strength: float = 1.0,
+        settings: SamplerSettings | None = None,
+        content_scale: ContentScale | None = None,
+        blend: str | None = None,
+        feather: int | None = None,
+        free_band: int | None = None,
+        strength: float | None = None,
         drift: DriftSettings | float | bool | None = None,
         drift_reference: dict | Sequence[dict | None] | None = None,
         sampler: str | None = None,
         nonchange: NonChangeSettings | float | bool | None = None,
         nonchange_reference: dict | Sequence[dict | None] | None = None,
         num_inference_steps: int | None = None,
-        eta: float = 1.0,
+        eta: float | None = None,
         guidance_scale: float | None = None,
         guidance_interval: Sequence[float] | None = None,
         seed: int | Sequence[int] | None = None,
@@ -367,13 +366,18 @@ class ChangeAnywherePipeline(PipelineInputs, DiffusionPipeline):
         `*_reference`: another image's `colour_stats`) make B differ as another date would, seeded per sample,
         never in the label. docs/library.md says more.
         """
-        num_inference_steps, guidance_scale, eta = self.check_inputs(
-            num_inference_steps, guidance_scale, eta, output_type, content_scale=content_scale, blend=blend,
-            feather=feather, free_band=free_band, strength=strength,
+        s, record = self.resolve(
+            settings, content_scale=content_scale, blend=blend, feather=feather, free_band=free_band,
+            strength=strength, drift=drift, sampler=sampler, nonchange=nonchange,
+            num_inference_steps=num_inference_steps, eta=eta, guidance_scale=guidance_scale,
+            guidance_interval=guidance_interval,
         )
-        guidance_interval = self.resolve_guidance_interval(guidance_interval)
-        drift_settings, nonchange_settings = as_drift_settings(drift), as_nonchange_settings(nonchange)
-        sampler = self.resolve_sampler(sampler)
+        self.check_output_type(output_type)
+        num_inference_steps, guidance_scale, eta = s.num_inference_steps, s.guidance_scale, s.eta
+        content_scale, blend, feather, free_band, strength = (s.content_scale, s.blend, s.feather, s.free_band,
+                                                              s.strength)
+        guidance_interval, sampler = s.guidance_interval, s.sampler
+        drift_settings, nonchange_settings = as_drift_settings(s.drift), as_nonchange_settings(s.nonchange)
         images, before, after = self._change_inputs(before_image, before_map, after_map)
         references = self._per_sample(drift_reference, len(before), "drift_reference")
         nc_references = self._per_sample(nonchange_reference, len(before), "nonchange_reference")
@@ -405,8 +409,6 @@ class ChangeAnywherePipeline(PipelineInputs, DiffusionPipeline):
         latents = mix_known_region(latents, known, keep, anchored)  # exactly the before latent
         drifts = [draw_drift(g, drift_settings, r) if drift_settings else None
                   for g, r in zip(generators, references, strict=True)]
-        record = {**self.sampler_record(num_inference_steps, guidance_scale, eta, guidance_interval),
-                  "change_sampler": sampler}
         out = self._change_output(latents, images, painted, changed, after, blend, feather, output_type, drifts,
                                   nonchanges, nonchange_settings is not None, scales, seeds, mix_steps, record)
         return out if return_dict else out.to_tuple()
