@@ -103,8 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         out = work / f"out-{args.side}-{os.getpid()}"
         cmd = [sys.executable, "-m", "changeanywhere.cli", "generate", "--images", str(scene / "images"),
                "--labels", str(scene / "labels"), "--classes", "dubai-landcover", "--model", str(model),
-               "--out", str(out), "--num", str(args.num), "--size", str(args.size), "--steps", str(args.steps),
-               "--batch-size", str(args.batch_size), "--no-progress"]
+               "--out", str(out), "--num", str(args.num), "--size", str(args.size),
+               "--num-inference-steps", str(args.steps), "--batch-size", str(args.batch_size), "--no-progress"]
         env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads),
                "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
         print("$ " + " ".join(cmd[1:]))

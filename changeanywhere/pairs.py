@@ -16,6 +16,7 @@ import numpy as np
 
 from .change_classes import change_class_ids, counted_change
 from .classes import ClassSet
+from .config_fields import arg
 from .errors import ParameterError
 from .events import EVENT_TYPES, ChangeResult, change_type_legend, simulate_changes
 from .generator.nonchange import NonChangeSettings
@@ -33,15 +34,21 @@ class PairSettings(SamplerSettings):
     """How a pair is made from a before tile: the sampler settings (`SamplerSettings`, with a pair's own
     defaults for the content scale and non-change), then the change events."""
 
-    content_scale: tuple[float, float] = (1.0, 1.0)  # the paper's: (0.7, 1.0) with blend "latent"
-    nonchange: float = 1.0  # strength of realistic non-change (`generator.nonchange`; 0: off, B copies A there)
-    num_events: tuple[int, int] = (1, 6)
-    event_types: tuple[str, ...] = EVENT_TYPES
-    min_area: int = 64
+    content_scale: tuple[float, float] = arg((1.0, 1.0), "S or LO:HI, drawn per pair (default 1: unchanged "
+                                             "latents anchored to the end; the paper: 0.7:1 with --blend latent)")
+    nonchange: float = arg(1.0, "strength of realistic non-change: unchanged objects re-rendered under the same "
+                           "map, scene appearance, misregistration, blur, noise, JPEG (0: off, unchanged pixels "
+                           "copy A; default 1)")
+    num_events: tuple[int, int] = arg((1, 6), "N or LO:HI change events per pair, drawn per pair (default 1:6)")
+    event_types: tuple[str, ...] = arg(EVENT_TYPES, f"comma-separated event types (default {','.join(EVENT_TYPES)})")
+    min_area: int = arg(64, "smallest object an event may pick, px (default 64)")
     max_event_tries: int = 10  # re-draw the events (next derived seed) while they change nothing
     # the change that counts: the label marks only changes to or from these classes (None: every change); the
     # other simulated changes still happen in B, labelled no change and recorded in meta as of no interest
-    change_classes: tuple[str, ...] | None = None
+    change_classes: tuple[str, ...] | None = arg(
+        None, "the change that counts: comma-separated classes (e.g. building); the label marks only changes to or "
+        "from them, other simulated changes stay in B as changes of no interest (default: every change counts)",
+        metavar="NAMES")
 
     def change_class_ids(self, class_set: ClassSet) -> tuple[int, ...] | None:
         """The indices of `change_classes` in `class_set` (None: every change counts); unknown names are a

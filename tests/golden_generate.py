@@ -22,12 +22,13 @@ from pathlib import Path
 os.environ["CHANGEANYWHERE_BACKEND"] = "torch"  # as the tests run (generation.json records the backend)
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "generate.json"
-SMALL = ["--num", "8", "--size", "32", "--steps", "5", "--batch-size", "4", "--min-area", "16", "--no-progress"]
+SMALL = ["--num", "8", "--size", "32", "--num-inference-steps", "5", "--batch-size", "4", "--min-area", "16",
+         "--no-progress"]
 RUNS = {
     "default": ["--splits", "0.8:0.1:0.1"],
     "paper": ["--content-scale", "0.7:1", "--blend", "latent", "--drift", "0", "--nonchange", "0",
               "--guidance-scale", "2",
-              "--eta", "0.5", "--events-per-sample", "2:3", "--seed", "7"],
+              "--eta", "0.5", "--num-events", "2:3", "--seed", "7"],
 }
 TEXT = (".json", ".jsonl", ".md", ".txt")
 

@@ -110,8 +110,8 @@ def _generate(setup, out, *extra):
     root, data = setup
     return main(["generate", "--images", str(data / "images"), "--labels", str(data / "labels"), "--classes",
                  "dubai-landcover", "--model", str(root / "model"), "--out", str(out), "--num", "6", "--size", "32",
-                 "--steps", "2", "--batch-size", "3", "--min-area", "16", "--num-events", "4:6", "--no-progress",
-                 *extra])
+                 "--num-inference-steps", "2", "--batch-size", "3", "--min-area", "16", "--num-events", "4:6",
+                 "--no-progress", *extra])
 
 
 def test_generate_change_classes_building(setup, capsys):

@@ -16,7 +16,7 @@ from changeanywhere.dataset import IMAGE_DIRS
 
 DUBAI = ClassSet.builtin("dubai-landcover")
 NUM = 6
-SMALL = ["--size", "32", "--steps", "2", "--batch-size", "2", "--min-area", "16", "--no-progress"]
+SMALL = ["--size", "32", "--num-inference-steps", "2", "--batch-size", "2", "--min-area", "16", "--no-progress"]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread per module

@@ -27,7 +27,7 @@ from changeanywhere.seeds import derive_seed, sample_seed
 ROOT = Path(__file__).resolve().parents[1]
 DUBAI = ClassSet.builtin("dubai-landcover")
 NUM = 24  # 6 batches of 4
-SMALL = ["--size", "32", "--steps", "5", "--batch-size", "4", "--min-area", "16", "--no-progress"]
+SMALL = ["--size", "32", "--num-inference-steps", "5", "--batch-size", "4", "--min-area", "16", "--no-progress"]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread per module
@@ -260,7 +260,7 @@ def test_different_settings_are_refused(setup, reference, tmp_path, capsys):
     shutil.copytree(reference, out)
     before = files_of(out)
     args = args_for(setup, out)
-    args[args.index("--steps") + 1] = "6"
+    args[args.index("--num-inference-steps") + 1] = "6"
     args[args.index("--batch-size") + 1] = "8"
     code, _, err = run_cli(args, capsys)
     assert code == 2 and "different settings" in err and "sampler.steps: 5 in the folder, 6 now" in err

@@ -25,7 +25,7 @@ PIXEL = 0.5
 ORIGIN = (500_000.0, 2_800_000.0)  # x of the left edge, y of the top edge (UTM 40N, Dubai)
 TRANSFORM = Affine(PIXEL, 0, ORIGIN[0], 0, -PIXEL, ORIGIN[1])
 SHAPE = (80, 96)  # rows, columns
-SMALL = ["--size", "32", "--steps", "2", "--batch-size", "2", "--min-area", "16", "--no-progress"]
+SMALL = ["--size", "32", "--num-inference-steps", "2", "--batch-size", "2", "--min-area", "16", "--no-progress"]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread per module

@@ -8,6 +8,7 @@ import types
 import typing
 from collections.abc import Callable
 from dataclasses import MISSING, fields
+from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import ParameterError
@@ -74,7 +75,7 @@ def add_config_args(p: argparse.ArgumentParser, cls: type, skip: tuple[str, ...]
                     parsers: dict[str, Callable[[str], Any]] | None = None, **helps: str) -> None:
     """One flag per field of the config dataclass `cls` but `skip` (`--crop-size` for `crop_size`, plus the
     field's `aliases`), with its default (required without one), type, choices (a `Literal`), help and metavar
-    from `training.config.arg`; `parsers` read a field's one value their own way (e.g. `split_list`), `helps`
+    from `config_fields.arg`; `parsers` read a field's one value their own way (e.g. `split_list`), `helps`
     replace a field's help for this command."""
     hints = typing.get_type_hints(cls)
     for f in fields(cls):
@@ -85,6 +86,8 @@ def add_config_args(p: argparse.ArgumentParser, cls: type, skip: tuple[str, ...]
             kw["metavar"] = f.metadata["metavar"]
         if f.default is MISSING:
             kw["required"] = True
+        elif parsers and f.name in parsers:
+            kw["default"] = f.default  # already the parsed value
         else:
             kw["default"] = list(f.default) if isinstance(f.default, tuple) else f.default
         kind = _value_type(hints[f.name])
@@ -99,7 +102,7 @@ def add_config_args(p: argparse.ArgumentParser, cls: type, skip: tuple[str, ...]
             item = _value_type(typing.get_args(kind)[0])
             if item in (int, float):
                 kw["type"] = item
-        elif kind in (int, float):
+        elif kind in (int, float, Path):
             kw["type"] = kind
         p.add_argument("--" + f.name.replace("_", "-"), *f.metadata.get("aliases", ()), **kw)
 

@@ -8,12 +8,13 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
 from .. import geo
 from ..classes import ClassSet
+from ..config_fields import arg
 from ..data import DEFAULT_VAL_PATTERN, listing
 from ..errors import GenerationError, ParameterError, SettingsMismatchError
 from ..pairs import PairSettings
@@ -38,30 +39,36 @@ class GenerateConfig:
     """Everything `generate` needs: the sources, the output folder, the model, and how pairs are made (the
     command's flags, one for each field; `pair` gathers the per-pair settings)."""
 
-    images: Path
-    labels: Path
-    classes: str | ClassSet
-    out: Path
-    num: int
-    model: str | None = None
+    images: Path = arg(help="folder of source images (RGB; PNG, JPEG or (Geo)TIFF of any size: TIFFs are read by "
+                       "windows)")
+    labels: Path = arg(help="folder of land-cover maps (same file stems; colour or index PNG, or a GeoTIFF: one band "
+                       "of class indices, nodata = ignore)")
+    classes: str | ClassSet = arg(help="class set: a built-in name or a JSON file")
+    out: Path = arg(help="output folder (created; rerun to resume)")
+    num: int = arg(help="number of pairs (under torchrun on Python < 3.12 spell it --num-pairs: torchrun's own "
+                   "parser rejects --num as an ambiguous abbreviation of --numa-binding)", aliases=("--num-pairs",))
+    model: str | None = arg(None, "pipeline folder or Hub repo id (default: the embedded model)")
     scheduler: str | None = None  # a name from generator.schedulers; None keeps the model's own
     backend: str | None = None  # torch, onnx or auto (None: $CHANGEANYWHERE_BACKEND, else auto)
-    size: int = 256
+    size: int = arg(256, "tile side in pixels (default 256)")
     pair: PairSettings = field(default_factory=PairSettings)
-    batch_size: int = 8
-    seed: int = 0
-    device: str = "auto"
-    dtype: str = "auto"
-    tiling: str = "random"
-    split: str | None = None
-    val_pattern: tuple[str, ...] = DEFAULT_VAL_PATTERN
-    snap_colors: bool = False
-    splits: tuple[float, ...] | None = None  # train:val[:test] ratios; None keeps the folder's
+    batch_size: int = arg(8, "pairs per batch and process (default 8)")
+    seed: int = arg(0, "global seed; pair i's seed derives from (seed, i)")
+    device: str = arg("auto", "auto, cpu, cuda (under a launcher: each process's GPU)")
+    dtype: str = arg("auto", "auto (fp16 on CUDA, else fp32), fp32, fp16, bf16")
+    tiling: Literal["random", "grid"] = arg("random", "random crops (source drawn by area; default) or the grid of "
+                                            "non-overlapping tiles, cycled")
+    split: Literal["train", "val"] | None = None  # which source pairs (None: all; the flag says "all")
+    val_pattern: tuple[str, ...] = arg(DEFAULT_VAL_PATTERN, "file-name globs of validation sources (default: the "
+                                       "Dubai convention *_008.*, *_009.*)")
+    snap_colors: bool = arg(False, "map colours not in the class set to the nearest")
+    splits: tuple[float, ...] | None = arg(None, "also write list/train.txt, val.txt[, test.txt] with these ratios "
+                                           "(e.g. 0.8:0.1:0.1)", metavar="TRAIN:VAL[:TEST]")
     bands: tuple[int, ...] | None = None  # bands of TIFF images read as R, G, B (None: 1, 2, 3)
     resample: str | None = None  # resample TIFF images onto their map's grid: nearest or bilinear (None: refuse)
     file_format: str | None = None  # png or tif; None: tif when the sources are georeferenced, else png
-    dry_run: bool = False
-    progress: bool = True
+    dry_run: bool = arg(False, "print the plan (and check inputs); write nothing")
+    progress: bool = arg(True, "a progress bar (default; --no-progress: none)", negatable=True)
 
     def check(self) -> None:
         """Validate every parameter once, before anything is read or written."""

@@ -10,9 +10,12 @@ A call's settings may leave the steps, guidance, guidance interval and change sa
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import Any, Literal
 
+from ..config_fields import arg
 from ..errors import ParameterError
+from .drift import DriftSettings
+from .nonchange import NonChangeSettings
 
 ContentScale = float | tuple[float, float]
 CHANGE_SAMPLERS = ("inpaint", "anchored")
@@ -24,18 +27,25 @@ class SamplerSettings:
     """How the sampler runs. None: the model's default (`ChangeAnywherePipeline.resolve`). `drift` and
     `nonchange` are strengths (0: off) or `DriftSettings` / `NonChangeSettings`."""
 
-    num_inference_steps: int | None = None
-    guidance_scale: float | None = None  # 1: no classifier-free guidance
-    guidance_interval: tuple[float, float] | None = None  # [start, stop) share of the steps that are guided
-    eta: float = 1.0
-    content_scale: ContentScale = 1.0  # or a per-sample (low, high) range; the paper's: (0.7, 1.0), blend latent
-    blend: str = "pixel"  # pixel: keep the real before image outside the change; latent: decode everything
-    feather: int = 6  # px over which a pixel blend feathers
+    num_inference_steps: int | None = arg(None, "denoising steps (default: the model's measured default)")
+    guidance_scale: float | None = arg(None, "classifier-free guidance scale, 1: none (default: the model's own)")
+    # [start, stop) share of the steps that are guided (default: the model's own)
+    guidance_interval: tuple[float, float] | None = None
+    eta: float = arg(1.0, "DDIM eta, where the scheduler takes one (default 1)")
+    content_scale: ContentScale = arg(1.0, "S or LO:HI, drawn per pair (default 1: unchanged latents anchored to "
+                                      "the end; the paper: 0.7:1 with --blend latent)")
+    blend: Literal["pixel", "latent"] = arg("pixel", "pixel: keep the real before image outside the change, "
+                                            "feathered (default); latent: decode the whole latent (the paper)")
+    feather: int = arg(6, "seam width in px of the pixel blend (default 6)")
     free_band: int = 1  # latent cells around the change painted freely
     strength: float = 1.0  # < 1: free cells start from copied texture of their new class (SDEdit)
-    drift: Any = 0.0  # older global radiometric drift of B (0: off; non-change replaces it)
-    sampler: str | None = None  # change sampler: inpaint | anchored (None: inpaint for an inpainting UNet)
-    nonchange: Any = 0.0  # realistic non-change (`generator.nonchange`; 0: off, B copies A there)
+    drift: float | DriftSettings = arg(0.0, "strength of the older global radiometric drift of B (0: off, the "
+                                       "default)")
+    sampler: Literal["inpaint", "anchored"] | None = arg(
+        None, "change sampler (default: the model's: inpaint for an inpainting UNet, else anchored)")
+    nonchange: float | NonChangeSettings = arg(0.0, "strength of realistic non-change: unchanged objects "
+                                               "re-rendered under the same map, scene appearance, misregistration, "
+                                               "blur, noise, JPEG (0: off, unchanged pixels copy A)")
 
     def with_(self, **overrides: Any) -> SamplerSettings:
         """These settings with the fields given (not None) replaced: keyword arguments as sugar over `settings=`."""

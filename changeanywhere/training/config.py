@@ -9,18 +9,14 @@ name the field, and the CLI shows its flag instead.
 
 from __future__ import annotations
 
-from dataclasses import MISSING, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
+from ..config_fields import arg
 from ..data import DEFAULT_VAL_PATTERN
 
-
-def arg(default: Any = MISSING, help: str | None = None, **flag: Any) -> Any:
-    """A config field with what its command-line flag needs (`commands.options.add_config_args`): the help
-    text and, in `flag`, `aliases` (other spellings of the flag), `metavar`, and `negatable` (a bool that also
-    gets --no-NAME)."""
-    return field(default=default, metadata={"help": help, **flag})
+__all__ = ["arg"]  # re-exported: the training configs' fields are built with it
 
 
 @dataclass(kw_only=True)
