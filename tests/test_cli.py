@@ -60,7 +60,9 @@ def test_old_spellings_are_aliases():
             parse(*base, "--num", "3", *old)
     new = parse(*base, "--num-pairs", "3", "--num-inference-steps", "7", "--num-events", "2:3", "--no-progress")
     assert (new.num, new.num_inference_steps, new.num_events, new.progress) == (3, 7, "2:3", False)
-    sim = parse("simulate", "--label", "m.png", "--classes", "x", "--out", "O", "--num-events", "2",
+    with pytest.raises(SystemExit):  # simulate's 0.x --label is gone too
+        parse("simulate", "--label", "m.png", "--classes", "x", "--out", "O")
+    sim = parse("simulate", "--before-map", "m.png", "--classes", "x", "--out", "O", "--num-events", "2",
                 "--event-types", "remove")
     assert (sim.before_map, sim.num_events, sim.event_types) == (Path("m.png"), "2", "remove")
     assert parse("eval-cd", "--data", "D", "--quiet").no_progress

@@ -128,7 +128,7 @@ def test_simulate_keeps_the_maps_georeference(geo_setup, tmp_path, fmt):
     root, _, m = geo_setup
     out = tmp_path / "sim"
     extra = ["--format", "png"] if fmt == "png" else []  # GeoTIFF is the default for a GeoTIFF map
-    assert main(["simulate", "--label", str(root / "data" / "labels" / "scene.tif"), "--classes",
+    assert main(["simulate", "--before-map", str(root / "data" / "labels" / "scene.tif"), "--classes",
                  "dubai-landcover", "--out", str(out), "--min-area", "16", *extra]) == 0
     names = ["label_after", "change_mask", "change_type"]
     for name in names:
@@ -258,7 +258,8 @@ def test_without_rasterio_geotiffs_ask_for_the_geo_extra(geo_setup, tmp_path, mo
     label = root / "data" / "labels" / "scene.tif"
     with pytest.raises(MissingExtraError, match=r"pip install 'changeanywhere\[geo\]'"):
         read_map(label, DUBAI)
-    assert main(["simulate", "--label", str(label), "--classes", "dubai-landcover", "--out", str(tmp_path / "s")]) == 2
+    assert main(["simulate", "--before-map", str(label), "--classes", "dubai-landcover",
+                 "--out", str(tmp_path / "s")]) == 2
     assert "pip install 'changeanywhere[geo]'" in capsys.readouterr().err
     assert main(generate_args(root, tmp_path / "g")) == 2
     assert "pip install 'changeanywhere[geo]'" in capsys.readouterr().err
@@ -266,6 +267,6 @@ def test_without_rasterio_geotiffs_ask_for_the_geo_extra(geo_setup, tmp_path, mo
     # plain PNG data still works, and asking for GeoTIFF output says what to install
     png = tmp_path / "png.png"
     write_map(png, np.zeros((8, 8), np.uint8), DUBAI)
-    assert main(["simulate", "--label", str(png), "--classes", "dubai-landcover", "--out", str(tmp_path / "p"),
+    assert main(["simulate", "--before-map", str(png), "--classes", "dubai-landcover", "--out", str(tmp_path / "p"),
                  "--format", "tif"]) == 2
     assert "pip install 'changeanywhere[geo]'" in capsys.readouterr().err

@@ -26,7 +26,7 @@ def tiny_label(path: Path) -> Path:
 
 def simulate(label: Path, out: Path, *extra: str) -> int:
     return main(
-        ["simulate", "--label", str(label), "--classes", "dubai-landcover", "--out", str(out), *extra]
+        ["simulate", "--before-map", str(label), "--classes", "dubai-landcover", "--out", str(out), *extra]
     )
 
 
@@ -63,7 +63,7 @@ def test_simulate_tiny_map(tmp_path, capsys):
     [
         (["--classes", "nope"], "neither a built-in set"),
         (["--num-events", "a:b"], "--num-events"),
-        (["--events", "remove,explode"], "unknown event types"),
+        (["--event-types", "remove,explode"], "unknown event types"),
     ],
 )
 def test_user_errors_leave_no_output(tmp_path, capsys, args, message):

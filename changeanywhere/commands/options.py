@@ -43,15 +43,6 @@ def split_list(text: str) -> tuple[str, ...]:
     return tuple(t.strip() for t in text.split(",") if t.strip())
 
 
-def add_event_args(p: argparse.ArgumentParser, default_events: str, event_types: tuple[str, ...]) -> None:
-    """The change-event options of `simulate` and `generate` (old spellings kept as aliases)."""
-    p.add_argument("--num-events", "--events-per-sample", dest="num_events", default=default_events,
-                   help=f"N or LO:HI change events per pair, drawn per pair (default {default_events})")
-    p.add_argument("--event-types", "--events", dest="event_types", default=",".join(event_types),
-                   help=f"comma-separated event types (default {','.join(event_types)})")
-    p.add_argument("--min-area", type=int, default=64, help="smallest object an event may pick, px (default 64)")
-
-
 def add_geo_args(p: argparse.ArgumentParser, image_options: bool = True) -> None:
     """The GeoTIFF options: the output format, and (for commands that read images) the band choice and the
     resampling of an image onto its map's pixel grid."""

@@ -4,16 +4,33 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..classes import BUILTIN_CLASS_SETS, ClassSet
+from ..config_fields import arg
 from ..errors import ChangeAnywhereError
 from ..events import EVENT_TYPES, change_type_legend, simulate_changes
 from ..geo import rasterio_module, read_grid, reads_with_rasterio, write_raster
 from ..io import atomic_write_text
 from ..labels import change_label_image
 from ..maps import read_map, write_map
-from .options import add_event_args, add_geo_args, parse_range, split_list
+from .options import add_config_args, add_geo_args, config_from_args, parse_range, split_list
+
+
+@dataclass
+class SimulateConfig:
+    """What `simulate` needs (one flag per field)."""
+
+    before_map: Path = arg(help="before land-cover map (colour or index PNG, or a GeoTIFF: one band of class "
+                           "indices)")
+    classes: str = arg(help=f"built-in class set or a JSON file ({', '.join(BUILTIN_CLASS_SETS)})")
+    out: Path = arg(help="output folder (created if missing)")
+    seed: int = arg(0, "random seed; the same seed gives identical files (default 0)")
+    num_events: tuple[int, int] = arg((1, 6), "N or LO:HI change events (default 1:6)")
+    event_types: tuple[str, ...] = arg(EVENT_TYPES, f"comma-separated event types (default {','.join(EVENT_TYPES)})")
+    min_area: int = arg(64, "smallest object an event may pick, px (default 64)")
+    snap_colors: bool = arg(False, "map colours not in the class set to the nearest class")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -27,22 +44,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "with the map's CRS and transform when the map is a GeoTIFF (see --format)."
         ),
     )
-    p.add_argument("--before-map", "--label", dest="before_map", required=True, type=Path,
-                   help="before land-cover map (colour or index PNG, or a GeoTIFF: one band of class indices)")
-    p.add_argument(
-        "--classes",
-        required=True,
-        help=f"built-in class set or a JSON file ({', '.join(BUILTIN_CLASS_SETS)})",
-    )
-    p.add_argument("--out", "--output-dir", dest="out", required=True, type=Path,
-                   help="output folder (created if missing)")
-    p.add_argument(
-        "--seed", type=int, default=0, help="random seed; the same seed gives identical files (default 0)"
-    )
-    add_event_args(p, "1:6", EVENT_TYPES)
-    p.add_argument(
-        "--snap-colors", action="store_true", help="map colours not in the class set to the nearest class"
-    )
+    # the text-valued flags (N or LO:HI, a comma list) are parsed in `run`, so that their errors name the flag
+    add_config_args(p, SimulateConfig, parsers={"num_events": str, "event_types": str})
     add_geo_args(p, image_options=False)
     p.set_defaults(func=run)
     return p
@@ -50,21 +53,27 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     # Everything that can fail on user input happens before the output folder is touched.
-    class_set = ClassSet.load(args.classes)
-    before = read_map(args.before_map, class_set, snap=args.snap_colors)
-    grid = read_grid(args.before_map) if reads_with_rasterio(args.before_map) else None
+    cfg = config_from_args(
+        SimulateConfig, args,
+        num_events=parse_range(args.num_events, "--num-events", int) if isinstance(args.num_events, str)
+        else args.num_events,
+        event_types=split_list(args.event_types) if isinstance(args.event_types, str) else args.event_types,
+    )
+    class_set = ClassSet.load(cfg.classes)
+    before = read_map(cfg.before_map, class_set, snap=cfg.snap_colors)
+    grid = read_grid(cfg.before_map) if reads_with_rasterio(cfg.before_map) else None
     ext = args.file_format or ("tif" if grid is not None and grid.georeferenced else "png")
     if ext == "tif":
         rasterio_module("writing GeoTIFF outputs (--format tif)")
     result = simulate_changes(
         before,
         class_set,
-        seed=args.seed,
-        num_events=parse_range(args.num_events, "--num-events", int),
-        event_types=split_list(args.event_types),
-        min_area=args.min_area,
+        seed=cfg.seed,
+        num_events=cfg.num_events,
+        event_types=cfg.event_types,
+        min_area=cfg.min_area,
     )
-    out: Path = args.out
+    out: Path = cfg.out
     if out.exists() and not out.is_dir():
         raise ChangeAnywhereError(f"--out {out} exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
@@ -73,11 +82,11 @@ def run(args: argparse.Namespace) -> int:
     write_raster(out / f"change_mask.{ext}", change_label_image(result.before, result.after, result.change_mask), grid)
     write_raster(out / f"change_type.{ext}", result.change_type, grid)
     report = {
-        "label": str(args.before_map),
+        "label": str(cfg.before_map),
         "class_set": class_set.to_dict(),
-        "seed": args.seed,
-        "num_events": args.num_events,
-        "event_types": args.event_types,
+        "seed": cfg.seed,
+        "num_events": ":".join(str(n) for n in dict.fromkeys(cfg.num_events)),  # as typed: N or LO:HI
+        "event_types": ",".join(cfg.event_types),
         "min_area": args.min_area,
         "changed_pixels": int(result.change_mask.sum()),
         "events": result.events,
