@@ -163,16 +163,16 @@ def test_build_pairs_matches_a_generated_sample(reference, tiny_pipe):
 def test_generated_folder_is_a_torch_dataset(reference):
     from torch.utils.data import DataLoader
 
-    from changeanywhere.cd import ChangeFolderDataset
+    from changeanywhere.cd import ChangeFolderDataset, Normalize
 
-    data = ChangeFolderDataset(reference, class_set=DUBAI)
+    data = ChangeFolderDataset(reference, class_set=DUBAI, transforms=Normalize())
     assert len(data) == NUM
-    item = data[3]
-    assert item["a"].shape == item["b"].shape == (3, 32, 32) and item["a"].min() >= -1 and item["a"].max() <= 1
-    np.testing.assert_array_equal(item["label"].numpy(), png(reference / "label" / "000003.png") // 255)
-    np.testing.assert_array_equal(item["map_b"].numpy(), read_map(reference / "label_B" / "000003.png", DUBAI))
+    item = data[3]  # torchgeo's sample dict; Normalize: values in [-1, 1]
+    assert item["image"].shape == (2, 3, 32, 32) and item["image"].min() >= -1 and item["image"].max() <= 1
+    np.testing.assert_array_equal(item["mask"][0].numpy(), png(reference / "label" / "000003.png") // 255)
+    np.testing.assert_array_equal(item["maps"][1].numpy(), read_map(reference / "label_B" / "000003.png", DUBAI))
     batch = next(iter(DataLoader(data, batch_size=4)))
-    assert batch["a"].shape == (4, 3, 32, 32) and batch["label"].dtype == torch.int64
+    assert batch["image"].shape == (4, 2, 3, 32, 32) and batch["mask"].dtype == torch.int64
     assert batch["stem"] == ["000000", "000001", "000002", "000003"]
 
 

@@ -177,8 +177,8 @@ def test_generated_geotiffs_read_as_a_cd_folder(geo_run):
 
     data = ChangeFolderDataset(geo_run, class_set=DUBAI)
     item = data[1]
-    assert len(data) == 6 and item["a"].shape == (3, 32, 32)
-    np.testing.assert_array_equal(item["map_a"].numpy(), read_map(geo_run / "label_A" / "000001.tif", DUBAI))
+    assert len(data) == 6 and item["image"].shape == (2, 3, 32, 32)
+    np.testing.assert_array_equal(item["maps"][0].numpy(), read_map(geo_run / "label_A" / "000001.tif", DUBAI))
 
 
 def test_generate_png_with_world_files(geo_setup, tmp_path):

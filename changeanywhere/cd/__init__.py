@@ -2,15 +2,15 @@
 training on generated pairs with bi-temporal augmentations, tiled inference, CVA + Otsu baseline and metrics from
 one confusion matrix per set (naive and drifted pair sets: `changeanywhere.derived`).
 
-    from changeanywhere.cd import ChangeFolderDataset, load_cd_model, predict
+    from changeanywhere.cd import ChangeFolderDataset, Normalize, load_cd_model, predict
     model = load_cd_model("checkpoints/cd-changeanywhere-dubai")   # or a Hub repo id
     mask = predict(model, before_rgb, after_rgb)                     # HxW bool
-    data = ChangeFolderDataset("OUT")                                # a generated folder, for any training loop
+    data = ChangeFolderDataset("OUT", transforms=Normalize())        # a generated folder, torchgeo's samples
 """
 
 from ..runtime import DEFAULT_CD_MODEL
 from .cva import cva_magnitude, cva_predict
-from .data import CDItem, CDTrainData, ChangeFolderDataset, find_cd_pairs, read_cd_item
+from .data import CDItem, CDTrainData, ChangeFolderDataset, Normalize, find_cd_pairs, read_cd_item
 from .inference import FolderResult, error_overlay, evaluate_folder, model_predictor, predict, predict_proba
 from .metrics import METRIC_KEYS, BinaryConfusion, all_change_f1, binary_metrics
 from .models import ARCHS, CDModel, build_cd_model, load_cd_model
@@ -25,6 +25,7 @@ __all__ = [
     "CDModel",
     "CDTrainData",
     "ChangeFolderDataset",
+    "Normalize",
     "FolderResult",
     "all_change_f1",
     "binary_metrics",

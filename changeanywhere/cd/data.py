@@ -11,9 +11,10 @@ radiometry); every batch is a pure function of (seed, rank, micro-step), so a re
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,9 +23,8 @@ from torch.utils.data import Dataset
 
 from ..change_classes import change_class_ids, counted_target
 from ..classes import ClassSet
-from ..data import IMAGE_SUFFIXES, dihedral, files_by_stem, listing
+from ..data import IMAGE_SUFFIXES, dihedral, files_by_stem, listing, read_split_file
 from ..errors import ChangeAnywhereError, MapSizeError, ParameterError
-from ..image_utils import uint8_to_tensor
 from ..labels import decode_change_label
 from ..maps import read_map
 from .augment import DEFAULT_AUGMENT, BitemporalAugment, crop_pair, radiometry
@@ -118,18 +118,27 @@ def read_cd_item(item: CDItem) -> tuple[np.ndarray, np.ndarray, np.ndarray | Non
 
 class ChangeFolderDataset(Dataset):
     """A change-detection folder (`A/`, `B/`, `label/`: the output of `changeanywhere generate`, or LEVIR-CD
-    style data) as a torch `Dataset`, for any training loop or toolbox.
+    style data) as a torch `Dataset`, with torchgeo's sample dict (its `LEVIRCD`, torchgeo ≥ 0.8).
 
-    Item i is a dict: `a`, `b` (3xHxW float in [-1, 1]), `label` (HxW long: 1 change, 0 no change, 255
-    ignore) and `stem`; with a `class_set`, also `map_a`, `map_b` (HxW long land-cover maps of both dates,
-    from `label_A/`, `label_B/`). `transform`, if given, is applied to each item dict.
+    Sample i: `image` (2x3xHxW float, the two dates, values 0-255), `mask` (1xHxW long: 1 change, 0 no change,
+    255 ignore, `labels.IGNORE_INDEX`) and `stem`; with a `class_set`, also `maps` (2xHxW long land-cover maps of
+    both dates, from `label_A/`, `label_B/`). `split`: only the pairs listed in `list/<split>.txt` (written by
+    `generate --splits`). `transforms` is applied to each sample dict (e.g. `Normalize()`: values in [-1, 1]).
     """
 
-    def __init__(self, root: str | Path, class_set: ClassSet | None = None, transform=None):
+    def __init__(self, root: str | Path, class_set: ClassSet | None = None, split: str | None = None,
+                 transforms: Callable[[dict[str, Any]], dict[str, Any]] | None = None):
         self.root = Path(root)
         self.items = find_cd_pairs(self.root)
+        if split is not None:
+            listed = self.root / "list" / f"{split}.txt"
+            if not listed.is_file():
+                raise ChangeAnywhereError(f"{self.root} has no split list {listed.relative_to(self.root)} "
+                                          "(made by `changeanywhere generate --splits`)")
+            stems = read_split_file(listed)
+            self.items = [it for it in self.items if it.stem in stems]
         self.class_set = class_set
-        self.transform = transform
+        self.transforms = transforms
         if class_set is not None:
             missing = [d for d in ("label_A", "label_B") if not (self.root / d).is_dir()]
             if missing:
@@ -138,16 +147,24 @@ class ChangeFolderDataset(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, index: int) -> dict[str, Any]:
         item = self.items[index]
         a, b, label = read_cd_item(item)
-        out = {"a": uint8_to_tensor(a), "b": uint8_to_tensor(b), "label": torch.from_numpy(label.astype(np.int64)),
-               "stem": item.stem}
+        sample: dict[str, Any] = {"image": torch.from_numpy(np.stack([a, b])).permute(0, 3, 1, 2).float(),
+                                  "mask": torch.from_numpy(label.astype(np.int64))[None], "stem": item.stem}
         if self.class_set is not None:
-            for key, folder in (("map_a", "label_A"), ("map_b", "label_B")):
-                path = self.root / folder / item.label.name
-                out[key] = torch.from_numpy(read_map(path, self.class_set).astype(np.int64))
-        return self.transform(out) if self.transform is not None else out
+            sample["maps"] = torch.from_numpy(np.stack([
+                read_map(self.root / folder / item.label.name, self.class_set) for folder in ("label_A", "label_B")
+            ]).astype(np.int64))
+        return self.transforms(sample) if self.transforms is not None else sample
+
+
+class Normalize:
+    """The sample transform to the model's range: `image` values 0-255 -> [-1, 1] (`image_utils.uint8_to_tensor`'s
+    scale); the rest of the sample is kept."""
+
+    def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
+        return {**sample, "image": sample["image"] / 127.5 - 1.0}
 
 
 # ----------------------------------------------------------------------------------------------- training
