@@ -57,6 +57,9 @@ from .sampling import (
 from .semantic_encoder import SemanticEncoder
 from .settings import SamplerSettings
 
+SETTINGS_USED = ("num_inference_steps", "guidance_scale", "guidance_interval", "eta", "sampler", "content_scale",
+                 "blend", "feather", "free_band", "strength")  # the `SamplerSettings` fields `change` unpacks
+
 
 class ChangeAnywherePipeline(PipelineInputs, DiffusionPipeline):
     """Semantic latent diffusion for change-detection pairs.
@@ -366,17 +369,13 @@ class ChangeAnywherePipeline(PipelineInputs, DiffusionPipeline):
         `*_reference`: another image's `colour_stats`) make B differ as another date would, seeded per sample,
         never in the label. docs/library.md says more.
         """
-        s, record = self.resolve(
-            settings, content_scale=content_scale, blend=blend, feather=feather, free_band=free_band,
-            strength=strength, drift=drift, sampler=sampler, nonchange=nonchange,
-            num_inference_steps=num_inference_steps, eta=eta, guidance_scale=guidance_scale,
-            guidance_interval=guidance_interval,
-        )
+        s, record = self.resolve(settings, content_scale=content_scale, blend=blend, feather=feather,
+                                 free_band=free_band, strength=strength, drift=drift, sampler=sampler,
+                                 nonchange=nonchange, num_inference_steps=num_inference_steps, eta=eta,
+                                 guidance_scale=guidance_scale, guidance_interval=guidance_interval)
         self.check_output_type(output_type)
-        num_inference_steps, guidance_scale, eta = s.num_inference_steps, s.guidance_scale, s.eta
-        content_scale, blend, feather, free_band, strength = (s.content_scale, s.blend, s.feather, s.free_band,
-                                                              s.strength)
-        guidance_interval, sampler = s.guidance_interval, s.sampler
+        num_inference_steps, guidance_scale, guidance_interval, eta, sampler, content_scale, blend, feather, \
+            free_band, strength = (getattr(s, f) for f in SETTINGS_USED)
         drift_settings, nonchange_settings = as_drift_settings(s.drift), as_nonchange_settings(s.nonchange)
         images, before, after = self._change_inputs(before_image, before_map, after_map)
         references = self._per_sample(drift_reference, len(before), "drift_reference")
