@@ -52,6 +52,8 @@ from .sampling import (
     latent_channels_of,
     mix_known_region,
     noise_coefficients,
+    prepare_latents,
+    prepare_timesteps,
     step_kwargs,
 )
 from .semantic_encoder import SemanticEncoder
@@ -235,28 +237,25 @@ class ChangeAnywherePipeline(PipelineInputs, DiffusionPipeline):
         shape = (latent_channels_of(self.vae), *cond.shape[2:])
         unet = self._onnx.unet if self._onnx is not None else self.unet
         dtype = torch.float32 if self._onnx is not None else self.unet.dtype
-        scheduler.set_timesteps(num_inference_steps, device="cpu")
-        timesteps = scheduler.timesteps
-        unet_timesteps = timesteps.to(device)
+        # 1. timesteps: the scheduler's stay on the host, the UNet's copy goes to the device once
+        timesteps, unet_timesteps = prepare_timesteps(scheduler, num_inference_steps, device)
+        # 2. step kwargs: what this scheduler's step() takes (eta, per-step variance noise)
         step_params = set(inspect.signature(scheduler.step).parameters)
         variance = "variance_noise" in step_params and (eta > 0 or "eta" not in step_params)
-        if init_latents is None:
-            start_index = 0
-        steps = range(start_index, len(timesteps))
+        steps = range(start_index if init_latents is not None else 0, len(timesteps))
+        # 3. anchoring: how many steps each cell stays anchored to the known latent
         mixing = known_latents is not None
         if mixing and anchor_until is None:
             anchor_until = anchor_steps(keep_mask, mix_steps)
         mix = [int(m) for m in mix_steps] if mixing else []  # per sample, on the host: the most anchored steps
-        noise = SamplerNoise(self.noise_source, generators, shape, device, steps, mix if mixing else None, variance)
-        x = noise.start() * scheduler.init_noise_sigma
-        if start_index > 0:
-            a, b = noise_coefficients(scheduler, timesteps[start_index])
-            x = a * init_latents + b * (x / scheduler.init_noise_sigma)
-            if hasattr(scheduler, "set_begin_index"):
-                scheduler.set_begin_index(start_index)
         last_mix = max(mix, default=0)
+        # 4. latents: seeded noise, or `init_latents` noised to the first step's level (SDEdit)
+        noise = SamplerNoise(self.noise_source, generators, shape, device, steps, mix if mixing else None, variance)
+        x = prepare_latents(scheduler, noise, init_latents, timesteps, steps.start)
+        # 5. conditions, with the unconditional half on the guided steps
         guided = guided_steps(guidance_interval, len(timesteps), guidance_scale)
         cond, cond_cfg = self._unet_conditions(cond.to(dtype), inpaint, bool(len(guided)), shape, device, dtype)
+        # 6. the loop: anchor the known cells, predict (guided or not), step, report
         for i in self.progress_bar(steps):
             t = timesteps[i]
             if mixing and i < last_mix:

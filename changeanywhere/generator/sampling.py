@@ -55,3 +55,24 @@ def step_kwargs(step_params: set[str], eta: float, variance: bool, noise: Sample
     elif "generator" in step_params and "variance_noise" not in step_params:
         kwargs["generator"] = noise.step_generators
     return kwargs
+
+
+def prepare_timesteps(scheduler: Any, num_inference_steps: int, device: torch.device
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the scheduler's timesteps, kept on the host so its arithmetic stays on host scalars, and the UNet's copy
+    on `device`)."""
+    scheduler.set_timesteps(num_inference_steps, device="cpu")
+    return scheduler.timesteps, scheduler.timesteps.to(device)
+
+
+def prepare_latents(scheduler: Any, noise: SamplerNoise, init_latents: torch.Tensor | None, timesteps: torch.Tensor,
+                    start_index: int) -> torch.Tensor:
+    """The first latents: the sampler's noise, or (`start_index` > 0) `init_latents` noised to that step's level
+    (SDEdit), the scheduler then starting there."""
+    x = noise.start() * scheduler.init_noise_sigma
+    if start_index > 0:
+        a, b = noise_coefficients(scheduler, timesteps[start_index])
+        x = a * init_latents + b * (x / scheduler.init_noise_sigma)
+        if hasattr(scheduler, "set_begin_index"):
+            scheduler.set_begin_index(start_index)
+    return x
