@@ -86,9 +86,10 @@ def markdown(args: argparse.Namespace, zs: dict[str, Any], checks: dict[str, Any
         "chosen on synthetic val; prediction is argmax (no tuned threshold). The exported arms (first seed) were "
         "fixed before training.", "",
         f"`python experiments/zero_shot.py {' '.join(args.argv)}` — {args.num} pairs, `{args.variant}`, "
-        f"{args.steps} steps of batch {args.batch_size} on {args.crop_size}² crops, lr {args.lr}, seeds "
-        f"{' '.join(map(str, args.seeds))} for {', '.join(args.seed_arms) or 'none'} (others: seed "
-        f"{args.seeds[0]}), per-date shadow {args.shadow}, tone {args.tone}, haze {args.haze}.", "",
+        f"{args.steps} steps of batch {args.batch_size} on {args.crop_size}² crops, lr {args.lr}, "
+        + (f"seeds {' '.join(map(str, args.seeds))} for {', '.join(args.seed_arms)} (the others: seed "
+           f"{args.seeds[0]})" if args.seed_arms and len(args.seeds) > 1 else f"one seed ({args.seeds[0]}) per arm")
+        + f", per-date shadow {args.shadow}, tone {args.tone}, haze {args.haze}.", "",
         "F1 (mean ± sd over seeds where there are several; P / R below) on each real set:", "",
         "| method | " + " | ".join(args.sets) + " |", "|---|" + "---|" * len(args.sets)]
     for floor, r in zs["floors"].items():
