@@ -204,8 +204,9 @@ def export(args: argparse.Namespace, zs: dict[str, Any]) -> None:
                   tmp / "model.safetensors")
         spec = ARMS[arm]
         sets = [s for s, c in REAL_SETS.items() if c == spec.counts]
-        figures = [f"| {s} | " + " | ".join(f"{arm_stats(zs['models'], arm, s)['first_seed'][k]:.3f}" for k in METRICS)
-                   + " |" for s in sets if arm_stats(zs["models"], arm, s)]
+        stats = {s: arm_stats(zs["models"], arm, s) for s in sets}
+        figures = [f"| {s} | " + " | ".join(f"{st['first_seed'][k]:.3f}" for k in METRICS) + " |"
+                   for s, st in stats.items() if st]
         card = ["---", "library_name: changeanywhere", "tags:", "- change-detection", "- remote-sensing",
                 "- synthetic-data", "---", "", f"# {folder}: zero-shot {spec.counts}-change detection", "",
                 f"`{args.variant}` (Siamese ImageNet EfficientNet-Lite0, |a − b| fusion at strides 4–32, FPN "
