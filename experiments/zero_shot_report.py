@@ -132,7 +132,7 @@ def markdown(args: argparse.Namespace, zs: dict[str, Any], checks: dict[str, Any
                              + f" (n={c['n']})")
             lines.append(f"| {k} | " + " | ".join(cells) + " |")
         lines += ["", "Checks: " + ", ".join(f"{k}: {'yes' if v else 'NO'}" for k, v in few["checks"].items()),
-                  "", "![few-shot F1](few_shot.png)"]
+                  *(["", "![few-shot F1](few_shot.png)"] if (args.results / "few_shot.png").is_file() else [])]
     lines += ["", "Pictures (A | B | label | errors: TP white, FP red, FN green) of the exported models on the first "
               "real tiles with change:", "", "![LEVIR](zero_shot_levir.jpg)", "", "![DSIFN](zero_shot_dsifn.jpg)"]
     return "\n".join(lines) + "\n"
@@ -236,8 +236,12 @@ def report(args: argparse.Namespace, results: dict[str, Any]) -> None:
     checks = gates(zs)
     few = fewshot_summary(results["few_shot"]) if results.get("few_shot") else None
     args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / "few_shot.png").unlink(missing_ok=True)  # never leave an earlier run's plot beside new figures
     if few:
-        plot_fewshot(few, args.results / "few_shot.png")
+        try:
+            plot_fewshot(few, args.results / "few_shot.png")
+        except ImportError:  # matplotlib is the [bench] extra; the table in zero_shot.md holds the same figures
+            print("report: no few_shot.png (pip install -e '.[bench]' for matplotlib)", flush=True)
     pictures(args, args.results)
     text = markdown(args, zs, checks, few)
     data = {"zero_shot": zs, "gates": checks, "few_shot": few, "settings": {k: str(v) if isinstance(v, Path) else v
