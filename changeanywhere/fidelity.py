@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import cv2
@@ -110,9 +110,10 @@ def _render(
     their after maps and the re-rendered unchanged pixels."""
     real, maps = eval_tiles.images, eval_tiles.maps
     n = len(maps)
-    # the resolved steps, guidance scale and interval and the change sampler; non-change and drift off unless given
-    base = SamplerSettings(**{f: getattr(settings, f) for f in
-                              ("num_inference_steps", "guidance_scale", "guidance_interval", "sampler")})
+    # every resolved sampler setting (steps, guidance, change sampler, blend, strength ...); non-change and drift
+    # off unless given
+    base = SamplerSettings(**{f.name: getattr(settings, f.name) for f in fields(SamplerSettings)
+                              if f.name not in ("nonchange", "drift")})
     kw = dict(settings=base, output_type="pt")
     nonchange = settings.nonchange_settings(pipe)
     references = [colour_stats(real[(i + 1) % n], maps[(i + 1) % n], class_set.num_classes) for i in range(n)]
