@@ -153,3 +153,17 @@ def test_the_guidance_interval_is_passed_not_written_into_the_model(fake_dataset
     assert list(tiny_pipe.config.default_guidance_interval) == before
     with pytest.raises(ParameterError, match="guidance_interval"):
         evaluate_generator(tiny_pipe, seg, tiles, dubai, guidance_interval=(1.0, 0.5))
+
+
+def test_the_change_renders_get_every_sampler_setting_of_the_pair(fake_dataset, dubai, tiny_pipe, monkeypatch):
+    from changeanywhere.pairs import PairSettings
+
+    seen = []
+    change = tiny_pipe.change
+    monkeypatch.setattr(tiny_pipe, "change", lambda *a, **kw: seen.append(kw["settings"]) or change(*a, **kw))
+    tiles = select_tiles(str(fake_dataset), dubai, split=None, size=32, max_tiles=2)
+    seg = LandCoverSegmenter(num_classes=dubai.num_classes, widths=(4, 8))
+    settings = PairSettings(strength=0.5, free_band=2, feather=3, blend="latent", nonchange=0.0)
+    evaluate_generator(tiny_pipe, seg, tiles, dubai, num_inference_steps=2, batch_size=2, settings=settings)
+    assert seen and all((s.strength, s.free_band, s.feather, s.blend) == (0.5, 2, 3, "latent") for s in seen)
+    assert all(s.nonchange == 0.0 and s.drift == 0.0 for s in seen)  # the "off" render; non-change is passed apart
