@@ -168,6 +168,11 @@ def test_rerender_region_stays_in_the_unchanged_area():
     region = rerender_region(unchanged, m, np.random.default_rng(0), 0.25, 5)
     assert region.any() and not region[:, :16].any()  # kept 4 px off the change
     assert 0.05 < region.mean() / unchanged.mean() < 0.5
+    # skipped classes (open water by default) are never repainted; the share is of the rest
+    kept = rerender_region(unchanged, m, np.random.default_rng(0), 0.25, 5, skip=(1,))
+    assert kept.any() and not kept[m == 1].any() and not kept[:, :16].any()
+    assert NonChangeSettings().rerender_skip == ("water",)
+    assert NonChangeSettings().to_dict()["rerender_skip"] == ["water"]  # recorded in meta as JSON
 
 
 def test_apply_nonchange_effects_are_bounded():
@@ -184,6 +189,18 @@ def test_apply_nonchange_effects_are_bounded():
     assert 0.2 < shift.max() <= 2.0 + 0.6
     full = draw_nonchange(nonchange_rng(3), NonChangeSettings())
     assert apply_nonchange(x, full, m, names).shape == x.shape
+
+
+def test_a_brighter_date_does_not_burn_out_a_bright_scene():
+    rng = np.random.default_rng(1)
+    sand = np.clip(rng.normal(225, 12, (64, 64, 3)), 0, 255).astype(np.uint8)  # bright desert, textured
+    m = np.zeros((64, 64), np.uint8)
+    params = {"exposure": 0.3, "white_balance": [0.05, 0.05, 0.05], "illumination": [[0.1] * 3] * 3}
+    y = apply_nonchange(sand, params, m, ["land"])
+    assert y.std() > 0.8 * sand.std() and (y >= 250).mean() < 0.05  # texture kept, not clipped to white
+    assert np.percentile(y, 99) <= 0.95 * 255 + 8
+    dark = (sand // 3).astype(np.uint8)  # a dark scene still gets the whole brightening
+    assert apply_nonchange(dark, params, m, ["land"]).mean() > dark.mean() * np.exp(0.3 + 0.05 + 0.1) * 0.95
 
 
 def test_cast_shadows_fall_away_from_the_sun():

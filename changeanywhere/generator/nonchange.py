@@ -43,6 +43,9 @@ class NonChangeSettings:
     rerender: tuple[float, float] = (0.1, 0.3)
     rerender_anchored: tuple[float, float] = (0.5, 0.75)  # share of the steps re-rendered cells follow A
     harmonise_sigma: float = 6.0  # re-rendered regions take A's colour and light above this scale (px; 0: off)
+    # classes never re-rendered: a "new instance" of open water is not what another date shows (its colour
+    # changes, class_gain below), and the model paints it as darker ovals
+    rerender_skip: tuple[str, ...] = ("water",)
     appearance: bool = True
     acquisition: bool = True
 
@@ -84,13 +87,15 @@ def nonchange_rng(seed: int) -> np.random.Generator:
 
 
 def rerender_region(unchanged: np.ndarray, label_map: np.ndarray, rng: np.random.Generator, share: float,
-                    num_classes: int) -> np.ndarray:
+                    num_classes: int, skip: tuple[int, ...] = ()) -> np.ndarray:
     """Unchanged pixels to repaint under the same map: whole unchanged objects (about 2/3 of `share`) and smooth
-    blobs (the rest), kept `4` px away from the change so the change boundary stays the model's to paint."""
-    if share <= 0 or not unchanged.any():
+    blobs (the rest), kept `4` px away from the change so the change boundary stays the model's to paint.
+    `share` is of the unchanged pixels outside the `skip` classes, which are never repainted."""
+    eligible = unchanged & ~np.isin(label_map, skip) if skip else unchanged
+    if share <= 0 or not eligible.any():
         return np.zeros_like(unchanged)
-    inner = cv2.erode(unchanged.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
-    target = share * unchanged.mean()
+    inner = cv2.erode(eligible.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+    target = share * eligible.mean()
     region = objects(label_map, rng, 0.65 * target, allowed=inner, num_classes=num_classes, min_area=32)
     rest = target - region.mean()
     if rest > 0:
@@ -182,6 +187,13 @@ def harmonise(after: torch.Tensor, before: torch.Tensor, region: np.ndarray, sig
     return after + torch.from_numpy(weight * low).permute(2, 0, 1).to(after)
 
 
+def headroom(x: np.ndarray, top: float = 0.95, q: float = 99.0) -> np.ndarray:
+    """Per channel, the largest log-gain that keeps the `q`-th percentile of an HxWx3 image in [0, 1] at or below
+    `top` (0 where it is already above)."""
+    p = np.percentile(x.reshape(-1, x.shape[-1]), q, axis=0)
+    return np.maximum(np.log(top / np.maximum(p, 1e-3)), 0.0).astype(np.float32)
+
+
 def soft_clip(x: np.ndarray, knee: float = 0.85) -> np.ndarray:
     """Clip to [0, 1] with a smooth shoulder above `knee` (and a toe below 1 − knee's mirror, 0.15 × (1 − knee)),
     so bright sand and white roofs keep their texture when a date is brighter instead of burning out."""
@@ -217,15 +229,17 @@ def apply_nonchange(image: np.ndarray, params: dict[str, Any], label_map: np.nda
         mean, std = x.reshape(-1, 3).mean(0), x.reshape(-1, 3).std(0) + 1e-4
         matched = (x - mean) / std * np.asarray(style["std"], np.float32) + np.asarray(style["mean"], np.float32)
         x = (1 - style["weight"]) * x + style["weight"] * matched
+    log_gain = np.zeros((h, w, 3), np.float32)
     if params.get("class_gain"):
-        log_gain = np.zeros((h, w, 3), np.float32)
         for name, gain in params["class_gain"].items():
             if name in index and (label_map == index[name]).any():
                 log_gain += _soft(label_map == index[name])[..., None] * np.asarray(gain, np.float32)
-        x = x * np.exp(log_gain)
     if "white_balance" in params:
         field = _smooth(params["illumination"], h, w)[..., None]
-        x = x * np.exp(np.asarray(params["white_balance"], np.float32) + params["exposure"] + field)
+        log_gain += np.asarray(params["white_balance"], np.float32) + params["exposure"] + field
+    # brightening only up to the scene's headroom: bright sand and white roofs keep their texture (a sensor
+    # exposes a bright scene for it) instead of burning out; darkening is never capped
+    x = x * np.exp(np.minimum(log_gain, headroom(x)))
     shadow = params.get("shadow")
     if shadow and "building" in index:
         s = cast_shadows(label_map == index["building"], shadow["azimuth_deg"], shadow["length_px"])

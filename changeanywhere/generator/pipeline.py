@@ -458,11 +458,13 @@ class ChangeAnywherePipeline(PipelineInputs, DiffusionPipeline):
         if settings.rerender[1] > 0 and not self.is_inpainting:
             raise ParameterError("re-rendering unchanged regions needs an inpainting UNet (generator v3 weights); "
                                  "pass NonChangeSettings(rerender=(0, 0)) with this model", "nonchange")
+        names = self.class_set.names if self.class_set is not None else ()
+        skip = tuple(names.index(n) for n in settings.rerender_skip if n in names)
         out = []
         for g, ref, ch, m in zip(generators, references, changed.numpy(), after.numpy(), strict=True):
             rng = nonchange_rng(g.initial_seed())
             params = draw_nonchange(rng, settings, ref)
-            params["rerender"] = rerender_region(~ch, m, rng, params["rerender_share"], self.num_classes)
+            params["rerender"] = rerender_region(~ch, m, rng, params["rerender_share"], self.num_classes, skip)
             params["rerendered_pixels"] = int(params["rerender"].sum())
             out.append(params)
         return out
