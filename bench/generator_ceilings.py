@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -30,7 +29,7 @@ def main() -> int:
     from changeanywhere.derived.naive import naive_after_image
     from changeanywhere.events import simulate_changes
     from changeanywhere.features import load_imagenet_lite0
-    from changeanywhere.fidelity import changed_crops, class_crops, select_tiles
+    from changeanywhere.fidelity import changed_crops, class_crops, crop_features, select_tiles
     from changeanywhere.image_metrics import kid
     from changeanywhere.image_utils import uint8_to_tensor
     from changeanywhere.runtime import DEFAULT_SEGMENTER
@@ -62,10 +61,7 @@ def main() -> int:
     net = load_imagenet_lite0()
 
     def features(crops: list[np.ndarray]) -> np.ndarray:
-        x = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float() / 255.0
-        x = torch.nn.functional.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
-        with torch.no_grad():
-            return torch.cat([net.pooled(x[i:i + 32]) for i in range(0, len(x), 32)]).numpy()
+        return crop_features(net, crops)
 
     seed, draws = 0, 4
     rng = np.random.default_rng(seed)

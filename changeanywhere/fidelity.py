@@ -289,6 +289,14 @@ def class_crops(images: np.ndarray, maps: np.ndarray, classes: Sequence[int], rn
     return out
 
 
+def crop_features(net: Any, crops: list[np.ndarray]) -> np.ndarray:
+    """`changed_kid`'s features: the pooled ImageNet EfficientNet-Lite0 features of uint8 crops, upsampled 2×."""
+    x = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float() / 255.0
+    x = torch.nn.functional.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+    with torch.no_grad():
+        return torch.cat([net.pooled(x[i:i + 32]) for i in range(0, len(x), 32)]).numpy()
+
+
 def changed_kid_report(real: np.ndarray, after: np.ndarray, maps: np.ndarray, after_maps: np.ndarray, seed: int,
                        draws: int = 4) -> dict[str, Any]:
     """`changed_kid`: KID (the unbiased MMD², not ×1000) between ImageNet EfficientNet-Lite0 features of 64²
@@ -312,14 +320,8 @@ def changed_kid_report(real: np.ndarray, after: np.ndarray, maps: np.ndarray, af
         return {"changed_kid": None, "changed_kid_note": "fewer than 2 changed regions of 256 px"}
     naive_crops, _ = changed_crops(naive, maps, after_maps, np.random.default_rng(seed))
 
-    def features(crops: list[np.ndarray]) -> np.ndarray:
-        x = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float() / 255.0
-        x = torch.nn.functional.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
-        with torch.no_grad():
-            return torch.cat([net.pooled(x[i:i + 32]) for i in range(0, len(x), 32)]).numpy()
-
-    refs = [features(class_crops(real, maps, classes, rng)) for _ in range(draws + 1)]
-    fake_f, naive_f = features(fake), features(naive_crops)
+    refs = [crop_features(net, class_crops(real, maps, classes, rng)) for _ in range(draws + 1)]
+    fake_f, naive_f = crop_features(net, fake), crop_features(net, naive_crops)
 
     def mean_kid(other: np.ndarray) -> float:
         return round(float(np.mean([kid(r, other, seed=seed + i) for i, r in enumerate(refs[:draws])])), 5)
