@@ -14,6 +14,7 @@ EMBEDDED = (
     "checkpoints/cd-changeanywhere-dubai",
     "checkpoints/cd-changeanywhere-dubai-building",
     "checkpoints/segmenter-dubai",
+    "checkpoints/bank-dubai",
     "assets/examples",
 )
 

@@ -22,6 +22,10 @@ BUILTIN_SPECS: dict[str, dict[str, Any]] = {
         ignore_name="unknown",
         ignore_indices=(0,),
         index_offset=1,
+        kinds={
+            "building": "object", "bareland": "bare", "rangeland": "vegetation", "developed space": "paved",
+            "road": "paved", "tree": "vegetation", "water": "water", "agriculture land": "vegetation",
+        },
         transitions={
             "bareland": ("rangeland", "developed space", "road", "building", "agriculture land"),
             "rangeland": ("bareland", "developed space", "road", "tree", "agriculture land", "building"),
@@ -44,6 +48,9 @@ BUILTIN_SPECS: dict[str, dict[str, Any]] = {
         },
         ignore_colors=((0x9B, 0x9B, 0x9B), (0, 0, 0)),
         ignore_name="unlabeled",
+        kinds={
+            "building": "object", "land": "bare", "water": "water", "vegetation": "vegetation", "road": "paved",
+        },
         transitions={
             "land": ("building", "road", "vegetation", "water"),
             "vegetation": ("land", "building"),
@@ -67,6 +74,10 @@ BUILTIN_SPECS: dict[str, dict[str, Any]] = {
         ignore_name="no-data",
         ignore_indices=(0,),
         index_offset=1,
+        kinds={
+            "building": "object", "background": "other", "road": "paved", "water": "water", "barren": "bare",
+            "forest": "vegetation", "agricultural": "vegetation",
+        },
         transitions={
             "background": ("building", "road", "barren"),
             "building": ("background", "barren"),
@@ -90,6 +101,10 @@ BUILTIN_SPECS: dict[str, dict[str, Any]] = {
         ignore_name="clutter",
         ignore_indices=(0,),
         index_offset=1,
+        kinds={
+            "building": "object", "car": "object", "impervious": "paved", "low vegetation": "vegetation",
+            "tree": "vegetation",
+        },
         transitions={
             "impervious": ("building", "low vegetation", "car"),
             "building": ("impervious", "low vegetation"),

@@ -27,6 +27,9 @@ from .io import atomic_write_text
 from .labels import IGNORE_INDEX
 
 RGB = tuple[int, int, int]
+# what a class is, for content and non-change: "object" (instances with a footprint: buildings, cars), or a kind
+# of stuff (texture): vegetation, water, bare (soil, sand), paved (roads, impervious), other
+KINDS = ("object", "vegetation", "water", "bare", "paved", "other")
 _HEX = re.compile(r"#([0-9a-fA-F]{6})")
 _MAX_LISTED = 10
 MAX_COLOURS_LISTED = 5  # unknown colours named in an error (the most frequent first, with their share)
@@ -83,6 +86,10 @@ class ClassSet:
     ignore_indices: tuple[int, ...] = ()
     index_offset: int = 0
     transitions: tuple[tuple[str, tuple[str, ...]], ...] = field(default=())
+    # class name -> its kind (`KINDS`): "object" classes are cut as instances (buildings, cars), the others are
+    # "stuff" filled with texture; vegetation, water and bare kinds get their own non-change appearance.
+    # Classes not named: "other" (stuff without a kind-specific appearance)
+    kinds: tuple[tuple[str, str], ...] = field(default=())
 
     IGNORE: ClassVar[int] = IGNORE_INDEX  # as a class attribute, for `ClassSet.IGNORE`
 
@@ -94,6 +101,8 @@ class ClassSet:
         set_(self, "index_offset", int(self.index_offset))
         pairs = self.transitions.items() if isinstance(self.transitions, Mapping) else self.transitions
         set_(self, "transitions", tuple(sorted((str(a), tuple(str(b) for b in bs)) for a, bs in pairs)))
+        kinds = self.kinds.items() if isinstance(self.kinds, Mapping) else self.kinds
+        set_(self, "kinds", tuple(sorted((str(a), str(b)) for a, b in kinds)))
         self._validate()
 
     def _validate(self) -> None:
@@ -120,6 +129,11 @@ class ClassSet:
                 raise ChangeAnywhereError(f"{where}: transition table names unknown classes {unknown}")
             if a in bs:
                 raise ChangeAnywhereError(f"{where}: transition {a!r} -> {a!r} is not a change")
+        unknown = sorted({a for a, _ in self.kinds} - names)
+        bad = sorted({b for _, b in self.kinds} - set(KINDS))
+        if unknown or bad:
+            raise ChangeAnywhereError(f"{where}: `kinds` names unknown classes {unknown} or kinds {bad} "
+                                      f"(kinds: {', '.join(KINDS)})")
 
     # ---- properties --------------------------------------------------------------------------------------
 
@@ -135,6 +149,19 @@ class ClassSet:
     def palette(self) -> np.ndarray:
         """K x 3 uint8 class colours."""
         return np.array([c.color for c in self.classes], dtype=np.uint8).reshape(-1, 3)
+
+    def kind_of(self, index: int) -> str:
+        """The kind of class `index` (`KINDS`; "other" where the set names none)."""
+        return dict(self.kinds).get(self.names[index], "other")
+
+    def classes_of_kind(self, *kinds: str) -> tuple[int, ...]:
+        """Indices of the classes of these kinds."""
+        return tuple(i for i in range(self.num_classes) if self.kind_of(i) in kinds)
+
+    @property
+    def object_classes(self) -> tuple[int, ...]:
+        """Indices of the classes cut as instances (kind "object")."""
+        return self.classes_of_kind("object")
 
     @property
     def transition_table(self) -> dict[int, tuple[int, ...]]:
@@ -168,6 +195,7 @@ class ClassSet:
                 ignore_indices=tuple(int(i) for i in ignore.get("indices", ())),
                 index_offset=int(d.get("index_offset", 0)),
                 transitions={str(a): tuple(bs) for a, bs in (d.get("transitions") or {}).items()},
+                kinds=_kinds_of(d),
             )
         except (KeyError, TypeError, AttributeError, ValueError) as err:
             if isinstance(err, ChangeAnywhereError):
@@ -189,6 +217,7 @@ class ClassSet:
             },
             "index_offset": self.index_offset,
             "transitions": {a: list(bs) for a, bs in self.transitions},
+            "kinds": dict(self.kinds),
         }
 
     @classmethod
@@ -422,6 +451,16 @@ def _rgb(color: Any) -> RGB:
 
 def _colour_names(cs: ClassSet) -> str:
     return ", ".join(f"{c.name} {rgb_to_hex(c.color)}" for c in cs.classes)
+
+
+def _kinds_of(d: Mapping[str, Any]) -> dict[str, str]:
+    """The `kinds` of a class-set description; one without them (written before the field) that has a built-in
+    set's name and classes takes that set's kinds."""
+    if "kinds" in d:
+        return {str(a): str(b) for a, b in (d.get("kinds") or {}).items()}
+    spec = BUILTIN_SPECS.get(str(d.get("name", "")).strip().lower().replace("_", "-"))
+    names = [str(c["name"]) for c in d["classes"]]
+    return dict(spec.get("kinds", {})) if spec and list(spec["classes"]) == names else {}
 
 
 def _no_duplicates(where: str, what: str, items: list[str]) -> None:

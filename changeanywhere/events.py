@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -19,8 +19,14 @@ from .classes import ClassSet
 from .errors import ChangeAnywhereError, MapSizeError
 from .labels import IGNORE_INDEX, change_mask
 
+if TYPE_CHECKING:
+    from .bank import ObjectBank
+
 EVENT_TYPES = ("remove", "add", "transition")
 MAX_CLASSES = 15  # change codes 1 + from*K + to must fit in uint8 below 255
+BANK_ADD_SHARE = 0.7  # with a bank: share of `add` events that place a bank instance (if one fits)
+CANDIDATES = 8  # bank instances tried per `add`; the one closest to the scene's colours is placed
+NEAR_PX = 24  # a new object goes, where it can, within this distance of an object of its class
 
 
 @dataclass(frozen=True, eq=False)
@@ -70,6 +76,8 @@ def simulate_changes(
     neighbourhood: int = 15,
     max_tries: int = 50,
     edits: Sequence[UserEdit] = (),
+    bank: ObjectBank | None = None,
+    image: np.ndarray | None = None,
 ) -> ChangeResult:
     """Simulate change events on an index map (0..K-1 classes, 255 ignore); deterministic for a given seed.
 
@@ -78,6 +86,10 @@ def simulate_changes(
     class turning into another is not a plausible change). `neighbourhood`: width in pixels of the band
     around an object whose dominant class fills it on `remove`. `max_tries`: objects tried per event, and
     placements tried per object on `add`. An event slot where no event type applies ends the random events.
+    `bank` (`bank.ObjectBank`): `add` places one of its instances (turned and flipped at random) where its
+    footprint and ring lie on classes that may turn into its class (the after map gets exactly its footprint),
+    for `BANK_ADD_SHARE` of the `add` events (the others copy a map object's footprint); with the before `image`
+    (HxWx3 uint8) the instance is chosen to match the scene's colours.
     """
     before = _check_map(before, class_set)
     k = class_set.num_classes
@@ -94,7 +106,11 @@ def simulate_changes(
     edits = [_check_edit(e, before.shape, class_set) for e in edits]
 
     rng = np.random.default_rng(seed)
-    sim = _Simulator(before, class_set, rng, min_area, max_area_fraction, neighbourhood, max_tries)
+    if image is not None and np.asarray(image).shape[:2] != before.shape:
+        raise MapSizeError(f"the before image is {np.asarray(image).shape[1::-1]} (W, H) but its map is "
+                           f"{before.shape[::-1]}")
+    sim = _Simulator(before, class_set, rng, min_area, max_area_fraction, neighbourhood, max_tries, bank,
+                     None if image is None else np.asarray(image))
     for _ in range(int(rng.integers(lo, hi + 1))):
         for kind in rng.permutation(types):
             if getattr(sim, f"_{kind}")():
@@ -104,17 +120,22 @@ def simulate_changes(
     for mask, target in edits:
         sim.edit(mask, target)
 
-    after = sim.after
+    return change_result(before, sim.after, sim.events, k)
+
+
+def change_result(before: np.ndarray, after: np.ndarray, events: list[dict[str, Any]], k: int) -> ChangeResult:
+    """The change between two index maps of `k` classes, with the events that made it."""
     changed = change_mask(before, after)
     change_type = np.zeros_like(before)
     change_type[changed] = (1 + before[changed].astype(np.int32) * k + after[changed]).astype(np.uint8)
-    return ChangeResult(before, after, changed, change_type, sim.events)
+    return ChangeResult(before, after, changed, change_type, events)
 
 
 class _Simulator:
     """State shared by the events of one simulation: the evolving after map and the before map's objects."""
 
-    def __init__(self, before, class_set, rng, min_area, max_area_fraction, neighbourhood, max_tries):
+    def __init__(self, before, class_set, rng, min_area, max_area_fraction, neighbourhood, max_tries, bank=None,
+                 image=None):
         self.before = before
         self.after = before.copy()
         self.cs = class_set
@@ -130,6 +151,9 @@ class _Simulator:
         self.used: set[int] = set()
         table = class_set.transition_table
         self.targets = {c: table.get(c, ()) for c in range(self.k)}
+        self.bank = bank
+        self.image = image  # the before image (optional): bank instances are chosen to match its colours
+        self.near: dict[int, np.ndarray] = {}  # per object class: pixels within NEAR_PX of that class
 
     # ---- helpers -----------------------------------------------------------------------------------------
 
@@ -213,16 +237,22 @@ class _Simulator:
                 return True
         return False
 
+    def _sources(self, cls: int) -> np.ndarray:
+        """A lookup of the classes that may turn into `cls` (all others when the table names none)."""
+        sources = [a for a in range(self.k) if cls in self.targets[a]] or [a for a in range(self.k) if a != cls]
+        compatible = np.zeros(256, dtype=bool)
+        compatible[sources] = True
+        return compatible
+
     def _add(self) -> bool:
-        """Copy an object's footprint to a random place where every pixel may turn into its class."""
+        """Place a bank instance (with a bank that has instances) or copy an object's footprint to a random place
+        where every pixel may turn into its class."""
+        if self.bank is not None and self.rng.random() < BANK_ADD_SHARE and self._add_instance():
+            return True
         height, width = self.after.shape
         for o in self._candidates(lambda o: o.w > 8 and o.h > 8 and o.w < width and o.h < height):
             self.used.add(o.label)
-            sources = [a for a in range(self.k) if o.cls in self.targets[a]] or [
-                a for a in range(self.k) if a != o.cls
-            ]
-            compatible = np.zeros(256, dtype=bool)
-            compatible[sources] = True
+            compatible = self._sources(o.cls)
             fp = self._footprint(o)
             for _ in range(self.max_tries):
                 y = int(self.rng.integers(0, height - o.h + 1))
@@ -233,6 +263,72 @@ class _Simulator:
                     if self._apply("add", fp, ys, xs, o.cls, **extra):
                         return True
         return False
+
+    def _add_instance(self) -> bool:
+        """Place a bank instance whose footprint fits on compatible, unchanged pixels and whose ring lies on what it
+        stood on. Of `CANDIDATES` instances, each at its first fitting place (near objects of its class when the map
+        has any: new buildings go up where others stand), the one whose ring colour is closest to the scene's
+        there (with a before image) is placed."""
+        ids = [i for c in self.cs.object_classes for i in self.bank.instance_ids(c)]
+        if not ids:
+            return False
+        best: tuple[float, int, int, bool, int, int] | None = None
+        for _ in range(CANDIDATES):
+            i = ids[int(self.rng.integers(len(ids)))]
+            k, flip = int(self.rng.integers(4)), bool(self.rng.integers(2))
+            spot = self._instance_spot(i, k, flip)
+            if spot is None:
+                continue
+            y, x = spot
+            score = self._ring_distance(i, k, flip, x, y)
+            if best is None or score < best[0]:
+                best = (score, i, k, flip, x, y)
+            if self.image is None:
+                break
+        if best is None:
+            return False
+        _, i, k, flip, x, y = best
+        inst = self.bank.instances[i]
+        fp = inst.turned(k, flip)[1]
+        ys, xs = slice(y, y + fp.shape[0]), slice(x, x + fp.shape[1])
+        extra = {"instance": {"bank_index": i, "rot90": k, "flip": flip, "at": [x, y]}, "source": inst.source,
+                 "source_xy": [inst.x, inst.y]}
+        return self._apply("add", fp, ys, xs, inst.cls, **extra)
+
+    def _instance_spot(self, i: int, k: int, flip: bool) -> tuple[int, int] | None:
+        """(y, x) of the window where instance `i` (turned, flipped) fits, preferring places near its class."""
+        inst = self.bank.instances[i]
+        _, fp, ring = inst.turned(k, flip)
+        h, w = fp.shape
+        height, width = self.after.shape
+        compatible = self._sources(inst.cls)
+        if h > height or w > width or not compatible[inst.ring_class]:
+            return None
+        near = self.near.get(inst.cls)
+        if near is None:
+            same = (self.before == inst.cls).astype(np.uint8)
+            near = cv2.dilate(same, np.ones((2 * NEAR_PX + 1, 2 * NEAR_PX + 1), np.uint8)).astype(bool)
+            self.near[inst.cls] = near
+        fallback = None
+        for _ in range(self.max_tries):
+            y, x = int(self.rng.integers(0, height - h + 1)), int(self.rng.integers(0, width - w + 1))
+            ys, xs = slice(y, y + h), slice(x, x + w)
+            win = self.after[ys, xs]
+            if (compatible[win[fp]].all() and (win[ring] == inst.ring_class).all()
+                    and self.unchanged[ys, xs][fp | ring].all()):
+                if near[ys, xs][fp].any() or not near.any():
+                    return y, x
+                fallback = fallback or (y, x)
+        return fallback
+
+    def _ring_distance(self, i: int, k: int, flip: bool, x: int, y: int) -> float:
+        """Distance between the mean colours of the instance's ring and of the scene under it (0 without an image)."""
+        if self.image is None:
+            return 0.0
+        pix, _, ring = self.bank.instances[i].turned(k, flip)
+        h, w = ring.shape
+        there = self.image[y:y + h, x:x + w][ring].astype(np.float64).mean(axis=0)
+        return float(np.abs(pix[ring].astype(np.float64).mean(axis=0) - there).sum())
 
     def edit(self, mask: np.ndarray, target: int) -> None:
         """Paint a user edit (over earlier events too, but never on ignore pixels)."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import cv2
@@ -28,15 +28,15 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .bank import ObjectBank
 from .classes import ClassSet
 from .data import DEFAULT_VAL_PATTERN, find_pairs, load_pairs, spread, tiles
-from .events import simulate_changes
 from .generator.drift import DriftSettings, apply_drift, colour_stats, draw_drift
 from .generator.pipeline import ChangeAnywherePipeline
 from .generator.settings import SamplerSettings
 from .image_metrics import channel_means, colour_fit_residuals, colour_spread, kid, psnr, ring_contrast, ssim
 from .image_utils import tensor_to_uint8, uint8_to_tensor
-from .pairs import PairSettings
+from .pairs import PairSettings, build_pairs, simulate_events
 from .segmenter import LandCoverSegmenter, confusion_matrix, iou_per_class
 
 
@@ -80,20 +80,23 @@ def evaluate_generator(
     seed: int = 0,
     include_change: bool = True,
     settings: PairSettings | None = None,
+    bank: ObjectBank | None = None,
 ) -> dict[str, Any]:
-    """Run every measurement on `eval_tiles`; returns a JSON-serialisable dict of figures. `settings`: the
-    change sampler, non-change and drift of the "default" after images (default: `PairSettings()`)."""
+    """Run every measurement on `eval_tiles`; returns a JSON-serialisable dict of figures. `settings`: the pairs'
+    settings, as `generate` takes them (default: `PairSettings()`); `bank`: the object bank of `content="bank"`."""
     start = time.time()
     # checked before any work and resolved once (None: the model's); its record is the report's sampler block
     settings, record = pipe.resolve(settings or PairSettings(), num_inference_steps=num_inference_steps,
                                     guidance_scale=guidance_scale, guidance_interval=guidance_interval)
-    out = _render(pipe, eval_tiles, class_set, batch_size, seed, include_change, settings)
+    out = _render(pipe, eval_tiles, class_set, batch_size, seed, include_change, settings, bank)
     report = _synthesis_report(segmenter, eval_tiles, class_set, out["generated"], out["recon"])
     report.update({
         "num_tiles": len(eval_tiles.maps),
         "tile_size": int(eval_tiles.maps.shape[1]),
         "seed": seed,
         "sampler": record,
+        "content": {"source": settings.content, "strength": settings.content_strength,
+                    "bank": bank.origin if bank is not None and settings.content == "bank" else None},
     })
     if include_change:
         report.update(_change_report(segmenter, eval_tiles, class_set, out, seed))
@@ -103,40 +106,39 @@ def evaluate_generator(
 
 def _render(
     pipe: ChangeAnywherePipeline, eval_tiles: EvalTiles, class_set: ClassSet, batch_size: int, seed: int,
-    include_change: bool, settings: PairSettings,
+    include_change: bool, settings: PairSettings, bank: ObjectBank | None = None,
 ) -> dict[str, np.ndarray]:
-    """Images synthesized from the maps, autoencoder copies, and (change mode) after images of seeded simulated
-    events with `settings`' non-change and drift (style pulled towards the next tile) and with both off, with
-    their after maps and the re-rendered unchanged pixels."""
+    """Images synthesized from the maps, autoencoder copies, and (change mode) the pairs `generate` makes: seeded
+    events (`simulate_events`) and `build_pairs` with `settings` (non-change and drift styled after the next
+    tile), and the same pairs with non-change and drift off; with their after maps and re-rendered pixels."""
     real, maps = eval_tiles.images, eval_tiles.maps
     n = len(maps)
-    # every resolved sampler setting (steps, guidance, change sampler, blend, strength ...); non-change and drift
-    # off unless given
     base = SamplerSettings(**{f.name: getattr(settings, f.name) for f in fields(SamplerSettings)
                               if f.name not in ("nonchange", "drift")})
-    kw = dict(settings=base, output_type="pt")
-    nonchange = settings.nonchange_settings(pipe)
+    off = replace(settings, nonchange=0.0, drift=0.0)
+    wants_on = settings.nonchange > 0 or settings.drift > 0
     references = [colour_stats(real[(i + 1) % n], maps[(i + 1) % n], class_set.num_classes) for i in range(n)]
     parts: dict[str, list[np.ndarray]] = {"generated": [], "recon": [], "after_images": [], "after_maps": [],
                                           "after_nonchange": [], "rerendered": []}
     for b in tqdm([slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)], desc="eval-generator"):
         seeds = [seed + i for i in range(b.start, b.stop)]
-        parts["generated"].append(tensor_to_uint8(pipe.synthesize(list(maps[b]), seed=seeds, **kw).images))
+        parts["generated"].append(tensor_to_uint8(pipe.synthesize(list(maps[b]), seed=seeds, settings=base,
+                                                                  output_type="pt").images))
         with torch.no_grad():
             x = uint8_to_tensor(real[b]).to(pipe.device)
             parts["recon"].append(tensor_to_uint8(pipe.decode_latents(pipe.encode_images(x))))
         if include_change:
-            afters = [simulate_changes(m, class_set, seed=s).after for m, s in zip(maps[b], seeds, strict=True)]
-            out = pipe.change(list(real[b]), list(maps[b]), afters, seed=seeds, **kw)
-            parts["after_images"].append(tensor_to_uint8(out.images))
-            parts["after_maps"].append(out.after_maps)
-            if nonchange is not None or settings.drift > 0:
-                on = pipe.change(list(real[b]), list(maps[b]), afters, seed=seeds, nonchange=nonchange,
-                                 nonchange_reference=references[b], drift=settings.drift,
-                                 drift_reference=references[b], **kw)
-                parts["after_nonchange"].append(tensor_to_uint8(on.images))
-                if on.rerendered is not None:
-                    parts["rerendered"].append(np.stack(on.rerendered))
+            changes = [simulate_events(m, class_set, s, settings, bank, im)[0]
+                       for m, s, im in zip(maps[b], seeds, real[b], strict=True)]
+            plain = build_pairs(pipe, list(real[b]), changes, seeds, class_set, off, bank=bank)
+            parts["after_images"].append(np.stack([p.after_image for p in plain]))
+            parts["after_maps"].append(np.stack([p.after_map for p in plain]))
+            if wants_on:
+                on = build_pairs(pipe, list(real[b]), changes, seeds, class_set, settings, bank=bank,
+                                 drift_references=references[b])
+                parts["after_nonchange"].append(np.stack([p.after_image for p in on]))
+                if on[0].rerendered is not None:
+                    parts["rerendered"].append(np.stack([p.rerendered for p in on]))
     return {k: np.concatenate(v) for k, v in parts.items() if v}
 
 

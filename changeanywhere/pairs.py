@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -21,12 +21,16 @@ from .errors import ParameterError
 from .events import EVENT_TYPES, ChangeResult, change_type_legend, simulate_changes
 from .generator.nonchange import NonChangeSettings
 from .generator.settings import SamplerSettings
-from .image_utils import load_rgb, tensor_to_uint8
+from .image_utils import load_rgb, tensor_to_uint8, uint8_to_tensor
 from .labels import IGNORE_INDEX
-from .seeds import DIFFUSION, EVENTS, derive_seed
+from .seeds import CONTENT, DIFFUSION, EVENTS, derive_seed
 
 if TYPE_CHECKING:
+    from .bank import ObjectBank
+    from .generator.outputs import ChangeOutput
     from .generator.pipeline import ChangeAnywherePipeline
+
+CONTENT_SOURCES = ("bank", "diffusion")
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,11 @@ class PairSettings(SamplerSettings):
     max_event_tries: int = 10  # re-draw the events (next derived seed) while they change nothing
     # the change that counts: the label marks only changes to or from these classes (None: every change); the
     # other simulated changes still happen in B, labelled no change and recorded in meta as of no interest
+    content: Literal["bank", "diffusion"] = arg(
+        "bank", "what fills the change: bank (real objects and textures of the imagery, fitted into the scene; "
+        "the default) or diffusion (painted by the model)")
+    content_strength: float = arg(0.3, "with --content bank: how far the diffusion model repaints the pasted "
+                                  "content and a band around it (0: pasted as is, 1: painted anew; default 0.3)")
     change_classes: tuple[str, ...] | None = arg(
         None, "the change that counts: comma-separated classes (e.g. building); the label marks only changes to or "
         "from them, other simulated changes stay in B as changes of no interest (default: every change counts)",
@@ -78,6 +87,12 @@ class PairSettings(SamplerSettings):
         if unknown or not self.event_types:
             raise ParameterError(f"unknown `event_types` {unknown}; choose from {', '.join(EVENT_TYPES)}",
                                  "event_types")
+        if self.content not in CONTENT_SOURCES:
+            raise ParameterError(f"`content` must be one of {', '.join(CONTENT_SOURCES)}, got {self.content!r}",
+                                 "content")
+        if isinstance(self.content_strength, bool) or not 0.0 <= float(self.content_strength) <= 1.0:
+            raise ParameterError(f"`content_strength` must lie in [0, 1] (0: pasted as is), got "
+                                 f"{self.content_strength!r}", "content_strength")
         if self.min_area < 1 or self.max_event_tries < 1:
             raise ParameterError("`min_area` and `max_event_tries` must be at least 1", "min_area", "max_event_tries")
         if self.change_classes is not None and (
@@ -102,6 +117,7 @@ class ChangePair:
     change_mask: np.ndarray  # HxW bool
     change_type: np.ndarray  # HxW uint8: 0 = no change, else 1 + from * K + to
     meta: dict[str, Any]
+    rerendered: np.ndarray | None = None  # HxW bool: unchanged pixels the model re-rendered (non-change)
 
     @property
     def seed(self) -> int:
@@ -113,15 +129,19 @@ class ChangePair:
 
 
 def simulate_events(
-    before_map: np.ndarray, class_set: ClassSet, seed: int, settings: PairSettings
+    before_map: np.ndarray, class_set: ClassSet, seed: int, settings: PairSettings, bank: ObjectBank | None = None,
+    image: np.ndarray | None = None,
 ) -> tuple[ChangeResult, dict[str, int]]:
     """The change events of a pair seed, re-drawn while they change nothing: (result, {events_seed,
-    event_attempts}), the second part for the pair's meta."""
+    event_attempts}), the second part for the pair's meta. With `content="bank"`, `add` places `bank` instances
+    (matched to the colours of the before `image`, when given)."""
     attempts = 1 if settings.num_events[1] == 0 else settings.max_event_tries
+    use = bank if settings.content == "bank" else None
     for attempt in range(attempts):
         events_seed = derive_seed(seed, EVENTS, attempt)
         result = simulate_changes(before_map, class_set, seed=events_seed, num_events=settings.num_events,
-                                  event_types=settings.event_types, min_area=settings.min_area)
+                                  event_types=settings.event_types, min_area=settings.min_area, bank=use,
+                                  image=image if use is not None else None)
         if result.change_mask.any():
             break
     return result, {"events_seed": events_seed, "event_attempts": attempt + 1}
@@ -163,6 +183,63 @@ def counted_stats(result: ChangeResult, class_set: ClassSet, class_ids: tuple[in
     return counted, stats
 
 
+def paste_content(
+    images: Sequence[np.ndarray], changes: Sequence[ChangeResult], seeds: Sequence[int], class_set: ClassSet,
+    bank: ObjectBank | None, settings: PairSettings,
+) -> tuple[list[np.ndarray], list[ChangeResult], list[dict[str, Any]]]:
+    """Real content pasted into each change (`content.paste_changes`, seeded by the pair's content stream): the
+    pasted images, the changes as pasted (the after map holds exactly what was pasted), and each pair's content
+    record (source, strength, bank, every paste's provenance). Painted edits need the bank to have their class;
+    `bank` None: the embedded bank (`runtime.DEFAULT_BANK`) when `class_set` is its class set."""
+    from .bank import resolve_bank
+    from .content import paste_changes
+
+    bank = resolve_bank(bank, class_set)  # None: the embedded bank, for its class set only
+    starts, pasted, records = [], [], []
+    for image, change, seed in zip(images, changes, seeds, strict=True):
+        strict = any(e["type"] == "edit" for e in change.events)
+        done, result = paste_changes(image, change, class_set, bank, np.random.default_rng(derive_seed(seed, CONTENT)),
+                                     strict=strict)
+        starts.append(done.image)
+        pasted.append(result)
+        records.append({"source": "bank", "strength": float(settings.content_strength), "bank": bank.origin,
+                        "pastes": done.records})
+    return starts, pasted, records
+
+
+def draws(pipe: ChangeAnywherePipeline | None, class_set: ClassSet) -> bool:
+    """Whether `pipe` draws the classes of `class_set` (same count and, where it stores them, the same names)."""
+    if pipe is None or pipe.num_classes != class_set.num_classes:
+        return False
+    own = pipe.class_set
+    return own is None or [n.lower() for n in own.names] == [n.lower() for n in class_set.names]
+
+
+def unrefined(
+    starts: Sequence[np.ndarray], changes: Sequence[ChangeResult], seeds: Sequence[int], class_set: ClassSet,
+    settings: PairSettings, references: Sequence[dict | None] | None,
+) -> ChangeOutput:
+    """After images without the model (a class set it was not trained on): the pasted content, then the
+    appearance and acquisition parts of non-change (nothing re-rendered), each from the pair's own stream."""
+    from .generator.nonchange import apply_nonchange, draw_nonchange, nonchange_rng
+    from .generator.outputs import ChangeOutput
+
+    kinds = [class_set.kind_of(i) for i in range(class_set.num_classes)]
+    refs = list(references) if references is not None else [None] * len(starts)
+    nc = NonChangeSettings(strength=settings.nonchange, rerender=(0.0, 0.0)) if settings.nonchange > 0 else None
+    images, records = [], []
+    for start, change, seed, ref in zip(starts, changes, seeds, refs, strict=True):
+        params = draw_nonchange(nonchange_rng(derive_seed(seed, DIFFUSION)), nc, ref) if nc else None
+        images.append(apply_nonchange(start, params, change.after, kinds) if params else start)
+        records.append(params)
+    n = len(starts)
+    return ChangeOutput(images=uint8_to_tensor(np.stack(images)),
+                        change_masks=np.stack([c.change_mask for c in changes]),
+                        after_maps=np.stack([c.after for c in changes]), content_scales=[1.0] * n,
+                        seeds=[derive_seed(s, DIFFUSION) for s in seeds], mix_steps=[0] * n, drifts=[None] * n,
+                        sampler={**settings.record(), "change_sampler": None}, nonchange=records)
+
+
 def synthesize_before(
     pipe: ChangeAnywherePipeline, before_maps: Sequence[np.ndarray], seeds: Sequence[int], settings: PairSettings,
     callback_on_step_end: Callable | None = None,
@@ -184,6 +261,7 @@ def build_pairs(
     meta: Sequence[Mapping[str, Any]] | None = None,
     drift_references: Sequence[dict | None] | None = None,
     callback_on_step_end: Callable | None = None,
+    bank: ObjectBank | None = None,
 ) -> list[ChangePair]:
     """Make the after images of a batch of changes: one `ChangePair` per (before image, change, seed).
 
@@ -191,7 +269,8 @@ def build_pairs(
     The diffusion noise derives from the pair's seed, so a pair does not depend on the rest of its batch (up
     to float rounding). `meta`: extra JSON fields per pair (e.g. where its tile came from);
     `drift_references`: per pair, colour statistics of another real image that the non-change style (and the
-    drift, when on) pulls B towards (`drift.colour_stats`).
+    drift, when on) pulls B towards (`drift.colour_stats`). With `content="bank"` (the default) the change gets
+    real content from `bank` (`paste_content`), which the model refines at `content_strength`.
     """
     settings.check()
     settings.change_class_ids(class_set)  # unknown class names fail before any sampling
@@ -201,13 +280,27 @@ def build_pairs(
         drawn = synthesize_before(pipe, [changes[i].before for i in missing], [seeds[i] for i in missing], settings)
         for i, im in zip(missing, drawn, strict=True):
             images[i] = im
-    out = pipe.change(
-        images, [c.before for c in changes], [c.after for c in changes], settings=settings,
-        drift_reference=list(drift_references) if drift_references is not None and settings.drift > 0 else None,
-        nonchange=settings.nonchange_settings(pipe) or False,
-        nonchange_reference=list(drift_references) if drift_references is not None else None,
-        seed=[derive_seed(s, DIFFUSION) for s in seeds], output_type="pt", callback_on_step_end=callback_on_step_end,
-    )
+    starts, content = images, [{"source": "diffusion"} for _ in changes]
+    if settings.content == "bank":
+        starts, changes, content = paste_content(images, changes, seeds, class_set, bank, settings)
+    if settings.content == "bank" and not draws(pipe, class_set):
+        out = unrefined(starts, changes, seeds, class_set, settings, drift_references)
+        for c in content:
+            c["refinement"] = "none: the model draws other classes (ring matching and Poisson blending only)"
+    else:
+        out = pipe.change(
+            starts, [c.before for c in changes], [c.after for c in changes], settings=settings,
+            drift_reference=list(drift_references) if drift_references is not None and settings.drift > 0 else None,
+            nonchange=settings.nonchange_settings(pipe) or False,
+            nonchange_reference=list(drift_references) if drift_references is not None else None,
+            seed=[derive_seed(s, DIFFUSION) for s in seeds], output_type="pt",
+            callback_on_step_end=callback_on_step_end,
+            **({"strength": settings.content_strength, "start_from": "image"} if settings.content == "bank" else {}),
+        )
+        for c in content:
+            if c["source"] == "bank":
+                c["refinement"] = (f"diffusion (SDEdit) at strength {settings.content_strength:g}"
+                                   if settings.content_strength > 0 else "none: strength 0 (pasted as is)")
     after = tensor_to_uint8(out.images)
     extra = meta if meta is not None else [{}] * len(changes)
     class_ids = settings.change_class_ids(class_set)
@@ -216,7 +309,8 @@ def build_pairs(
         label, stats = counted_stats(c, class_set, class_ids)
         record = {"seed": int(seed), "diffusion_seed": int(out.seeds[i]), "content_scale": float(out.content_scales[i]),
                   "mix_steps": int(out.mix_steps[i]), "sampler": out.sampler["change_sampler"],
-                  "drift": out.drifts[i], "nonchange": out.nonchange[i], "events": c.events, **stats, **more}
+                  "drift": out.drifts[i], "nonchange": out.nonchange[i], "content": content[i], "events": c.events,
+                  **stats, **more}
         pairs.append(ChangePair(np.ascontiguousarray(images[i]), after[i], c.before, c.after, label,
-                                c.change_type, record))
+                                c.change_type, record, None if out.rerendered is None else out.rerendered[i]))
     return pairs

@@ -132,4 +132,5 @@ DEFAULT_MODEL = embedded_path("checkpoints/changeanywhere-dubai-256")
 DEFAULT_CD_MODEL = embedded_path("checkpoints/cd-changeanywhere-dubai")  # any land-cover change
 DEFAULT_CD_BUILDING_MODEL = embedded_path("checkpoints/cd-changeanywhere-dubai-building")  # building change
 DEFAULT_SEGMENTER = embedded_path("checkpoints/segmenter-dubai")
+DEFAULT_BANK = embedded_path("checkpoints/bank-dubai")  # the default model's object bank (Dubai train split)
 EXAMPLES_DIR = embedded_path("assets/examples")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 # the independent streams of one pair seed
-TILE, EVENTS, DIFFUSION, SPLIT, DRIFT_REFERENCE = 0, 1, 2, 3, 4
+TILE, EVENTS, DIFFUSION, SPLIT, DRIFT_REFERENCE, CONTENT = 0, 1, 2, 3, 4, 6  # 5: generator.nonchange's
 
 
 def derive_seed(*entropy: int) -> int:

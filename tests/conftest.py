@@ -6,6 +6,8 @@ os.environ["HF_HUB_OFFLINE"] = "1"  # read once when huggingface_hub is imported
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ["CHANGEANYWHERE_BACKEND"] = "torch"  # "auto" would export ONNX files to ~/.cache: tests ask for it
+# banks built on the fly (generate, eval-generator) are cached here, not in ~/.cache
+os.environ.setdefault("CHANGEANYWHERE_CACHE", __import__("tempfile").mkdtemp(prefix="changeanywhere-tests-"))
 
 from collections import Counter  # noqa: E402
 from pathlib import Path  # noqa: E402

@@ -21,6 +21,7 @@ from changeanywhere.errors import ChangeAnywhereError, MapSizeError, UnknownColo
 from changeanywhere.events import UserEdit
 from changeanywhere.examples import make_example_map
 from changeanywhere.maps import read_map
+from changeanywhere.pairs import PairSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 64  # example maps of the tiny app
@@ -285,7 +286,8 @@ def test_generate_and_package(models, dubai, before_map, tmp_path):
     gen = demo.generate(models, before_map, change, seed=7, num_inference_steps=3, variants=2,
                         progress=lambda f, d: steps.append((f, d)))
     assert [s.pair.seed for s in gen.samples] == [7, 8]
-    assert len(steps) == 3 + 3 + 1 and steps[-1][1].startswith("change detection")
+    refined = 3 - round((1 - PairSettings.content_strength) * 3)  # bank content: SDEdit from the pasted image
+    assert len(steps) == 3 + refined + 1 and steps[-1][1].startswith("change detection")
     assert all(0 < a <= b <= 1 for (a, _), (b, _) in zip(steps, steps[1:], strict=False))
     for s in gen.samples:
         assert s.pair.before_image.shape == s.pair.after_image.shape == (SIZE, SIZE, 3)

@@ -16,9 +16,11 @@ import torch
 from conftest import saved_model_and_data
 from PIL import Image
 
+from changeanywhere.bank import ObjectBank
 from changeanywhere.classes import ClassSet
 from changeanywhere.cli import main
 from changeanywhere.dataset import IMAGE_DIRS, make_plan
+from changeanywhere.dataset.sources import SourceCache, find_sources, source_windows
 from changeanywhere.events import change_type_legend
 from changeanywhere.maps import read_map
 from changeanywhere.pairs import PairSettings, build_pairs, simulate_events
@@ -141,17 +143,24 @@ def test_layout_manifest_and_card_match_the_files(reference):
     assert settings["num"] == NUM and settings["sampler"]["steps"] == 5 and settings["batch_size"] == 4
 
 
-def test_build_pairs_matches_a_generated_sample(reference, tiny_pipe):
-    """The builder the app uses gives the same pair (same seed, same batch size 1 -> within rounding)."""
+def test_build_pairs_matches_a_generated_sample(setup, reference, tiny_pipe):
+    """The builder the app uses gives the same pair (same seed, same batch size 1 -> within rounding), with the
+    object bank `generate` cut from its own sources."""
     m = json.loads((reference / "meta" / "000003.json").read_text())
     a = png(reference / "A" / "000003.png")
     before = read_map(reference / "label_A" / "000003.png", DUBAI)
     settings = PairSettings(num_inference_steps=5, min_area=16)
-    change, event_meta = simulate_events(before, DUBAI, m["seed"], settings)
+    data = setup[1]
+    sources = find_sources(data / "images", data / "labels")
+    bank = ObjectBank.build(source_windows(sources, SourceCache(sources, DUBAI, 32)), DUBAI,
+                            origin=f"images ({len(sources)} images)")
+    assert m["content"]["source"] == "bank" and m["content"]["bank"] == bank.origin
+    change, event_meta = simulate_events(before, DUBAI, m["seed"], settings, bank, a)
     ref = m["nonchange"]["style"]  # generate pulls the non-change style towards another source image's colours
     assert m["drift_source"]["image"] != m["source"]["image"]
     (pair,) = build_pairs(tiny_pipe, [a], [change], [m["seed"]], DUBAI, settings, meta=[event_meta],
-                          drift_references=[{k: ref[k] for k in ("mean", "std", "classes")}])
+                          drift_references=[{k: ref[k] for k in ("mean", "std", "classes")}], bank=bank)
+    assert pair.meta["content"] == m["content"]
     assert pair.meta["nonchange"] == m["nonchange"] and pair.meta["drift"] is None
     assert pair.meta["events"] == m["events"] and pair.meta["events_seed"] == m["events_seed"]
     np.testing.assert_array_equal(pair.after_map, read_map(reference / "label_B" / "000003.png", DUBAI))
@@ -295,8 +304,8 @@ def test_input_errors(setup, tmp_path, capsys):
     assert code == 2 and "labels without an image: tile_001.png" in err and "images without a label: extra.png" in err
     code, _, err = run_cli(with_(classes="no-such-set"), capsys)
     assert code == 2 and "no-such-set" in err and "built-in" in err
-    code, _, err = run_cli(with_(classes="loveda"), capsys)
-    assert code == 2 and "expects 5 classes" in err
+    code, _, err = run_cli([*with_(classes="loveda"), "--content", "diffusion"], capsys)
+    assert code == 2 and "expects 5 classes" in err  # painting needs the model's classes; bank content does not
     code, _, err = run_cli(with_(size=30), capsys)
     assert code == 2 and "multiple of 8" in err
     # a map with a colour outside the class set: named, before anything is written

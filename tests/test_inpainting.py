@@ -179,7 +179,7 @@ def test_apply_nonchange_effects_are_bounded():
     rng = np.random.default_rng(0)
     x = np.tile(np.linspace(0, 255, 64, dtype=np.float32)[None, :, None], (64, 1, 3)).astype(np.uint8)
     m = np.zeros((64, 64), np.uint8)
-    names = ["land", "water", "building", "vegetation", "road"]
+    names = ["bare", "water", "object", "vegetation", "paved"]  # the kinds of the Dubai classes
     params = draw_nonchange(rng, NonChangeSettings(appearance=False))
     params.update(resolution=None, noise_std=0, jpeg_quality=None)
     params["misregistration"]["max_px"] = 2.0
@@ -196,11 +196,11 @@ def test_a_brighter_date_does_not_burn_out_a_bright_scene():
     sand = np.clip(rng.normal(225, 12, (64, 64, 3)), 0, 255).astype(np.uint8)  # bright desert, textured
     m = np.zeros((64, 64), np.uint8)
     params = {"exposure": 0.3, "white_balance": [0.05, 0.05, 0.05], "illumination": [[0.1] * 3] * 3}
-    y = apply_nonchange(sand, params, m, ["land"])
+    y = apply_nonchange(sand, params, m, ["bare"])
     assert y.std() > 0.8 * sand.std() and (y >= 250).mean() < 0.05  # texture kept, not clipped to white
     assert np.percentile(y, 99) <= 0.95 * 255 + 8
     dark = (sand // 3).astype(np.uint8)  # a dark scene still gets the whole brightening
-    assert apply_nonchange(dark, params, m, ["land"]).mean() > dark.mean() * np.exp(0.3 + 0.05 + 0.1) * 0.95
+    assert apply_nonchange(dark, params, m, ["bare"]).mean() > dark.mean() * np.exp(0.3 + 0.05 + 0.1) * 0.95
 
 
 def test_cast_shadows_fall_away_from_the_sun():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..bank import BankError, cached_bank, resolve_bank
 from ..classes import ClassSet
 from ..data import DEFAULT_VAL_PATTERN
 from ..errors import ChangeAnywhereError
@@ -12,7 +13,7 @@ from ..fidelity import dumps, evaluate_generator, format_report, select_tiles
 from ..generator.schedulers import use_scheduler
 from ..hub import load_pipeline
 from ..io import atomic_write_text
-from ..pairs import PairSettings
+from ..pairs import CONTENT_SOURCES, PairSettings
 from ..runtime import DEFAULT_SEGMENTER
 from ..segmenter import load_segmenter
 from .options import add_scheduler_arg
@@ -41,6 +42,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    f"{PairSettings.nonchange}, as `generate`)")
     p.add_argument("--drift", type=float, default=PairSettings.drift,
                    help=f"older global drift of the default after images (default {PairSettings.drift})")
+    p.add_argument("--content", choices=CONTENT_SOURCES, default=PairSettings.content,
+                   help=f"what fills the change (default {PairSettings.content}, as `generate`)")
+    p.add_argument("--content-strength", type=float, default=PairSettings.content_strength,
+                   help=f"refinement strength of bank content (default {PairSettings.content_strength})")
+    p.add_argument("--bank", type=Path, default=None,
+                   help="object bank folder (default: the embedded bank for its class set, else one built from "
+                   "the train split of --data)")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-change", action="store_true", help="skip the change-mode measurements")
@@ -62,6 +70,15 @@ def run(args: argparse.Namespace) -> int:
         raise ChangeAnywhereError(
             f"segmenter has {segmenter.num_classes} classes but the class set has {class_set.num_classes}"
         )
+    bank = None
+    if args.content == "bank":
+        try:  # the bank given, else the embedded one when it holds this class set
+            bank = resolve_bank(args.bank, class_set)
+        except BankError:
+            if args.bank is not None:
+                raise
+            bank = cached_bank(Path(args.data) / "images", Path(args.data) / "labels", class_set, "train",
+                               val_pattern=tuple(args.val_pattern))
     tiles = select_tiles(str(args.data), class_set, args.split, args.tile_size, args.max_tiles, args.val_pattern)
     report = evaluate_generator(
         pipe,
@@ -74,7 +91,9 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         seed=args.seed,
         include_change=not args.no_change,
-        settings=PairSettings(sampler=args.sampler, nonchange=args.nonchange, drift=args.drift),
+        settings=PairSettings(sampler=args.sampler, nonchange=args.nonchange, drift=args.drift, content=args.content,
+                              content_strength=args.content_strength),
+        bank=bank,
     )
     report.update({"model": str(args.model or "embedded default"), "data": str(args.data), "split": args.split})
     print(format_report(report))

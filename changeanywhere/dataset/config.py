@@ -21,6 +21,7 @@ from ..pairs import PairSettings
 from .layout import SPLIT_NAMES
 
 if TYPE_CHECKING:
+    from ..bank import ObjectBank
     from ..generator.pipeline import ChangeAnywherePipeline
     from .sources import Source
 
@@ -48,6 +49,8 @@ class GenerateConfig:
     num: int = arg(help="number of pairs (under torchrun on Python < 3.12 spell it --num-pairs: torchrun's own "
                    "parser rejects --num as an ambiguous abbreviation of --numa-binding)", aliases=("--num-pairs",))
     model: str | None = arg(None, "pipeline folder or Hub repo id (default: the embedded model)")
+    bank: Path | None = arg(None, "object bank folder for --content bank (changeanywhere build-bank; default: one "
+                            "built from --images and --labels on the first run, and cached)")
     scheduler: str | None = None  # a name from generator.schedulers; None keeps the model's own
     backend: str | None = None  # torch, onnx or auto (None: $CHANGEANYWHERE_BACKEND, else auto)
     size: int = arg(256, "tile side in pixels (default 256)")
@@ -129,7 +132,7 @@ def model_fingerprint(pipe: ChangeAnywherePipeline) -> dict[str, str]:
 
 def dataset_settings(
     cfg: GenerateConfig, pipe: ChangeAnywherePipeline, class_set: ClassSet, sources: Sequence[Source],
-    dtype: torch.dtype, file_format: str = "png",
+    dtype: torch.dtype, file_format: str = "png", bank: ObjectBank | None = None,
 ) -> dict[str, Any]:
     """The contents of generation.json: the settings that define the dataset (plus `num`, `splits`, `info`)."""
     p, record = pipe.resolve(cfg.pair)
@@ -154,6 +157,8 @@ def dataset_settings(
         "seed": int(cfg.seed),
         "batch_size": int(cfg.batch_size),
         "sampler": {k: record[k] for k in SAMPLER_KEYS},  # of the one record: what defines the dataset
+        "content": {"source": p.content, **({"strength": float(p.content_strength), "bank": bank.fingerprint()}
+                                            if p.content == "bank" and bank is not None else {})},
         "events": {
             "num_events": [int(v) for v in p.num_events],
             "event_types": list(p.event_types),

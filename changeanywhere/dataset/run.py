@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import tempfile
@@ -18,20 +19,28 @@ from typing import Any
 import numpy as np
 
 from .. import geo
+from ..bank import BankSettings, ObjectBank, cached, resolve_bank
 from ..classes import ClassSet
 from ..errors import GenerationError
 from ..events import ChangeResult
 from ..generator.drift import colour_stats
 from ..generator.pipeline import ChangeAnywherePipeline
 from ..io import atomic_write_text
-from ..pairs import PairSettings, build_pairs, simulate_events
+from ..pairs import PairSettings, build_pairs, draws, simulate_events
 from ..seeds import DRIFT_REFERENCE, derive_seed, sample_seed
 from .card import finalize
-from .config import GenerateConfig, check_out_folder, dataset_settings, merge_settings, read_settings
+from .config import (
+    GenerateConfig,
+    check_out_folder,
+    dataset_settings,
+    merge_settings,
+    read_settings,
+    sources_fingerprint,
+)
 from .layout import make_folders, remove_temp_files, scan_done, write_pair
 from .plan import Plan, make_plan
 from .result import GenerateResult
-from .sources import Source, SourceCache, TilePicker, find_sources, validate_sources
+from .sources import Source, SourceCache, TilePicker, find_sources, source_windows, validate_sources
 
 
 def generate(cfg: GenerateConfig, pipe: ChangeAnywherePipeline | None = None) -> GenerateResult:
@@ -104,9 +113,10 @@ def _generate(
         pipe.set_backend(cfg.backend)
     use_scheduler(pipe, cfg.scheduler)
     dtype = pipe.unet.dtype  # as loaded (a pipeline passed in keeps its own)
-    check_model(pipe, class_set, cfg.size)
-    settings = dataset_settings(cfg, pipe, class_set, sources, dtype, cfg.output_format(sources))
+    check_model(pipe, class_set, cfg.size, cfg.pair.content)
     cache = SourceCache(sources, class_set, cfg.size, cfg.snap_colors, bands=cfg.bands, resample=cfg.resample)
+    bank = _on_main(state, lambda: sources_bank(cfg, class_set, sources, cache)) if cfg.pair.content == "bank" else None
+    settings = dataset_settings(cfg, pipe, class_set, sources, dtype, cfg.output_format(sources), bank)
 
     def prepare() -> tuple[dict[str, Any], list[int]]:
         return prepare_folder(out, settings, sources, class_set, cfg, cache)
@@ -120,13 +130,25 @@ def _generate(
     start = time.perf_counter()
     share = plan.shares[state.process_index]
     show = state.is_main_process and cfg.progress
-    run_batches(pipe, cfg, class_set, sources, plan, share, out, show_progress=show, cache=cache)
+    run_batches(pipe, cfg, class_set, sources, plan, share, out, show_progress=show, cache=cache, bank=bank)
     state.wait_for_everyone()
     if state.is_main_process:
         result.stats = finalize(out, merged, class_set)
         result.made = len(plan.to_make(plan.pending))
         result.seconds = time.perf_counter() - start
     return result
+
+
+def sources_bank(cfg: GenerateConfig, class_set: ClassSet, sources: Sequence[Source], cache: SourceCache
+                 ) -> ObjectBank:
+    """The object bank of a run: `cfg.bank` when given, else one cut from the sources themselves (read as the run
+    reads them), built on the first run and cached by the sources' fingerprint."""
+    settings = BankSettings()
+    key = hashlib.sha256(json.dumps([sources_fingerprint(sources), class_set.to_dict(), settings.to_dict(),
+                                     cfg.bands, cfg.resample, cfg.snap_colors], sort_keys=True).encode()).hexdigest()
+    origin = f"{Path(cfg.images).name} ({len(sources)} images)"
+    return resolve_bank(cfg.bank, class_set, lambda: cached(key[:16], lambda: ObjectBank.build(
+        source_windows(sources, cache), class_set, settings, origin)))
 
 
 def prepare_folder(
@@ -166,8 +188,11 @@ def _on_main(state: Any, fn: Callable[[], Any]) -> Any:
     return value
 
 
-def check_model(pipe: ChangeAnywherePipeline, class_set: ClassSet, size: int) -> None:
-    """The model draws this class set, in this order, at this tile size."""
+def check_model(pipe: ChangeAnywherePipeline, class_set: ClassSet, size: int, content: str = "diffusion") -> None:
+    """The model draws this class set, in this order, at this tile size; with bank content a model of other classes
+    is fine (the pasted content is then not refined, `pairs.unrefined`)."""
+    if content == "bank" and not draws(pipe, class_set):
+        return
     if pipe.num_classes != class_set.num_classes:
         raise GenerationError(
             f"the model expects {pipe.num_classes} classes but class set {class_set.name!r} has "
@@ -200,14 +225,14 @@ class SampleInput:
 
 def sample_input(
     index: int, cfg: GenerateConfig, class_set: ClassSet, settings: PairSettings, sources: Sequence[Source],
-    picker: TilePicker, cache: SourceCache,
+    picker: TilePicker, cache: SourceCache, bank: ObjectBank | None = None,
 ) -> SampleInput:
     """Sample `index`'s before tile (image and map) and its change events, all from its seed."""
     seed = sample_seed(cfg.seed, index)
     k, x, y = picker.pick(index, seed)
     s = cfg.size
     image, label = cache.tile(k, x, y, s)
-    change, event_meta = simulate_events(label, class_set, seed, settings)
+    change, event_meta = simulate_events(label, class_set, seed, settings, bank, image)
     src = sources[k]
     where = {"image": src.image.name, "label": src.label.name, "x": x, "y": y, "size": s,
              "padded": x + s > src.width or y + s > src.height}
@@ -250,6 +275,7 @@ def run_batches(
     show_progress: bool = False,
     cache: SourceCache | None = None,
     timings: dict[str, float] | None = None,
+    bank: ObjectBank | None = None,
 ) -> None:
     """Make the given batches (one rank's share): the inputs of batch j+1 (tiles, events) are prepared in a
     thread while batch j denoises, and batch j's files are written by worker threads while batch j+1 runs.
@@ -268,7 +294,8 @@ def run_batches(
     settings = cfg.pair.resolved(pipe)
 
     def prepare(k: int) -> list[SampleInput]:
-        return [sample_input(i, cfg, class_set, settings, sources, picker, cache) for i in range(k * b, (k + 1) * b)]
+        return [sample_input(i, cfg, class_set, settings, sources, picker, cache, bank)
+                for i in range(k * b, (k + 1) * b)]
 
     desc = "generate" if plan.world == 1 else f"generate (main's share, {plan.world} processes)"
     bar = tqdm(total=len(plan.to_make(batches)), unit="pair", desc=desc, disable=not show_progress,
@@ -286,7 +313,7 @@ def run_batches(
             t1 = time.perf_counter()
             pairs = build_pairs(pipe, [it.image for it in items], [it.change for it in items],
                                 [it.seed for it in items], class_set, settings, meta=[it.meta for it in items],
-                                drift_references=[it.drift_reference for it in items])
+                                drift_references=[it.drift_reference for it in items], bank=bank)
             t2 = time.perf_counter()
             for f in writes:  # at most one batch of writes in flight
                 f.result()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -209,3 +209,15 @@ def validate_sources(
             check_map(s.label, class_set, snap)
         else:
             read_map(s.label, class_set, snap=snap)
+
+
+def source_windows(sources: Sequence[Source], cache: SourceCache, size: int = 1024,
+                   ) -> Iterator[tuple[str, np.ndarray, np.ndarray, tuple[int, int]]]:
+    """Every source read as `generate` reads it, in windows of at most `size`² (name, image, map, (x, y)): what
+    an object bank of the sources is cut from (`bank.ObjectBank.build`)."""
+    for k, src in enumerate(sources):
+        step = min(size, max(src.width, src.height))
+        for y in range(0, src.height, step):
+            for x in range(0, src.width, step):
+                image, label = cache.tile(k, x, y, step)
+                yield src.image.name, image, label, (x, y)

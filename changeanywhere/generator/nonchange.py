@@ -18,6 +18,7 @@ the label stays the map difference. Parameters are plain JSON (every pair's `met
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -43,8 +44,8 @@ class NonChangeSettings:
     rerender: tuple[float, float] = (0.1, 0.3)
     rerender_anchored: tuple[float, float] = (0.5, 0.75)  # share of the steps re-rendered cells follow A
     harmonise_sigma: float = 6.0  # re-rendered regions take A's colour and light above this scale (px; 0: off)
-    # classes never re-rendered: a "new instance" of open water is not what another date shows (its colour
-    # changes, class_gain below), and the model paints it as darker ovals
+    # class kinds (`classes.KINDS`) never re-rendered: a "new instance" of open water is not what another date
+    # shows (its colour changes, class_gain below), and the model paints it as darker ovals
     rerender_skip: tuple[str, ...] = ("water",)
     appearance: bool = True
     acquisition: bool = True
@@ -121,12 +122,12 @@ def draw_nonchange(rng: np.random.Generator, settings: NonChangeSettings, refere
                           "classes": reference.get("classes") or None,
                           "weight": round(float(rng.uniform(0.2, 0.5) if per_class else rng.uniform(0.05, 0.2))
                                           * min(s, 1.0), 4)}
-        # per class: log-gain per channel (seasonal vegetation, water colour, roof tint, soil moisture)
+        # per class kind: log-gain per channel (seasonal vegetation, water colour, roof tint, soil moisture)
         p["class_gain"] = {
             "vegetation": (rng.normal([-0.04, 0.0, -0.04], 0.07 * s)).round(4).tolist(),
             "water": (rng.normal(0.0, 0.06 * s, 3)).round(4).tolist(),
-            "building": (rng.normal(0.0, 0.05 * s, 3)).round(4).tolist(),
-            "land": (rng.normal(0.0, 0.03 * s, 3)).round(4).tolist(),
+            "object": (rng.normal(0.0, 0.05 * s, 3)).round(4).tolist(),
+            "bare": (rng.normal(0.0, 0.03 * s, 3)).round(4).tolist(),
         }
         p["white_balance"] = (rng.normal(0.0, 0.025 * s, 3)).round(4).tolist()  # log-gain
         p["exposure"] = round(float(rng.normal(0.0, 0.08 * s)), 4)  # log-gain
@@ -204,12 +205,12 @@ def soft_clip(x: np.ndarray, knee: float = 0.85) -> np.ndarray:
     return np.clip(x, 0.0, 1.0)
 
 
-def apply_nonchange(image: np.ndarray, params: dict[str, Any], label_map: np.ndarray, class_names: list[str],
+def apply_nonchange(image: np.ndarray, params: dict[str, Any], label_map: np.ndarray, class_kinds: Sequence[str],
                     ) -> np.ndarray:
-    """Apply drawn non-change parameters to an HxWx3 uint8 after image (its map gives the per-class parts)."""
+    """Apply drawn non-change parameters to an HxWx3 uint8 after image: its map and the kind of each class
+    (`ClassSet.kind_of`: object, vegetation, water, bare ...) give the per-class parts."""
     x = image.astype(np.float32) / 255.0
     h, w = x.shape[:2]
-    index = {n: i for i, n in enumerate(class_names)}
     style = params.get("style")
     if style and style.get("classes"):  # each class part of the way to its colours in another real date
         matched = x.copy()
@@ -231,9 +232,10 @@ def apply_nonchange(image: np.ndarray, params: dict[str, Any], label_map: np.nda
         x = (1 - style["weight"]) * x + style["weight"] * matched
     log_gain = np.zeros((h, w, 3), np.float32)
     if params.get("class_gain"):
-        for name, gain in params["class_gain"].items():
-            if name in index and (label_map == index[name]).any():
-                log_gain += _soft(label_map == index[name])[..., None] * np.asarray(gain, np.float32)
+        for kind, gain in params["class_gain"].items():
+            mask = np.isin(label_map, [i for i, k in enumerate(class_kinds) if k == kind])
+            if mask.any():
+                log_gain += _soft(mask)[..., None] * np.asarray(gain, np.float32)
     if "white_balance" in params:
         field = _smooth(params["illumination"], h, w)[..., None]
         log_gain += np.asarray(params["white_balance"], np.float32) + params["exposure"] + field
@@ -241,8 +243,9 @@ def apply_nonchange(image: np.ndarray, params: dict[str, Any], label_map: np.nda
     # exposes a bright scene for it) instead of burning out; darkening is never capped
     x = x * np.exp(np.minimum(log_gain, headroom(x)))
     shadow = params.get("shadow")
-    if shadow and "building" in index:
-        s = cast_shadows(label_map == index["building"], shadow["azimuth_deg"], shadow["length_px"])
+    objects = [i for i, k in enumerate(class_kinds) if k == "object"]
+    if shadow and objects:
+        s = cast_shadows(np.isin(label_map, objects), shadow["azimuth_deg"], shadow["length_px"])
         x = x * (1.0 - shadow["darkness"] * s)[..., None]
     haze = params.get("haze")
     if haze and haze["depth"] > 0:

@@ -59,6 +59,7 @@ from .sampling import (
 from .semantic_encoder import SemanticEncoder
 from .settings import SamplerSettings
 
+START_FROM = ("texture", "image")  # where `change` starts the painted cells from when strength < 1
 SETTINGS_USED = ("num_inference_steps", "guidance_scale", "guidance_interval", "eta", "sampler", "content_scale",
                  "blend", "feather", "free_band", "strength")  # the `SamplerSettings` fields `change` unpacks
 
@@ -347,6 +348,7 @@ class ChangeAnywherePipeline(PipelineInputs, DiffusionPipeline):
         sampler: str | None = None,
         nonchange: NonChangeSettings | float | bool | None = None,
         nonchange_reference: dict | Sequence[dict | None] | None = None,
+        start_from: str = "texture",
         num_inference_steps: int | None = None,
         eta: float | None = None,
         guidance_scale: float | None = None,
@@ -366,7 +368,9 @@ class ChangeAnywherePipeline(PipelineInputs, DiffusionPipeline):
         real before image outside the change (feathered over `feather` px); `strength` < 1 starts the free cells
         from copied texture of their new class (SDEdit). `drift` and `nonchange` (`generator.nonchange`; their
         `*_reference`: another image's `colour_stats`) make B differ as another date would, seeded per sample,
-        never in the label. docs/library.md says more.
+        never in the label. `start_from="image"`: the before image given already holds the new content inside the
+        change (real objects pasted by `content.paste_changes`); `strength` s re-noises the change and its band
+        to level s and denoises it under the after map (SDEdit), 0 keeps it as pasted. docs/library.md says more.
         """
         s, record = self.resolve(settings, content_scale=content_scale, blend=blend, feather=feather,
                                  free_band=free_band, strength=strength, drift=drift, sampler=sampler,
@@ -375,6 +379,11 @@ class ChangeAnywherePipeline(PipelineInputs, DiffusionPipeline):
         self.check_output_type(output_type)
         num_inference_steps, guidance_scale, guidance_interval, eta, sampler, content_scale, blend, feather, \
             free_band, strength = (getattr(s, f) for f in SETTINGS_USED)
+        if start_from not in START_FROM:
+            raise ParameterError(f"`start_from` must be one of {', '.join(START_FROM)}, got {start_from!r}",
+                                 "start_from")
+        if strength == 0 and start_from != "image":
+            raise ParameterError("`strength` 0 keeps the change as given: only with start_from='image'", "strength")
         drift_settings, nonchange_settings = as_drift_settings(s.drift), as_nonchange_settings(s.nonchange)
         images, before, after = self._change_inputs(before_image, before_map, after_map)
         references = self._per_sample(drift_reference, len(before), "drift_reference")
@@ -387,22 +396,26 @@ class ChangeAnywherePipeline(PipelineInputs, DiffusionPipeline):
         known = self.encode_images(images).float().to(device)
         changed = change_mask(before, after)
         nonchanges = self._draw_nonchanges(nonchange_settings, generators, nc_references, changed, after)
-        painted = changed | torch.from_numpy(np.stack([nc["rerender"] for nc in nonchanges])) \
-            if nonchange_settings is not None else changed
-        keep, anchor, rr_steps = self._anchoring(painted, changed, nonchanges, nonchange_settings is not None,
+        paint = changed if strength > 0 else torch.zeros_like(changed)  # strength 0: the change stays as given
+        painted = paint | torch.from_numpy(np.stack([nc["rerender"] for nc in nonchanges])) \
+            if nonchange_settings is not None else paint
+        keep, anchor, rr_steps = self._anchoring(painted, paint, nonchanges, nonchange_settings is not None,
                                                  mix_steps, inpaint_mode, num_inference_steps, free_band, device)
-        start = min(int(round((1.0 - strength) * num_inference_steps)), num_inference_steps - 1)
+        start = min(int(round((1.0 - strength) * num_inference_steps)), num_inference_steps - 1) if strength else 0
         init = None
         if start > 0:
-            init = texture_init(known, before, after, keep[:, 0] < 0.5, self.num_classes, self.vae_scale_factor,
-                                generators)
+            init = known if start_from == "image" else texture_init(
+                known, before, after, keep[:, 0] < 0.5, self.num_classes, self.vae_scale_factor, generators)
         most = [max(r, 0 if inpaint_mode else m) for r, m in zip(rr_steps, mix_steps, strict=True)]
-        latents = self._denoise(
-            self._condition(after, device), generators, num_inference_steps, eta, guidance_scale, device,
-            known_latents=known if any(most) else None, anchor_until=anchor, mix_steps=most, init_latents=init,
-            start_index=start, callback_on_step_end=callback_on_step_end, guidance_interval=guidance_interval,
-            inpaint=inpaint_condition(known, 1.0 - keep) if self.is_inpainting else None,
-        )
+        if not painted.any():  # nothing to paint (the change kept as given, no re-rendering): no sampling
+            latents = known
+        else:
+            latents = self._denoise(
+                self._condition(after, device), generators, num_inference_steps, eta, guidance_scale, device,
+                known_latents=known if any(most) else None, anchor_until=anchor, mix_steps=most, init_latents=init,
+                start_index=start, callback_on_step_end=callback_on_step_end, guidance_interval=guidance_interval,
+                inpaint=inpaint_condition(known, 1.0 - keep) if self.is_inpainting else None,
+            )
         anchored = torch.tensor([inpaint_mode or m >= num_inference_steps for m in mix_steps], device=device)
         latents = mix_known_region(latents, known, keep, anchored)  # exactly the before latent
         drifts = [draw_drift(g, drift_settings, r) if drift_settings else None
@@ -458,8 +471,7 @@ class ChangeAnywherePipeline(PipelineInputs, DiffusionPipeline):
         if settings.rerender[1] > 0 and not self.is_inpainting:
             raise ParameterError("re-rendering unchanged regions needs an inpainting UNet (generator v3 weights); "
                                  "pass NonChangeSettings(rerender=(0, 0)) with this model", "nonchange")
-        names = self.class_set.names if self.class_set is not None else ()
-        skip = tuple(names.index(n) for n in settings.rerender_skip if n in names)
+        skip = self.class_set.classes_of_kind(*settings.rerender_skip) if self.class_set is not None else ()
         out = []
         for g, ref, ch, m in zip(generators, references, changed.numpy(), after.numpy(), strict=True):
             rng = nonchange_rng(g.initial_seed())
@@ -483,10 +495,11 @@ class ChangeAnywherePipeline(PipelineInputs, DiffusionPipeline):
             out = torch.stack([harmonise(o, a, r, nc["harmonise_sigma"]) if r is not None and r.any() else o
                                for o, a, r, nc in zip(out, before.to(out), rerendered, nonchanges, strict=True)])
         if any(d is not None for d in drifts) or any(nonchanges):
-            names = list(self.class_set.names) if self.class_set is not None else []
+            cs = self.class_set
+            kinds = [cs.kind_of(i) for i in range(cs.num_classes)] if cs is not None else []
             arr = tensor_to_uint8(out)
             arr = [apply_drift(a, d) if d else a for a, d in zip(arr, drifts, strict=True)]
-            arr = [apply_nonchange(a, nc, m, names) if nc else a
+            arr = [apply_nonchange(a, nc, m, kinds) if nc else a
                    for a, nc, m in zip(arr, nonchanges, after_maps.numpy(), strict=True)]
             out = uint8_to_tensor(np.stack(arr))
         return out

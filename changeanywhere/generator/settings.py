@@ -38,7 +38,8 @@ class SamplerSettings:
                                             "feathered (default); latent: decode the whole latent (the paper)")
     feather: int = arg(6, "seam width in px of the pixel blend (default 6)")
     free_band: int = 1  # latent cells around the change painted freely
-    strength: float = 1.0  # < 1: free cells start from copied texture of their new class (SDEdit)
+    # < 1: free cells start from copied texture of their new class, or from the given image (SDEdit); 0: as given
+    strength: float = 1.0
     drift: float | DriftSettings = arg(0.0, "strength of the older global radiometric drift of B (0: off, the "
                                        "default)")
     sampler: Literal["inpaint", "anchored"] | None = arg(
@@ -73,8 +74,8 @@ class SamplerSettings:
         if self.feather < 0 or self.free_band < 0:
             raise ParameterError(f"`feather` and `free_band` must be ≥ 0, got {self.feather} and {self.free_band}",
                                  "feather", "free_band")
-        if not 0.0 < self.strength <= 1.0:
-            raise ParameterError(f"`strength` must lie in (0, 1], got {self.strength}", "strength")
+        if not 0.0 <= self.strength <= 1.0:
+            raise ParameterError(f"`strength` must lie in [0, 1], got {self.strength}", "strength")
         for name in ("drift", "nonchange"):
             value = getattr(self, name)
             if isinstance(value, int | float) and not 0.0 <= value <= 3.0:
