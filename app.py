@@ -50,6 +50,7 @@ MAX_FILE_SIZE = "20mb"
 GPU_QUEUE = "gpu"
 # "What counts as change": (shown, demo.COUNTS key)
 COUNTS_CHOICES = [("any land-cover change", "any"), ("building change", "building")]
+CONTENT_CHOICES = [("real objects (bank)", "bank"), ("painted (diffusion)", "diffusion")]
 IMAGE_HEIGHT = 300
 MAP_VIEW = ["grow-image", "pixel-map"]  # CSS classes of the images that show maps (no smoothing)
 CACHE_MAX_AGE_S = 3600  # served files (Gradio's cache, the app's outputs and zips) are deleted after this
@@ -168,7 +169,7 @@ class Handlers:
 
     def generate(self, session, editor, n_events, types, ev_seed, seed, randomize, steps, content_scale, drift,
                  variants, guidance, nonchange=demo.DEFAULT_NONCHANGE, counts=COUNTS_CHOICES[0][1],
-                 progress=gr.Progress()):  # noqa: B008 - Gradio's progress idiom
+                 content=demo.DEFAULT_CONTENT, progress=gr.Progress()):  # noqa: B008 - Gradio's progress idiom
         progress(0, desc="Preparing the change")  # the bar shows from the first moment, not the first step
         t0 = time.perf_counter()
         change = demo.session_change(session, editor, self.cs, n_events, types, ev_seed, brush=self.view)
@@ -187,6 +188,7 @@ class Handlers:
             progress=lambda f, desc: progress(f, desc=desc),
             nonchange=float(nonchange if nonchange is not None else demo.DEFAULT_NONCHANGE),
             counts=str(counts or COUNTS_CHOICES[0][1]),
+            content=str(content or demo.DEFAULT_CONTENT),
         )
         progress(1, desc="Packaging the sample")
         path = demo.write_sample_zip(gen, self.cs, self.zip_dir, source=session.source, max_age_s=self.zip_max_age)
@@ -304,20 +306,24 @@ def _generate_panel(models: demo.Models) -> SimpleNamespace:
     """3. The sampler's settings and the Generate button."""
     gr.Markdown("### 3. Generate")
     with gr.Row():
+        content = gr.Radio(CONTENT_CHOICES, value=demo.DEFAULT_CONTENT, label="Content of the change",
+                           elem_id="content", info="real objects: buildings and textures cut from real imagery "
+                           "(the bank), fitted into the scene; painted: drawn by the diffusion model")
+        nonchange = gr.Slider(0, 2, demo.DEFAULT_NONCHANGE, step=0.1, label="Realistic non-change",
+                              elem_id="nonchange",
+                              info="unchanged areas differ as real dates do: objects re-rendered, light, "
+                              "haze, misregistration, noise (0: B copies A there; never in the label)")
+    with gr.Row():
         seed = gr.Number(0, precision=0, label="Seed", minimum=0)
         randomize = gr.Checkbox(True, label="Randomize seed")
         variants = gr.Slider(1, demo.MAX_VARIANTS, 1, step=1, label="Variants (after images)")
-    with gr.Row():
+    with gr.Accordion("Advanced: the sampler", open=False), gr.Row():
         steps = gr.Slider(1, 200, models.default_steps, step=1, label="Denoising steps")
         content_scale = gr.Slider(0, 1, demo.DEFAULT_CONTENT_SCALE, step=0.01, label="Content scale s",
                                   info="share of steps anchored to the before image")
         drift = gr.Slider(0, 2, demo.DEFAULT_DRIFT, step=0.1, label="Drift",
                           info="seeded light/colour change of the whole after image (0: off)")
         guidance = gr.Slider(1, 5, models.default_guidance, step=0.1, label="Guidance scale")
-        nonchange = gr.Slider(0, 2, demo.DEFAULT_NONCHANGE, step=0.1, label="Realistic non-change",
-                              elem_id="nonchange",
-                              info="unchanged areas differ as real dates do: objects re-rendered, light, "
-                              "haze, misregistration, noise (0: B copies A there; never in the label)")
     counts = gr.Radio(COUNTS_CHOICES, value=COUNTS_CHOICES[0][1], label="What counts as change", elem_id="counts",
                       info="the label marks this change only (other simulated changes still happen), and the "
                       "matching CD model predicts: building change as LEVIR-CD counts it, any change as DSIFN-CD")
@@ -326,7 +332,7 @@ def _generate_panel(models: demo.Models) -> SimpleNamespace:
     generate_notice = gr.Markdown(elem_id="generate-notice")
     return SimpleNamespace(seed=seed, randomize=randomize, variants=variants, steps=steps,
                            content_scale=content_scale, drift=drift, guidance=guidance, nonchange=nonchange,
-                           counts=counts,
+                           counts=counts, content=content,
                            generate_button=generate_button, generate_notice=generate_notice)
 
 
@@ -384,7 +390,7 @@ def _wire_events(blocks: gr.Blocks, ui: SimpleNamespace, h: Handlers, files: dem
     ui.generate_button.click(
         generate,
         [*event_inputs, ui.seed, ui.randomize, ui.steps, ui.content_scale, ui.drift, ui.variants, ui.guidance,
-         ui.nonchange, ui.counts],
+         ui.nonchange, ui.counts, ui.content],
         generated,
         api_name="generate",
         concurrency_limit=1,

@@ -229,7 +229,8 @@ def instance_record(bank: ObjectBank, i: int, rot90: int, flip: bool, x: int, y:
 def paste_changes(image: np.ndarray, change: ChangeResult, class_set: ClassSet, bank: ObjectBank | None,
                   rng: np.random.Generator, strict: bool = False) -> tuple[Pasted, ChangeResult]:
     """Real content for every change of `change`: the bank instances its `add` events placed (`instance` in the
-    event), then each remaining changed region by its new class: object classes get bank instances packed into
+    event), the scene's own pixels where an `add` copied a map object of a stuff class, then each remaining changed
+    region by its new class: object classes get bank instances packed into
     it (the rest of the region keeps its before class), stuff classes a texture fill. Returns the pasted image
     with its after map and provenance, and the change recomputed from that map (the label never lies).
     `strict`: a class the bank lacks is a `BankError` (painted edits), not an OpenCV inpainting."""
@@ -245,8 +246,18 @@ def paste_changes(image: np.ndarray, change: ChangeResult, class_set: ClassSet, 
         out, footprint = place_instance(out, bank.instances[i], placed["rot90"], placed["flip"], *placed["at"])
         done |= footprint
         records.append(instance_record(bank, i, placed["rot90"], placed["flip"], *placed["at"]))
-    rest = change.change_mask & ~done
     objects = set(class_set.object_classes)
+    for ev in change.events:  # an `add` that copied a map object: that object's own pixels, moved
+        if ev["type"] != "add" or "instance" in ev or "offset" not in ev:
+            continue
+        cls = class_set.names.index(ev["to"])
+        if cls in objects and bank is not None and bank.instance_ids(cls):
+            continue  # objects get bank instances, packed into the footprint below
+        out, moved, rec = copy_within(out, image, change.change_mask & ~done & (after == cls), ev, class_set)
+        done |= moved
+        if rec:
+            records.append(rec)
+    rest = change.change_mask & ~done
     for cls in np.unique(after[rest]).tolist():
         if cls == IGNORE_INDEX:
             continue
@@ -269,6 +280,28 @@ def paste_changes(image: np.ndarray, change: ChangeResult, class_set: ClassSet, 
                 records.append(rec)
     result = change_result(before, after, change.events, class_set.num_classes)
     return Pasted(out, after, records), result
+
+
+def copy_within(out: np.ndarray, image: np.ndarray, changed: np.ndarray, event: dict[str, Any],
+                class_set: ClassSet) -> tuple[np.ndarray, np.ndarray, dict[str, Any] | None]:
+    """The pixels of the object an `add` event copied (its `source_bbox`, moved by its `offset`) pasted where the
+    copy landed (`changed` pixels within the copy's box), Poisson-blended on the region dilated by
+    `FILL_BLEND_PX`. Returns (image, pasted region, provenance record or None)."""
+    x, y, w, h = event["source_bbox"]
+    dx, dy = event["offset"]
+    height, width = changed.shape
+    dest = np.zeros_like(changed)
+    dest[max(y + dy, 0):y + dy + h, max(x + dx, 0):x + dx + w] = True
+    dest &= changed
+    if not dest.any():
+        return out, dest, None
+    blend = dilate(dest, FILL_BLEND_PX)
+    ys, xs = np.nonzero(blend)
+    sy, sx = np.clip(ys - dy, 0, height - 1), np.clip(xs - dx, 0, width - 1)
+    src = out.copy()
+    src[ys, xs] = image[sy, sx]
+    record = {"class": event["to"], "kind": "scene", "x": int(x), "y": int(y), "at": [int(x + dx), int(y + dy)]}
+    return poisson_paste(out, src, blend), dest, record
 
 
 def _no_bank(class_set: ClassSet) -> ObjectBank:

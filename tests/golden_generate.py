@@ -26,8 +26,8 @@ SMALL = ["--num", "8", "--size", "32", "--num-inference-steps", "5", "--batch-si
          "--no-progress"]
 RUNS = {
     "default": ["--splits", "0.8:0.1:0.1"],
-    "paper": ["--content", "diffusion", "--content-scale", "0.7:1", "--blend", "latent", "--drift", "0", "--nonchange", "0",
-              "--guidance-scale", "2",
+    "paper": ["--content", "diffusion", "--content-scale", "0.7:1", "--blend", "latent", "--drift", "0",
+              "--nonchange", "0", "--guidance-scale", "2",
               "--eta", "0.5", "--num-events", "2:3", "--seed", "7"],
 }
 TEXT = (".json", ".jsonl", ".md", ".txt")

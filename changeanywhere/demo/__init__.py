@@ -42,6 +42,7 @@ from .inputs import (
 from .models import COUNTS, Models, load_models, status_markdown
 from .package import ZIP_MAX_AGE_S, write_sample_zip
 from .session import (
+    DEFAULT_CONTENT,
     DEFAULT_CONTENT_SCALE,
     DEFAULT_DRIFT,
     DEFAULT_NONCHANGE,
@@ -61,6 +62,7 @@ __all__ = [
     "CD_BUILDING_MODEL_ENV",
     "CD_MODEL_ENV",
     "DEFAULT_CONTENT_SCALE",
+    "DEFAULT_CONTENT",
     "DEFAULT_DRIFT",
     "DEFAULT_NONCHANGE",
     "MAX_SIDE",

@@ -24,6 +24,7 @@ from .models import COUNTS, Models
 DEFAULT_CONTENT_SCALE = PairSettings.content_scale[0]  # 1: unchanged region anchored to the end
 DEFAULT_DRIFT = PairSettings.drift
 DEFAULT_NONCHANGE = PairSettings.nonchange
+DEFAULT_CONTENT = PairSettings.content
 MAX_VARIANTS = 4  # after images per generation
 
 ProgressFn = Callable[[float, str], None]
@@ -80,10 +81,12 @@ def generate(
     progress: ProgressFn | None = None,
     nonchange: float = DEFAULT_NONCHANGE,
     counts: str = "any",
+    content: str = DEFAULT_CONTENT,
 ) -> Generation:
     """Before image (synthesized from the map with `seed` when none is given), `variants` after images (pair
     seeds `seed`, `seed + 1`, ...), and the zero-shot CD prediction of each, scored against its label.
-    `counts` (a `COUNTS` key) is what counts as change: the label's classes and the CD model that predicts."""
+    `counts` (a `COUNTS` key) is what counts as change: the label's classes and the CD model that predicts;
+    `content` what fills the change ("bank": real objects of the embedded bank, "diffusion": the model's painting)."""
     pipe = models.require_pipe()
     require_change(change)
     variants, seed = int(variants), int(seed)
@@ -97,7 +100,7 @@ def generate(
     steps_in = None if num_inference_steps is None else int(num_inference_steps)
     settings, record = pipe.resolve(PairSettings(  # checked there, the model's defaults filled in
         num_inference_steps=steps_in, content_scale=(float(content_scale),) * 2, drift=float(drift),
-        nonchange=float(nonchange), guidance_scale=guidance_scale, change_classes=COUNTS[counts]))
+        nonchange=float(nonchange), guidance_scale=guidance_scale, change_classes=COUNTS[counts], content=content))
     steps = settings.num_inference_steps
     synthesized = before_image is None
     track = _Progress(progress, steps, steps * (2 if synthesized else 1) + 1)
@@ -129,6 +132,7 @@ def generate(
         "before_image": "synthesized" if synthesized else "uploaded",
         "before_seed": seed if synthesized else None,
         "sampler": record,  # the one record of the sampler settings (`SamplerSettings.record`)
+        "content": content,
         "variants": variants,
     }
     return Generation(samples, info, timings)
@@ -161,7 +165,28 @@ def metrics_markdown(sample: Sample, method: str) -> str:
         f"(precision {m['precision']:.3f}, recall {m['recall']:.3f}; {m['change_fraction']:.1%} of pixels changed)."
         f"  \nOverlay: white = hit (TP), red = false alarm (FP), green = missed (FN).  \n"
         f"Seed {sample.pair.seed}, content scale {sample.pair.content_scale:.2f}.  \n"
+        f"Content: {describe_content(sample.pair.meta.get('content'))}.  \n"
         f"Realistic non-change: {describe_nonchange(sample.pair.meta.get('nonchange'))}."
     )
+
+
+def describe_content(record: dict | None, most: int = 6) -> str:
+    """Where the change's content came from, in words: every pasted object's source tile and position."""
+    if not record or record.get("source") != "bank":
+        return "painted by the diffusion model"
+    pastes = record.get("pastes") or []
+    words = []
+    for p in pastes[:most]:
+        if p["kind"] == "instance":
+            words.append(f"{p['class']} from {p['source']} at x {p['x']}, y {p['y']}")
+        elif p["kind"] == "texture" and p.get("from") == "bank":
+            words.append(f"{p['class']} texture from {p['source']} at x {p['x']}, y {p['y']}")
+        elif p["kind"] in ("texture", "scene"):
+            words.append(f"{p['class']} from this image at x {p['x']}, y {p['y']}")
+        else:
+            words.append(f"{p['class']} inpainted from its surroundings")
+    more = f" and {len(pastes) - most} more" if len(pastes) > most else ""
+    return (f"real objects from the bank ({'; '.join(words)}{more}); "
+            f"{record.get('refinement', 'not refined')}") if words else "nothing pasted"
 
 
