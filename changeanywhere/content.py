@@ -22,12 +22,13 @@ from .labels import IGNORE_INDEX
 # the per-channel gain of the ring colour match: a full match of mean and spread (as in the pilot) turned new roofs
 # into the colour of the ground they landed on, and the segmenter read them as ground (bench/content_blend.py)
 GAIN_CLIP = (0.8, 1.25)
-SEAM_PX = 2  # the Poisson solution is kept on a band this wide inside the pasted region; inside it, the content
+SEAM_PX = 1  # the Poisson solution is kept on a band this wide inside the pasted region; inside it, the content
 SCENE_PURITY = 0.97  # share of a same-scene texture window that must be the fill class
 SCENE_TRIES = 120
 PACK_TRIES = 80
-ADD_BLEND_PX = 5  # an instance is blended on its footprint dilated by this (at most its ring)
+ADD_BLEND_PX = 6  # an instance is pasted with its footprint dilated by this (at most its ring: its shadow)
 FILL_BLEND_PX = 2  # a texture fill is blended on its region dilated by this
+ROAD_WIDTH = (8, 17)  # px, drawn per new road: a region turning into a "paved" class gets a strip this wide
 
 
 @dataclass
@@ -109,7 +110,7 @@ def place_instance(image: np.ndarray, inst: Instance, rot90: int, flip: bool, x:
 def texture_source(image: np.ndarray, label: np.ndarray, avoid: np.ndarray, cls: int, h: int, w: int,
                    bank: ObjectBank | None, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]] | None:
     """An h×w window of class `cls`: from the same scene first (a window at least `SCENE_PURITY` of that class,
-    clear of `avoid`), then from the bank's textures (mirrored to size); None when neither has the class."""
+    clear of `avoid`), then from the bank's textures (`quilt`ed to size); None when neither has the class."""
     height, width = label.shape
     if h < height and w < width:
         good = cv2.integral(((label == cls) & ~avoid).astype(np.uint8))
@@ -122,25 +123,52 @@ def texture_source(image: np.ndarray, label: np.ndarray, avoid: np.ndarray, cls:
     if not ids:
         return None
     tex = bank.textures[ids[int(rng.integers(len(ids)))]]
-    pix = transform(tex.pixels, int(rng.integers(4)), bool(rng.integers(2)))
-    s = pix.shape[0]
-    reps_y, reps_x = -(-(h + s) // s), -(-(w + s) // s)
-    tiled = np.pad(pix, ((0, (reps_y - 1) * s), (0, (reps_x - 1) * s), (0, 0)), mode="symmetric")
-    oy, ox = int(rng.integers(0, s)), int(rng.integers(0, s))
-    return tiled[oy:oy + h, ox:ox + w].copy(), {"from": "bank", "source": tex.source, "x": tex.x, "y": tex.y}
+    return quilt(tex.pixels, h, w, rng), {"from": "bank", "source": tex.source, "x": tex.x, "y": tex.y}
+
+
+def quilt(texture: np.ndarray, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """An h×w texture of random crops of `texture` (turned and flipped at random), on a grid of overlapping
+    cells cross-faded over a quarter of their side: no mirrored tiling, no repeat at a fixed period."""
+    s = texture.shape[0]
+    cell = max(min(s, 48), 8)
+    overlap = cell // 4
+    step = cell - overlap
+    ramp = np.minimum(np.minimum(np.arange(cell) + 1, cell - np.arange(cell)) / (overlap + 1), 1.0)
+    weight = np.outer(ramp, ramp)[..., None]
+    ny, nx = -(-max(h - overlap, 1) // step), -(-max(w - overlap, 1) // step)
+    acc = np.zeros((ny * step + overlap, nx * step + overlap, 3))
+    total = np.zeros((*acc.shape[:2], 1))
+    for i in range(ny):
+        for j in range(nx):
+            y, x = int(rng.integers(0, s - cell + 1)), int(rng.integers(0, s - cell + 1))
+            crop = transform(texture[y:y + cell, x:x + cell], int(rng.integers(4)), bool(rng.integers(2)))
+            acc[i * step:i * step + cell, j * step:j * step + cell] += weight * crop
+            total[i * step:i * step + cell, j * step:j * step + cell] += weight
+    out = acc / np.maximum(total, 1e-6)
+    return np.clip(np.round(out[:h, :w]), 0, 255).astype(np.uint8)
 
 
 def fill_region(image: np.ndarray, label: np.ndarray, avoid: np.ndarray, region: np.ndarray, cls: int,
-                bank: ObjectBank | None, rng: np.random.Generator, class_set: ClassSet, strict: bool = False
-                ) -> tuple[np.ndarray, dict[str, Any]]:
-    """Fill `region` with texture of class `cls` (`texture_source`), colour matched on a ring around the region
-    and Poisson-blended on the region dilated by `FILL_BLEND_PX`. Without any texture of the class: OpenCV
-    inpainting from the surroundings (or, `strict`, a `BankError`)."""
+                bank: ObjectBank | None, rng: np.random.Generator, class_set: ClassSet, strict: bool = False,
+                angle: float | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """Fill `region` with texture of class `cls` (`texture_source`; turned by `angle` degrees when given), a bank
+    texture taking the mean colour of its class in this scene, Poisson-blended on the region dilated by
+    `FILL_BLEND_PX`. Without any texture of the class: OpenCV inpainting from the surroundings (or, `strict`, a
+    `BankError`)."""
     blend = dilate(region, FILL_BLEND_PX)
     ys, xs = np.nonzero(blend)
     y0, x0 = int(ys.min()), int(xs.min())
     h, w = int(ys.max()) - y0 + 1, int(xs.max()) - x0 + 1
-    got = texture_source(image, label, avoid | blend, cls, h, w, bank, rng)
+    if angle is None:
+        got = texture_source(image, label, avoid | blend, cls, h, w, bank, rng)
+    else:  # a square window turned to `angle` (a road's lanes along the road), cut to the region's box
+        side = int(np.ceil(np.hypot(h, w)))
+        got = texture_source(image, label, avoid | blend, cls, side, side, bank, rng)
+        if got is not None:
+            turn = cv2.getRotationMatrix2D((side / 2, side / 2), angle, 1.0)
+            big = cv2.warpAffine(got[0], turn, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+            oy, ox = (side - h) // 2, (side - w) // 2
+            got = (np.ascontiguousarray(big[oy:oy + h, ox:ox + w]), {**got[1], "angle": round(float(angle), 1)})
     name = class_set.names[cls]
     if got is None:
         if strict:
@@ -159,6 +187,25 @@ def fill_region(image: np.ndarray, label: np.ndarray, avoid: np.ndarray, region:
     src = image.copy()
     src[win] = tex
     return poisson_paste(image, src, blend), {"class": name, "kind": "texture", **where, "at": [x0, y0, w, h]}
+
+
+def corridor(region: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """A straight strip `ROAD_WIDTH` px wide through `region` along its long axis (shifted at random across it),
+    and its angle in degrees (OpenCV's, counter-clockwise): where a new road goes in a region that turns paved."""
+    ys, xs = np.nonzero(region)
+    pts = np.stack([xs, ys], 1).astype(np.float64)
+    centre = pts.mean(0)
+    cov = np.cov((pts - centre).T) if len(pts) > 2 else np.eye(2)
+    vals, vecs = np.linalg.eigh(cov)
+    along, across = vecs[:, 1], vecs[:, 0]
+    shift = rng.uniform(-0.5, 0.5) * np.sqrt(max(vals[0], 0.0))
+    width = float(rng.integers(*ROAD_WIDTH))
+    gy, gx = np.mgrid[0:region.shape[0], 0:region.shape[1]]
+    dist = np.abs((gx - centre[0]) * across[0] + (gy - centre[1]) * across[1] - shift)
+    strip = region & (dist <= width / 2)
+    if strip.sum() < 16:
+        return region, 0.0
+    return strip, float(np.degrees(np.arctan2(-along[1], along[0])))
 
 
 def pack_instances(image: np.ndarray, before: np.ndarray, region: np.ndarray, cls: int, bank: ObjectBank,
@@ -275,7 +322,13 @@ def paste_changes(image: np.ndarray, change: ChangeResult, class_set: ClassSet, 
                 done |= footprint
                 records += recs
             else:
-                out, rec = fill_region(out, before, change.change_mask, region, cls, bank, rng, class_set, strict)
+                angle = None
+                if class_set.kind_of(cls) == "paved" and not strict:  # a new road is a strip, not a paved blob
+                    strip, angle = corridor(region, rng)
+                    after[region & ~strip] = before[region & ~strip]
+                    region = strip
+                out, rec = fill_region(out, before, change.change_mask, region, cls, bank, rng, class_set, strict,
+                                       angle)
                 done |= region
                 records.append(rec)
     result = change_result(before, after, change.events, class_set.num_classes)

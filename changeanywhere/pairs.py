@@ -52,8 +52,10 @@ class PairSettings(SamplerSettings):
     content: Literal["bank", "diffusion"] = arg(
         "bank", "what fills the change: bank (real objects and textures of the imagery, fitted into the scene; "
         "the default) or diffusion (painted by the model)")
-    content_strength: float = arg(0.3, "with --content bank: how far the diffusion model repaints the pasted "
-                                  "content and a band around it (0: pasted as is, 1: painted anew; default 0.3)")
+    # 0 measured best on Dubai val (docs/results.md, "Content strength"): the 3.9 M UNet's refinement blurs the
+    # pasted objects (changed_kid 0.254 at 0, 0.286 at 0.15, 0.336 at 0.3, 0.367 at 0.5)
+    content_strength: float = arg(0.0, "with --content bank: how far the diffusion model repaints the pasted "
+                                  "content and a band around it (0: pasted as is, the default; 1: painted anew)")
     change_classes: tuple[str, ...] | None = arg(
         None, "the change that counts: comma-separated classes (e.g. building); the label marks only changes to or "
         "from them, other simulated changes stay in B as changes of no interest (default: every change counts)",
