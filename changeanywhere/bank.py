@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from .classes import ClassSet
-from .data import find_pairs, load_pairs, pair_folders, spread
+from .data import load_pairs, pair_folders, spread
 from .errors import ChangeAnywhereError
 from .io import atomic_write_bytes, atomic_write_text
 from .labels import IGNORE_INDEX
@@ -185,13 +185,6 @@ class ObjectBank:
         origin = f"{Path(images).resolve().parent.name}/{Path(images).name}" + (f" ({split} split)" if split else "")
         return cls.build(((p[0].name, im, m) for p, (im, m) in zip(pairs, loaded, strict=True)), class_set,
                          settings, origin)
-
-    @classmethod
-    def from_data_root(cls, root: str | os.PathLike, class_set: ClassSet, split: str | None = "train",
-                       settings: BankSettings = BankSettings()) -> ObjectBank:
-        """A bank from `root/images` and `root/labels`."""
-        pairs = find_pairs(root, split=split)
-        return cls.from_folders(pairs[0][0].parent, pairs[0][1].parent, class_set, split, settings)
 
     # ---- storage -----------------------------------------------------------------------------------------
 

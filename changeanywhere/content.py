@@ -8,7 +8,7 @@ refine it (`ChangeAnywherePipeline.change(..., start_from="image")`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import cv2
@@ -251,15 +251,12 @@ def pack_instances(image: np.ndarray, before: np.ndarray, region: np.ndarray, cl
         y, x = int(ry0 - round(r * scale_y)), int(rx0 - round(r * scale_x))
         y, x = min(max(y, 0), height - h), min(max(x, 0), width - w)
         if h <= height and w <= width:
-            fitted = Instance(inst.cls, cv2.resize(inst.pixels, (w, h), interpolation=cv2.INTER_AREA),
-                              np.ones((h, w), bool), cv2.resize(inst.ring.astype(np.uint8), (w, h),
-                                                                interpolation=cv2.INTER_NEAREST).astype(bool),
-                              inst.ring_class, inst.source, inst.x, inst.y, inst.area, inst.mean, inst.brightness)
             window = np.zeros((h, w), bool)
             sub = region[y:y + h, x:x + w] & ~taken[y:y + h, x:x + w]
             window[:sub.shape[0], :sub.shape[1]] = sub
-            fitted = Instance(fitted.cls, fitted.pixels, window, fitted.ring & ~window, fitted.ring_class,
-                              fitted.source, fitted.x, fitted.y, fitted.area, fitted.mean, fitted.brightness)
+            ring = cv2.resize(inst.ring.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+            fitted = replace(inst, pixels=cv2.resize(inst.pixels, (w, h), interpolation=cv2.INTER_AREA),
+                             footprint=window, ring=ring & ~window)
             image, footprint = place_instance(image, fitted, 0, False, x, y)
             covered |= footprint
             records.append({**instance_record(bank, i, 0, False, x, y), "fitted": [w, h]})
