@@ -51,12 +51,12 @@ BUILTIN_SPECS: dict[str, dict[str, Any]] = {
         kinds={
             "building": "object", "land": "bare", "water": "water", "vegetation": "vegetation", "road": "paved",
         },
+        # what a Dubai tile becomes between two dates: land is built on, paved or planted, vegetation cleared
+        # or built on, buildings demolished; open water and roads stay (no highway vanishes, no lake appears)
         transitions={
-            "land": ("building", "road", "vegetation", "water"),
+            "land": ("building", "road", "vegetation"),
             "vegetation": ("land", "building"),
             "building": ("land",),
-            "water": ("land",),
-            "road": ("land",),
         },
     ),
     # LoveDA: index masks 0 no-data, 1..7 classes.

@@ -295,9 +295,13 @@ def paste_changes(image: np.ndarray, change: ChangeResult, class_set: ClassSet, 
         if ev["type"] != "add" or "instance" in ev or "offset" not in ev:
             continue
         cls = class_set.names.index(ev["to"])
-        if cls in objects and bank is not None and bank.instance_ids(cls):
+        if ev.get("block"):  # a copied block: all its classes' pixels at once
+            region = change.change_mask & ~done
+        elif cls in objects and bank is not None and bank.instance_ids(cls):
             continue  # objects get bank instances, packed into the footprint below
-        out, moved, rec = copy_within(out, image, change.change_mask & ~done & (after == cls), ev, class_set)
+        else:
+            region = change.change_mask & ~done & (after == cls)
+        out, moved, rec = copy_within(out, image, region, ev, class_set)
         done |= moved
         if rec:
             records.append(rec)

@@ -27,6 +27,10 @@ MAX_CLASSES = 15  # change codes 1 + from*K + to must fit in uint8 below 255
 BANK_ADD_SHARE = 0.7  # with a bank: share of `add` events that place a bank instance (if one fits)
 CANDIDATES = 8  # bank instances tried per `add`; the one closest to the scene's colours is placed
 NEAR_PX = 24  # a new object goes, where it can, within this distance of an object of its class
+CLUSTER = (1, 1)  # bank instances per `add`: a group, each within NEAR_PX of the others
+BLOCK_SHARE = 0.5  # with a bank: share of `add` events that extend a built-up block of the tile onto free land
+BLOCK_SIDE = (48, 96)  # side of a block window, px
+BLOCK_BUILT = 0.25  # least share of a block window that is of object or paved kinds
 
 
 @dataclass(frozen=True, eq=False)
@@ -151,6 +155,8 @@ class _Simulator:
         self.used: set[int] = set()
         table = class_set.transition_table
         self.targets = {c: table.get(c, ()) for c in range(self.k)}
+        self.table_given = bool(table)
+        self.reachable = {c for targets in table.values() for c in targets}
         self.bank = bank
         self.image = image  # the before image (optional): bank instances are chosen to match its colours
         self.near: dict[int, np.ndarray] = {}  # per object class: pixels within NEAR_PX of that class
@@ -204,11 +210,13 @@ class _Simulator:
     # ---- events ------------------------------------------------------------------------------------------
 
     def _remove(self) -> bool:
-        """Fill an object with the dominant class of the band around it."""
+        """Fill an object with the dominant class of the band around it. With a transition table, only objects of
+        classes it lets change are removed, and only into classes it lets something become (in Dubai, open water
+        and roads stay, and no new water appears)."""
         r = self.neighbourhood
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
         height, width = self.after.shape
-        for o in self._candidates(lambda o: True):
+        for o in self._candidates(lambda o: not self.table_given or bool(self.targets[o.cls])):
             self.used.add(o.label)
             pix, ys, xs = self._live(o)
             if not pix.any():
@@ -221,6 +229,8 @@ class _Simulator:
             around = self.after[y0:y1, x0:x1][band]
             hist = np.bincount(around[around != IGNORE_INDEX], minlength=self.k)[: self.k]
             hist[o.cls] = 0
+            if self.table_given:  # never into a class the table lets nothing become (Dubai: no new water)
+                hist[[c for c in range(self.k) if c not in self.reachable]] = 0
             if hist.sum() == 0:
                 continue
             if self._apply("remove", pix, ys, xs, int(hist.argmax()), object_area=o.area):
@@ -247,6 +257,8 @@ class _Simulator:
     def _add(self) -> bool:
         """Place a bank instance (with a bank that has instances) or copy an object's footprint to a random place
         where every pixel may turn into its class."""
+        if self.bank is not None and self.rng.random() < BLOCK_SHARE and self._add_block():
+            return True
         if self.bank is not None and self.rng.random() < BANK_ADD_SHARE and self._add_instance():
             return True
         height, width = self.after.shape
@@ -264,19 +276,69 @@ class _Simulator:
                         return True
         return False
 
+    def _add_block(self) -> bool:
+        """Copy a built-up block of the map (a window around an object, at least `BLOCK_BUILT` of object or paved
+        kinds) onto free land elsewhere in the tile, as a town grows: its object and paved pixels go where every one
+        may turn into its class and is unchanged. One `add` event per copied class, each with the window
+        (`source_bbox`), its `offset` and `block`."""
+        built_classes = self.cs.classes_of_kind("object", "paved")
+        objs = [o for o in self.objects if self.cs.kind_of(o.cls) == "object"]
+        if not objs or not built_classes:
+            return False
+        height, width = self.after.shape
+        allowed = np.zeros((256, 256), bool)  # allowed[c, d]: a pixel of class d may become class c
+        for c in built_classes:
+            allowed[c] = self._sources(c)
+        for o in self._candidates(lambda o: self.cs.kind_of(o.cls) == "object")[:8]:
+            side = int(self.rng.integers(BLOCK_SIDE[0], BLOCK_SIDE[1] + 1))
+            if side > min(height, width) // 2:
+                continue
+            cy, cx = o.y + o.h // 2, o.x + o.w // 2
+            y0, x0 = int(np.clip(cy - side // 2, 0, height - side)), int(np.clip(cx - side // 2, 0, width - side))
+            src = self.before[y0:y0 + side, x0:x0 + side]
+            built = np.isin(src, built_classes)
+            if built.mean() < BLOCK_BUILT:
+                continue
+            for _ in range(self.max_tries):
+                y, x = int(self.rng.integers(0, height - side + 1)), int(self.rng.integers(0, width - side + 1))
+                if abs(y - y0) < side and abs(x - x0) < side:
+                    continue  # the copy must not overlap its source
+                ys, xs = slice(y, y + side), slice(x, x + side)
+                fits = built & allowed[src, self.after[ys, xs]] & self.unchanged[ys, xs]
+                if fits.sum() < 0.9 * built.sum():
+                    continue
+                extra = {"source_bbox": [x0, y0, side, side], "offset": [x - x0, y - y0], "block": True}
+                done = [self._apply("add", fits & (src == c), ys, xs, c, **extra) for c in built_classes]
+                if any(done):
+                    return True
+        return False
+
     def _add_instance(self) -> bool:
-        """Place a bank instance whose footprint fits on compatible, unchanged pixels and whose ring lies on what it
-        stood on. Of `CANDIDATES` instances, each at its first fitting place (near objects of its class when the map
-        has any: new buildings go up where others stand), the one whose ring colour is closest to the scene's
-        there (with a before image) is placed."""
+        """Place a group of `CLUSTER` bank instances (new buildings go up in groups, next to each other), each where
+        its footprint fits on compatible, unchanged pixels and its ring lies on what it stood on. Of `CANDIDATES`
+        instances, each at its first fitting place (the first one near objects of its class when the map has any,
+        the others within `NEAR_PX` of the group), the one whose ring colour is closest to the scene's there (with a
+        before image) is placed."""
         ids = [i for c in self.cs.object_classes for i in self.bank.instance_ids(c)]
         if not ids:
             return False
+        group: tuple[int, int, int, int] | None = None  # x0, y0, x1, y1 of the group's footprints
+        for _ in range(int(self.rng.integers(CLUSTER[0], CLUSTER[1] + 1))):
+            placed = self._place_one(ids, group)
+            if placed is None:
+                break
+            x0, y0, x1, y1 = placed
+            group = placed if group is None else (min(group[0], x0), min(group[1], y0), max(group[2], x1),
+                                                  max(group[3], y1))
+        return group is not None
+
+    def _place_one(self, ids: list[int], group: tuple[int, int, int, int] | None) -> tuple[int, int, int, int] | None:
+        """Place the best of `CANDIDATES` instances (near `group`, when given); its footprint's box, or None."""
         best: tuple[float, int, int, bool, int, int] | None = None
         for _ in range(CANDIDATES):
             i = ids[int(self.rng.integers(len(ids)))]
             k, flip = int(self.rng.integers(4)), bool(self.rng.integers(2))
-            spot = self._instance_spot(i, k, flip)
+            spot = self._instance_spot(i, k, flip, group)
             if spot is None:
                 continue
             y, x = spot
@@ -286,17 +348,21 @@ class _Simulator:
             if self.image is None:
                 break
         if best is None:
-            return False
+            return None
         _, i, k, flip, x, y = best
         inst = self.bank.instances[i]
         fp = inst.turned(k, flip)[1]
         ys, xs = slice(y, y + fp.shape[0]), slice(x, x + fp.shape[1])
         extra = {"instance": {"bank_index": i, "rot90": k, "flip": flip, "at": [x, y]}, "source": inst.source,
                  "source_xy": [inst.x, inst.y]}
-        return self._apply("add", fp, ys, xs, inst.cls, **extra)
+        if not self._apply("add", fp, ys, xs, inst.cls, **extra):
+            return None
+        return x, y, x + fp.shape[1], y + fp.shape[0]
 
-    def _instance_spot(self, i: int, k: int, flip: bool) -> tuple[int, int] | None:
-        """(y, x) of the window where instance `i` (turned, flipped) fits, preferring places near its class."""
+    def _instance_spot(self, i: int, k: int, flip: bool, group: tuple[int, int, int, int] | None = None,
+                       ) -> tuple[int, int] | None:
+        """(y, x) of the window where instance `i` (turned, flipped) fits: within `NEAR_PX` of `group` (a box),
+        else preferring places near its class."""
         inst = self.bank.instances[i]
         _, fp, ring = inst.turned(k, flip)
         h, w = fp.shape
@@ -304,22 +370,28 @@ class _Simulator:
         compatible = self._sources(inst.cls)
         if h > height or w > width or not compatible[inst.ring_class]:
             return None
-        near = self.near.get(inst.cls)
-        if near is None:
-            same = (self.before == inst.cls).astype(np.uint8)
-            near = cv2.dilate(same, np.ones((2 * NEAR_PX + 1, 2 * NEAR_PX + 1), np.uint8)).astype(bool)
-            self.near[inst.cls] = near
-        fallback = None
+        if group is None:
+            near = self.near.get(inst.cls)
+            if near is None:
+                same = (self.before == inst.cls).astype(np.uint8)
+                near = cv2.dilate(same, np.ones((2 * NEAR_PX + 1, 2 * NEAR_PX + 1), np.uint8)).astype(bool)
+                self.near[inst.cls] = near
+            ylo, yhi, xlo, xhi = 0, height - h, 0, width - w
+        else:  # windows whose box lies within NEAR_PX of the group's box
+            near = None
+            ylo, yhi = max(group[1] - h - NEAR_PX, 0), min(group[3] + NEAR_PX, height - h)
+            xlo, xhi = max(group[0] - w - NEAR_PX, 0), min(group[2] + NEAR_PX, width - w)
+            if ylo > yhi or xlo > xhi:
+                return None
         for _ in range(self.max_tries):
-            y, x = int(self.rng.integers(0, height - h + 1)), int(self.rng.integers(0, width - w + 1))
+            y, x = int(self.rng.integers(ylo, yhi + 1)), int(self.rng.integers(xlo, xhi + 1))
             ys, xs = slice(y, y + h), slice(x, x + w)
             win = self.after[ys, xs]
             if (compatible[win[fp]].all() and (win[ring] == inst.ring_class).all()
                     and self.unchanged[ys, xs][fp | ring].all()):
-                if near[ys, xs][fp].any() or not near.any():
+                if near is None or near[ys, xs][fp].any() or not near.any():
                     return y, x
-                fallback = fallback or (y, x)
-        return fallback
+        return None
 
     def _ring_distance(self, i: int, k: int, flip: bool, x: int, y: int) -> float:
         """Distance between the mean colours of the instance's ring and of the scene under it (0 without an image)."""

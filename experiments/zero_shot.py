@@ -56,7 +56,7 @@ TODAY_SETTINGS = ["--sampler", "anchored", "--nonchange", "0", "--drift", "1"]
 
 @dataclass(frozen=True)
 class Arm:
-    pairs: str  # folder prefix under WORK: gen | naive | today
+    pairs: str  # folder prefix under WORK: gen | diff | naive | star | today
     counts: str  # the change the labels count: any | building
     pretrained: bool  # ImageNet initial weights (else random)
     what: str
@@ -68,6 +68,10 @@ ARMS = {
     "naive-building": Arm("naive", "building", True, "naive copy-paste pairs, building change"),
     "naive-any": Arm("naive", "any", True, "naive copy-paste pairs, any change"),
     "ours-building-random": Arm("gen", "building", False, "ChangeAnywhere pairs, building change, random weights"),
+    "diffusion-building": Arm("diff", "building", True, "ChangeAnywhere pairs with --content diffusion, building "
+                              "change"),
+    "star-building": Arm("star", "building", True, "STAR: two unrelated real crops, label = XOR of building masks"),
+    "star-any": Arm("star", "any", True, "STAR: two unrelated real crops, label = where their maps differ"),
     "today-building": Arm("today", "building", True, "pairs of the generator before issue 21, building change"),
     "today-any": Arm("today", "any", True, "pairs of the generator before issue 21, any change"),
 }
@@ -104,6 +108,8 @@ def stage_generate(args: argparse.Namespace, pairs: str, split: str, num: int, s
         argv += ["--model", str(args.today_generator), *TODAY_SETTINGS]
     elif args.generator:
         argv += ["--model", str(args.generator)]
+    if pairs == "diff":
+        argv += ["--content", "diffusion"]
     print(f"[generate] {num} {split} pairs -> {out}", flush=True)
     cli(*argv, log=args.work / "logs" / f"generate-{out.name}.log")
 
@@ -142,8 +148,16 @@ def building_val(args: argparse.Namespace, pairs: str) -> Path:
 
 def stage_derive(args: argparse.Namespace) -> None:
     from changeanywhere.derived.naive import build_naive_set
+    from changeanywhere.derived.star import build_star_set
 
     for split in ("val", "train"):
+        gen, star = args.work / f"gen-{split}", args.work / f"star-{split}"
+        if "star" in {ARMS[a].pairs for a in args.arms}:
+            if (star / "star.json").is_file():
+                print(f"[derive] {star}: already built", flush=True)
+            else:
+                n = build_star_set(gen, star, seed=args.seeds[0], progress=False)
+                print(f"[derive] {n} STAR pairs -> {star}", flush=True)
         gen, naive = args.work / f"gen-{split}", args.work / f"naive-{split}"
         if "naive" in {ARMS[a].pairs for a in args.arms}:
             if (naive / "naive.json").is_file() and pair_count(naive) >= pair_count(gen):
@@ -277,6 +291,13 @@ def fewshot_folders(args: argparse.Namespace) -> tuple[dict[tuple[int, int], Pat
     return folders, link(args.work / "fewshot" / "test", tests)
 
 
+def fewshot_argv(args: argparse.Namespace) -> list[str]:
+    """The few-shot recipe, fixed before any real figure: a warm-up, the BatchNorm statistics kept as loaded (a
+    batch of crops of k ≤ 13 tiles is no estimate of them), and Dice added to the loss, so a fine-tune on sparse
+    change cannot settle on "no change"; the same for both starts."""
+    return ["--warmup-steps", str(args.fewshot_warmup), "--freeze-bn", "--loss", "ohem-dice"]
+
+
 def stage_fewshot(args: argparse.Namespace) -> dict[str, Any]:
     """Fine-tune from the exported building model (synthetic-pretrained) or from ImageNet only, same k, steps
     and seeds; F1 etc. on the held-out LEVIR images."""
@@ -291,7 +312,7 @@ def stage_fewshot(args: argparse.Namespace) -> dict[str, Any]:
             if not trained(run, args.fewshot_steps):
                 argv = ["train-cd", "--data", str(data), "--output-dir", str(run), "--max-steps",
                         str(args.fewshot_steps), "--checkpointing-steps", str(args.fewshot_steps),
-                        "--warmup-steps", "0", *train_argv(args, seed)]
+                        *fewshot_argv(args), *train_argv(args, seed)]
                 argv[argv.index("--lr") + 1] = str(args.fewshot_lr)
                 argv += ["--init", str(synthetic)] if init == "synthetic" else []
                 cli(*argv, log=args.work / "logs" / f"fewshot-{run.name}.log")
@@ -312,9 +333,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--num", type=int, default=800, help="synthetic training pairs (default 800)")
     p.add_argument("--val-num", type=int, default=100, help="synthetic val pairs (Dubai val split), to pick OUT/best")
     p.add_argument("--arms", nargs="+", choices=list(ARMS),
-                   default=["ours-building", "ours-any", "naive-building", "naive-any", "ours-building-random"])
+                   default=["ours-building", "ours-any", "diffusion-building", "star-building", "star-any",
+                            "naive-building", "ours-building-random"])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (default 0 1 2)")
-    p.add_argument("--seed-arms", nargs="*", choices=list(ARMS), default=["ours-building", "naive-building"],
+    p.add_argument("--seed-arms", nargs="*", choices=list(ARMS),
+                   default=["ours-building", "ours-any", "star-building", "diffusion-building"],
                    help="arms trained on every seed (the others on the first)")
     p.add_argument("--steps", type=int, default=800, help="train-cd steps per model (default 800)")
     p.add_argument("--variant", default="effnet-lite0", help="train-cd --arch (default effnet-lite0)")
@@ -325,10 +348,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--shadow", type=float, default=0.5, help="train-cd --shadow (per-date cast shadows)")
     p.add_argument("--tone", type=float, default=0.3, help="train-cd --tone (per-date tone curves)")
     p.add_argument("--haze", type=float, default=0.3, help="train-cd --haze (per-date haze)")
-    p.add_argument("--shots", type=int, nargs="+", default=[1, 4, 16], help="few-shot k (default 1 4 16)")
+    p.add_argument("--shots", type=int, nargs="+", default=[1, 4, 13], help="few-shot k (default 1 4 13)")
     p.add_argument("--fewshot-seeds", type=int, nargs="+", default=[0, 1, 2], help="few-shot draws (default 0 1 2)")
-    p.add_argument("--fewshot-steps", type=int, default=100)
-    p.add_argument("--fewshot-lr", type=float, default=3e-4)
+    p.add_argument("--fewshot-steps", type=int, default=300)
+    p.add_argument("--fewshot-lr", type=float, default=1e-4)
+    p.add_argument("--fewshot-warmup", type=int, default=30, help="few-shot warm-up steps (default 30)")
     p.add_argument("--size", type=int, default=256, help="generated tile size (default 256)")
     p.add_argument("--gen-steps", type=int, default=None, help="generator steps (default: generate's default)")
     p.add_argument("--generator", default=None, help="generator pipeline (default: the embedded one)")
@@ -357,7 +381,8 @@ def main(argv: list[str] | None = None) -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     if "generate" in args.stages:
-        for pairs in ["gen"] + (["today"] if any(ARMS[a].pairs == "today" for a in args.arms) else []):
+        made = {ARMS[a].pairs for a in args.arms} & {"diff", "today"}
+        for pairs in ["gen", *sorted(made)]:
             stage_generate(args, pairs, "val", args.val_num, 1)
             stage_generate(args, pairs, "train", args.num, 0)
     if "derive" in args.stages:

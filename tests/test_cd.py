@@ -417,3 +417,38 @@ def test_train_cd_changerex_one_step(tmp_path):
     assert main(argv) == 0
     model = load_cd_model(out / "final")
     assert model.arch == "changerex-r18" and model.net.exchange == [None, "spatial", "channel", "channel"]
+
+
+def test_dice_loss_punishes_predicting_no_change_on_sparse_change():
+    from changeanywhere.cd.train import dice_loss
+
+    target = torch.zeros(1, 32, 32, dtype=torch.long)
+    target[0, :4, :4] = 1  # 1.6 % change
+    target[0, -1] = 255  # ignore
+    none = torch.zeros(1, 2, 32, 32)
+    none[:, 0] = 8.0  # confident "no change" everywhere
+    right = torch.where(target == 1, 8.0, -8.0).float().unsqueeze(1) * torch.tensor([-1.0, 1.0]).view(1, 2, 1, 1)
+    assert dice_loss(none, target) > 0.9  # plain cross-entropy of this prediction is small: ~1.6 % of pixels wrong
+    assert dice_loss(right, target) < 0.01
+
+
+def test_fine_tune_with_frozen_batchnorm_keeps_its_statistics(tmp_path):
+    """The few-shot recipe (`--freeze-bn --loss ohem-dice`) on tiny data: the weights move, the BatchNorm
+    statistics stay as loaded, and the run records its recipe."""
+    data = make_cd_folder(tmp_path / "data", n=2)
+    base, tuned = tmp_path / "base", tmp_path / "tuned"
+    common = ["train-cd", "--data", str(data), *TINY, "--crop-size", "32", "--batch-size", "2", "--log-steps", "1",
+              "--warmup-steps", "1"]
+    assert main([*common, "--output-dir", str(base), "--max-steps", "2"]) == 0
+    assert main([*common, "--output-dir", str(tuned), "--max-steps", "3", "--init", str(base / "final"),
+                 "--freeze-bn", "--loss", "ohem-dice", "--lr", "0.01"]) == 0
+    before, after = load_file(base / "final" / "model.safetensors"), load_file(tuned / "final" / "model.safetensors")
+    stats = [k for k in before if k.endswith(("running_mean", "running_var"))]
+    weights = [k for k in before if k.endswith("weight") and before[k].ndim == 4]
+    assert stats and weights
+    assert all(torch.equal(before[k], after[k]) for k in stats)
+    assert any(not torch.equal(before[k], after[k]) for k in weights)
+    info = json.loads((tuned / "final" / "config.json").read_text())["train_info"]
+    assert info["loss"] == "ohem-dice" and info["freeze_bn"] is True
+    with pytest.raises(SystemExit):
+        main([*common, "--output-dir", str(tmp_path / "bad"), "--max-steps", "1", "--loss", "focal"])

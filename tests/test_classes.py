@@ -59,7 +59,8 @@ def test_builtin_orders_match_the_docs():
     assert oem.ignore_indices == (0,)
     dubai = ClassSet.builtin("dubai-landcover")
     assert dubai.ignore_name == "unlabeled" and dubai.ignore_colors == ((0x9B, 0x9B, 0x9B), (0, 0, 0))
-    assert dubai.transition_table[dubai.index_of("land")] == (2, 4, 3, 1)
+    assert dubai.transition_table[dubai.index_of("land")] == (2, 4, 3)
+    assert dubai.index_of("water") not in dubai.transition_table  # open water and roads stay
     assert ClassSet.builtin("loveda").names == (
         "background", "building", "road", "water", "barren", "forest", "agricultural"
     )  # fmt: skip

@@ -75,10 +75,10 @@ def test_remove_uses_the_dominant_neighbour_class():
 
 def test_remove_ignores_ignore_pixels_in_the_neighbourhood():
     before = np.full((40, 40), IGNORE, dtype=np.uint8)
-    before[10:30, 10:30] = WATER
+    before[10:30, 10:30] = VEGETATION
     before[15:25, 15:25] = BUILDING
     result = simulate_changes(before, DUBAI, seed=0, num_events=1, event_types=["remove"], min_area=50)
-    assert [e["to"] for e in result.events] == ["water"]
+    assert [e["to"] for e in result.events] == ["vegetation"]
 
 
 def test_add_copies_a_footprint_onto_a_compatible_class():
@@ -106,19 +106,33 @@ def test_add_needs_objects_larger_than_8x8():
 
 def test_transition_follows_the_table():
     before = np.full((50, 50), LAND, dtype=np.uint8)
-    before[10:30, 10:30] = WATER  # water may only become land
+    before[10:30, 10:30] = BUILDING  # a building may only become land
     result = simulate_changes(
         before, DUBAI, seed=1, num_events=1, event_types=["transition"], min_area=50, max_area_fraction=0.2
     )
     check_invariants(result, before)
     assert [(e["type"], e["from"], e["to"], e["area"]) for e in result.events] == [
-        ("transition", "water", "land", 400)
+        ("transition", "building", "land", 400)
     ]
+
+
+def test_classes_the_table_keeps_are_never_removed_or_transitioned():
+    before = np.full((50, 50), LAND, dtype=np.uint8)
+    before[5:20, 5:20] = WATER  # Dubai: open water and roads stay
+    before[30:36, :] = ROAD
+    before[38:50, 5:25] = WATER  # a land patch in water is never filled with water
+    before[41:47, 10:20] = LAND
+    for seed in range(10):
+        result = simulate_changes(before, DUBAI, seed=seed, num_events=3, event_types=["remove", "transition"],
+                                  min_area=50, max_area_fraction=0.5)
+        changed = result.change_mask
+        assert not np.isin(before[changed], [WATER, ROAD]).any() and not (result.after[changed] == WATER).any()
+        assert all(e["from"] not in ("water", "road") and e["to"] != "water" for e in result.events)
 
 
 def test_objects_over_the_area_cap_are_not_picked():
     before = np.full((50, 50), LAND, dtype=np.uint8)
-    before[10:30, 10:30] = WATER  # 16 % of the map
+    before[10:30, 10:30] = BUILDING  # 16 % of the map
     result = simulate_changes(
         before, DUBAI, seed=1, num_events=2, event_types=["transition"], min_area=50, max_area_fraction=0.1
     )

@@ -2,7 +2,8 @@
 
 Random crops with the bi-temporal augmentations of `cd.augment` (dihedral, scale, misregistration, A/B swap,
 per-date colour/gamma/blur/noise);
-cross-entropy with OHEM (the hardest `ohem_ratio` of the valid pixels of a batch, at least `ohem_min_kept`);
+cross-entropy with OHEM (the hardest `ohem_ratio` of the valid pixels of a batch, at least `ohem_min_kept`),
+optionally plus the change class's Dice loss, and optionally with the BatchNorm statistics frozen (few-shot);
 AdamW with warm-up + cosine decay; pickle-free checkpoints `OUT/checkpoint-<step>/` (the team's
 `training.checkpoint` format) with resume from the latest; with `val` folders, tiled evaluation every
 `val_steps` and `OUT/best/` kept by change-class F1 (pooled over the val folders); `OUT/final/` at the end.
@@ -55,17 +56,43 @@ def ohem_cross_entropy(logits: torch.Tensor, target: torch.Tensor, keep_ratio: f
     return loss.topk(k, sorted=False).values.mean()
 
 
-class CDLoss(nn.Module):
-    """Wraps the model so that one `forward` (what DDP synchronises) returns the training loss."""
+def dice_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = IGNORE_INDEX, eps: float = 1.0,
+              ) -> torch.Tensor:
+    """Soft Dice loss of the change class (1) over the valid pixels of a batch: 1 − (2|P∩Y| + eps) / (|P| + |Y| +
+    eps), P the softmax probability of change."""
+    valid = (target != ignore_index).float()
+    p = logits.float().softmax(1)[:, 1] * valid
+    y = (target == 1).float() * valid
+    return 1.0 - (2.0 * (p * y).sum() + eps) / (p.sum() + y.sum() + eps)
 
-    def __init__(self, model: CDModel, ohem_ratio: float, ohem_min_kept: int):
+
+def freeze_batchnorm(model: nn.Module) -> None:
+    """Every BatchNorm layer of `model` to eval mode: it normalises with, and keeps, its loaded statistics."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
+
+
+class CDLoss(nn.Module):
+    """Wraps the model so that one `forward` (what DDP synchronises) returns the training loss: OHEM
+    cross-entropy (`loss` "ohem"), plus the change class's Dice loss ("ohem-dice"); with `freeze_bn`, the
+    BatchNorm layers stay in eval mode."""
+
+    def __init__(self, model: CDModel, ohem_ratio: float, ohem_min_kept: int, loss: str = "ohem",
+                 freeze_bn: bool = False):
         super().__init__()
         self.model = model
         self.ohem_ratio = ohem_ratio
         self.ohem_min_kept = ohem_min_kept
+        self.loss = loss
+        self.freeze_bn = freeze_bn
 
     def forward(self, a: torch.Tensor, b: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-        return ohem_cross_entropy(self.model(a, b), label, self.ohem_ratio, self.ohem_min_kept)
+        if self.freeze_bn:
+            freeze_batchnorm(self.model)
+        logits = self.model(a, b)
+        loss = ohem_cross_entropy(logits, label, self.ohem_ratio, self.ohem_min_kept)
+        return loss + dice_loss(logits, label) if self.loss == "ohem-dice" else loss
 
 
 def checked(config: CDTrainConfig) -> CDTrainConfig:
@@ -82,6 +109,8 @@ def checked(config: CDTrainConfig) -> CDTrainConfig:
     if config.shadow > 1 or config.haze > 1:
         raise ParameterError(f"`shadow` and `haze` must lie in [0, 1], got {config.shadow}, {config.haze}",
                              "shadow", "haze")
+    if config.loss not in ("ohem", "ohem-dice"):
+        raise ParameterError(f"`loss` must be ohem or ohem-dice, got {config.loss!r}", "loss")
     if config.freeze_encoder_steps < 0:
         raise ParameterError(f"`freeze_encoder_steps` must be ≥ 0, got {config.freeze_encoder_steps}",
                              "freeze_encoder_steps")
@@ -98,7 +127,7 @@ def model_card(info: dict[str, Any]) -> str:
         "| | |", "|---|---|",
     ]
     for key in ("arch", "parameters", "pretrained", "init", "change_classes", "data", "train_pairs", "val", "step",
-                "crop_size", "batch_size", "lr", "ohem_ratio", "val_f1", "best_val_f1"):
+                "crop_size", "batch_size", "lr", "ohem_ratio", "loss", "freeze_bn", "val_f1", "best_val_f1"):
         if info.get(key) is not None:
             lines.append(f"| {key} | {info[key]} |")
     return "\n".join(lines) + "\n"
@@ -196,7 +225,8 @@ def _train_info(model: CDModel, args: CDTrainConfig, data: CDTrainData, num_proc
             "lr": args.lr, "ohem_ratio": args.ohem_ratio, "seed": args.seed,
             "pretrained": pretrained_init(args), "init": args.init,
             "change_classes": list(args.change_classes) if args.change_classes else None,
-            "freeze_encoder_steps": args.freeze_encoder_steps or None, **extra}
+            "freeze_encoder_steps": args.freeze_encoder_steps or None, "loss": args.loss,
+            "freeze_bn": bool(args.freeze_bn) or None, **extra}
 
 
 def train_cd(config: CDTrainConfig) -> dict[str, Any]:
@@ -219,13 +249,14 @@ def train_cd(config: CDTrainConfig) -> dict[str, Any]:
     best: dict[str, Any] = json.loads(best_file.read_text()) if best_file.is_file() and start_step else {}
     freeze_until = args.freeze_encoder_steps
     _freeze_at_start(model, args, start_step, n_proc)
-    wrapper = CDLoss(model, args.ohem_ratio, args.ohem_min_kept)
+    wrapper = CDLoss(model, args.ohem_ratio, args.ohem_min_kept, args.loss, bool(args.freeze_bn))
     wrapper, optimizer = accelerator.prepare(wrapper, optimizer)
     model = accelerator.unwrap_model(wrapper).model
     params = list(model.parameters())  # clip all: a frozen encoder has no gradients until it is unfrozen
     log(f"train-cd: {model.arch} {model.num_parameters / 1e6:.2f} M params, {len(data)} train pairs from "
         f"{', '.join(str(d) for d in args.data)}, crops {args.crop_size}² × batch {args.batch_size} × "
-        f"{n_proc} process(es), steps {start_step} → {args.max_steps}, lr {args.lr}, OHEM {args.ohem_ratio:g}")
+        f"{n_proc} process(es), steps {start_step} → {args.max_steps}, lr {args.lr}, OHEM {args.ohem_ratio:g}"
+        + (" + Dice" if args.loss == "ohem-dice" else "") + (", BatchNorm frozen" if args.freeze_bn else ""))
     next_batch = _Prefetcher(data, args.batch_size, rank)
 
     def loss_fn(micro: int) -> torch.Tensor:

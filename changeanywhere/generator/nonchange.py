@@ -41,12 +41,13 @@ class NonChangeSettings:
     light (a new instance in the same light); the two switches turn whole groups off."""
 
     strength: float = 1.0
-    rerender: tuple[float, float] = (0.1, 0.3)
+    rerender: tuple[float, float] = (0.3, 0.6)
     rerender_anchored: tuple[float, float] = (0.5, 0.75)  # share of the steps re-rendered cells follow A
     harmonise_sigma: float = 6.0  # re-rendered regions take A's colour and light above this scale (px; 0: off)
     # class kinds (`classes.KINDS`) never re-rendered: a "new instance" of open water is not what another date
-    # shows (its colour changes, class_gain below), and the model paints it as darker ovals
-    rerender_skip: tuple[str, ...] = ("water",)
+    # shows (its colour changes, class_gain below), and the 3.9 M UNet paints water as darker ovals, buildings as
+    # speckle and roads with double edges; bare land and vegetation it repaints as a second date would show them
+    rerender_skip: tuple[str, ...] = ("water", "object", "paved")
     appearance: bool = True
     acquisition: bool = True
 

@@ -402,6 +402,8 @@ class ChangeAnywherePipeline(PipelineInputs, DiffusionPipeline):
         keep, anchor, rr_steps = self._anchoring(painted, paint, nonchanges, nonchange_settings is not None,
                                                  mix_steps, inpaint_mode, num_inference_steps, free_band, device)
         start = min(int(round((1.0 - strength) * num_inference_steps)), num_inference_steps - 1) if strength else 0
+        if not strength and inpaint_mode:  # only re-rendered cells are painted, and they follow A for their first
+            start = min(min(rr_steps, default=0), num_inference_steps - 1)  # steps: start there, from A
         init = None
         if start > 0:
             init = known if start_from == "image" else texture_init(

@@ -126,6 +126,11 @@ class CDTrainConfig(LoopConfig):
     warmup_steps: int = 100
     ohem_ratio: float = arg(0.25, "share of the hardest valid pixels the loss keeps (1 = plain cross-entropy)")
     ohem_min_kept: int = arg(10_000, "least pixels kept per batch")
+    loss: Literal["ohem", "ohem-dice"] = arg(
+        "ohem", "training loss: OHEM cross-entropy, or that plus the soft Dice loss of the change class, which "
+        "cannot fall to 'no change' on few, sparse labels (default ohem)")
+    freeze_bn: bool = arg(False, "keep every BatchNorm layer in eval mode, its statistics as loaded (fine-tuning on "
+                          "a few pairs)", negatable=True)
     # bi-temporal augmentations (changeanywhere.cd.augment.BitemporalAugment; 0 turns one off)
     jitter: float = arg(0.2, "colour jitter strength per date (0 = off)")
     gamma: float = arg(0.25, "per-date gamma range exp(±g) (0 = off)")
