@@ -112,13 +112,15 @@ def test_experiment_trains_without_the_real_sets_then_evaluates(tmp_path, dubai,
     work, results = tmp_path / "work", tmp_path / "results"
     common = ["--num", "6", "--val-num", "3", "--size", "32", "--gen-steps", "2", "--steps", "2", "--variant",
               "tiny", "--batch-size", "2", "--crop-size", "32", "--val-steps", "1", "--seeds", "0", "1",
-              "--arms", "ours-building", "ours-any", "naive-building", "naive-any", "--seed-arms", "ours-building",
+              "--arms", "ours-building", "ours-any", "naive-building", "naive-any", "star-building", "--seed-arms",
+              "ours-building",
               "--shots", "1", "2", "--fewshot-steps", "1", "--fewshot-seeds", "0",
               "--sets", "levir-test10", "dsifn-test10", "--generator", str(pipe_dir), "--device", "cpu",
               "--dubai", str(data), "--work", str(work), "--results", str(results)]
     missing = tmp_path / "no-real-sets-here"
     assert zero_shot.main([*common, "--real", str(missing), "--stages", "generate", "derive", "train"]) == 0
-    for name in ("ours-building-s0", "ours-building-s1", "ours-any-s0", "naive-building-s0", "naive-any-s0"):
+    for name in ("ours-building-s0", "ours-building-s1", "ours-any-s0", "naive-building-s0", "naive-any-s0",
+                 "star-building-s0"):
         assert (work / f"cd-{name}" / "best" / "val_metrics.json").is_file(), name  # chosen on synthetic val
     assert not (work / "cd-naive-building-s1").exists()  # not a --seed-arms arm
     info = json.loads((work / "cd-ours-building-s0" / "final" / "config.json").read_text())["train_info"]
@@ -139,9 +141,13 @@ def test_experiment_trains_without_the_real_sets_then_evaluates(tmp_path, dubai,
     assert set(report["zero_shot"]["floors"]) == {"all-change", "CVA + Otsu", "deep CVA + Otsu"}
     assert set(report["gates"]) == {"ours-building", "ours-any"}
     assert report["gates"]["ours-building"]["set"] == "levir-test10"
-    assert {"gate_f1_0.30", "gate_2x_best_floor", "gate_at_least_naive"} <= set(report["gates"]["ours-building"])
+    assert {"gate_f1_0.40", "gate_2x_best_floor", "gate_star_mean_plus_0.10", "gate_at_least_naive_mean"} <= set(
+        report["gates"]["ours-building"])
+    assert {"gate_best_floor_plus_0.10", "gate_at_least_0.446"} <= set(report["gates"]["ours-any"])
     assert set(report["few_shot"]["table"]) == {"0", "1", "2"}
-    assert set(report["few_shot"]["checks"]) == {"k1_synthetic_beats_imagenet", "k2_synthetic_beats_imagenet"}
+    assert set(report["few_shot"]["checks"]) == {"k1_synthetic_beats_imagenet", "k2_synthetic_beats_imagenet",
+                                                 "synthetic_rises_with_k", "imagenet_rises_with_k",
+                                                 "k2_beats_zero_shot"}
     # few-shot tiles come only from test_1-test_3 and have change; the test tiles only from test_4-test_10
     for folder in (work / "fewshot").glob("k*-s*"):
         assert all(int(f.name.split("_")[1]) in (1, 2, 3) for f in (folder / "A").iterdir())
