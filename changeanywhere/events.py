@@ -262,7 +262,8 @@ class _Simulator:
         if self.bank is not None and self.rng.random() < BANK_ADD_SHARE and self._add_instance():
             return True
         height, width = self.after.shape
-        for o in self._candidates(lambda o: o.w > 8 and o.h > 8 and o.w < width and o.h < height):
+        for o in self._candidates(lambda o: o.w > 8 and o.h > 8 and o.w < width and o.h < height
+                                  and (not self.table_given or o.cls in self.reachable)):
             self.used.add(o.label)
             compatible = self._sources(o.cls)
             fp = self._footprint(o)

@@ -123,11 +123,14 @@ def test_classes_the_table_keeps_are_never_removed_or_transitioned():
     before[38:50, 5:25] = WATER  # a land patch in water is never filled with water
     before[41:47, 10:20] = LAND
     for seed in range(10):
-        result = simulate_changes(before, DUBAI, seed=seed, num_events=3, event_types=["remove", "transition"],
+        result = simulate_changes(before, DUBAI, seed=seed, num_events=3, event_types=["remove", "transition", "add"],
                                   min_area=50, max_area_fraction=0.5)
         changed = result.change_mask
         assert not np.isin(before[changed], [WATER, ROAD]).any() and not (result.after[changed] == WATER).any()
         assert all(e["from"] not in ("water", "road") and e["to"] != "water" for e in result.events)
+    for seed in range(10):  # nor is a water body copied elsewhere
+        result = simulate_changes(before, DUBAI, seed=seed, num_events=1, event_types=["add"], min_area=50)
+        assert not (result.after[result.change_mask] == WATER).any()
 
 
 def test_objects_over_the_area_cap_are_not_picked():
