@@ -17,6 +17,7 @@ configuration once), so the ratio between two samplers holds on a busy machine. 
 2-core CPU): ≤ 10 s synthesized, ≤ 15 s with a real image.
 
     python bench/app_latency.py                              # 256², the model's default sampler, both before images
+    python bench/app_latency.py --size 512 --content bank diffusion   # both content sources (issue 27: ≤ 10 s)
     python bench/app_latency.py --size 512 --steps default old   # the app's default vs the old one
     python bench/app_latency.py --size 512x400 --before real --image TILE.jpg --map TILE.png
     python bench/app_latency.py --model DIR --cd-model DIR --threads 2
@@ -119,6 +120,8 @@ def main() -> None:
     p.add_argument("--image", type=Path, help="a real before image (with --map) instead of the example crops")
     p.add_argument("--map", type=Path, help="the land-cover map of --image")
     p.add_argument("--guidance", type=float, help="guidance scale (default: the model's; stand-in: 2)")
+    p.add_argument("--content", nargs="+", choices=["bank", "diffusion"], default=["bank"],
+                   help="what fills the change (the app's content control; default bank, the app's default)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--device", default="cpu")
@@ -159,9 +162,9 @@ def main() -> None:
     if args.before in ("real", "both"):
         inputs["real"] = real_before(cs, width, height, args.image, args.map, models.pipe.size_multiple)
     changes = {k: three_events(m, cs) for k, (m, _, _) in inputs.items()}
-    configs = [(kind, spec) for kind in inputs for spec in args.steps]
+    configs = [(kind, spec, content) for kind in inputs for spec in args.steps for content in args.content]
 
-    def call(kind: str, spec: str, seed: int, tmp: str) -> dict[str, float]:
+    def call(kind: str, spec: str, content: str, seed: int, tmp: str) -> dict[str, float]:
         before_map, image, _ = inputs[kind]
         scheduler, steps, backend, interval = samplers[spec]
         models.pipe.scheduler = own_scheduler
@@ -170,28 +173,28 @@ def main() -> None:
         models.pipe.register_to_config(default_guidance_interval=list(interval or own_interval))
         t0 = time.perf_counter()
         gen = demo.generate(models, before_map, changes[kind], image, seed=seed, num_inference_steps=steps,
-                            guidance_scale=args.guidance)
+                            guidance_scale=args.guidance, content=content)
         t1 = time.perf_counter()
         demo.prediction_overlay(gen.samples[0])
         demo.write_sample_zip(gen, cs, tmp)
         return {**gen.timings, "packaging": time.perf_counter() - t1, "total": time.perf_counter() - t0,
                 "guidance_scale": gen.settings["sampler"]["guidance_scale"]}
 
-    runs: dict[tuple[str, str], list[dict]] = {c: [] for c in configs}
+    runs: dict[tuple[str, str, str], list[dict]] = {c: [] for c in configs}
     with tempfile.TemporaryDirectory() as tmp:
         call(*configs[0], 0, tmp)  # warm-up
         for r in range(args.repeats):
-            for kind, spec in configs:
-                runs[kind, spec].append(call(kind, spec, r, tmp))
+            for kind, spec, content in configs:
+                runs[kind, spec, content].append(call(kind, spec, content, r, tmp))
 
     results = []
-    for (kind, spec), rs in runs.items():
+    for (kind, spec, content), rs in runs.items():
         median = {k: round(statistics.median(r[k] for r in rs), 2) for k in rs[0] if k != "guidance_scale"}
         m = inputs[kind][0]
-        base = statistics.median(r["total"] for r in runs[kind, args.steps[0]])
+        base = statistics.median(r["total"] for r in runs[kind, args.steps[0], content])
         results.append({
             "before": kind, "before_source": inputs[kind][2], "width": int(m.shape[1]), "height": int(m.shape[0]),
-            "sampler": spec, "scheduler": samplers[spec][0] or type(own_scheduler).__name__,
+            "content": content, "sampler": spec, "scheduler": samplers[spec][0] or type(own_scheduler).__name__,
             "steps": samplers[spec][1], "backend": samplers[spec][2],
             "guidance_interval": list(samplers[spec][3] or own_interval),
             "guidance_scale": rs[0]["guidance_scale"], "median_s": median,
@@ -206,12 +209,13 @@ def main() -> None:
     }
     print(f"{common['threads']} thread(s), median of {args.repeats} interleaved calls, guidance "
           f"{results[0]['guidance_scale']}; ratios to the sampler {args.steps[0]}")
-    print("| before image | size | scheduler | steps | guided | backend | total s | synthesis | change | CD "
+    print("| before image | content | size | scheduler | steps | guided | backend | total s | synthesis | change | CD "
           "| packaging | ratio | target |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         s = r["median_s"]
-        print(f"| {r['before']} ({r['before_source']}) | {r['width']}×{r['height']} | {r['scheduler']} "
+        print(f"| {r['before']} ({r['before_source']}) | {r['content']} | {r['width']}×{r['height']} "
+              f"| {r['scheduler']} "
               f"| {r['steps']} | {r['guidance_interval'][0]:g}–{r['guidance_interval'][1]:g} | {r['backend']} "
               f"| {s['total']} "
               f"| {s['synthesis']} | {s['change']} | {s['cd']} | {s['packaging']} | {r['ratio_to_first_sampler']:.2f} "
