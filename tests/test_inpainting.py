@@ -171,8 +171,8 @@ def test_rerender_region_stays_in_the_unchanged_area():
     # skipped classes (open water by default) are never repainted; the share is of the rest
     kept = rerender_region(unchanged, m, np.random.default_rng(0), 0.25, 5, skip=(1,))
     assert kept.any() and not kept[m == 1].any() and not kept[:, :16].any()
-    assert NonChangeSettings().rerender_skip == ("water",)
-    assert NonChangeSettings().to_dict()["rerender_skip"] == ["water"]  # recorded in meta as JSON
+    assert NonChangeSettings().rerender_skip == ("water", "object", "paved")
+    assert NonChangeSettings().to_dict()["rerender_skip"] == ["water", "object", "paved"]  # recorded in meta as JSON
 
 
 def test_apply_nonchange_effects_are_bounded():
