@@ -27,7 +27,6 @@ MAX_CLASSES = 15  # change codes 1 + from*K + to must fit in uint8 below 255
 BANK_ADD_SHARE = 0.7  # with a bank: share of `add` events that place a bank instance (if one fits)
 CANDIDATES = 8  # bank instances tried per `add`; the one closest to the scene's colours is placed
 NEAR_PX = 24  # a new object goes, where it can, within this distance of an object of its class
-CLUSTER = (1, 1)  # bank instances per `add`: a group, each within NEAR_PX of the others
 BLOCK_SHARE = 0.5  # with a bank: share of `add` events that extend a built-up block of the tile onto free land
 BLOCK_SIDE = (48, 96)  # side of a block window, px
 BLOCK_BUILT = 0.25  # least share of a block window that is of object or paved kinds
@@ -315,31 +314,18 @@ class _Simulator:
         return False
 
     def _add_instance(self) -> bool:
-        """Place a group of `CLUSTER` bank instances (new buildings go up in groups, next to each other), each where
-        its footprint fits on compatible, unchanged pixels and its ring lies on what it stood on. Of `CANDIDATES`
-        instances, each at its first fitting place (the first one near objects of its class when the map has any,
-        the others within `NEAR_PX` of the group), the one whose ring colour is closest to the scene's there (with a
-        before image) is placed."""
+        """Place a bank instance whose footprint fits on compatible, unchanged pixels near objects of its class (when
+        the map has any: new buildings go up where others stand) and whose ring lies on what it stood on. Of
+        `CANDIDATES` instances, each at its first fitting place, the one whose ring colour is closest to the scene's
+        there (with a before image) is placed."""
         ids = [i for c in self.cs.object_classes for i in self.bank.instance_ids(c)]
         if not ids:
             return False
-        group: tuple[int, int, int, int] | None = None  # x0, y0, x1, y1 of the group's footprints
-        for _ in range(int(self.rng.integers(CLUSTER[0], CLUSTER[1] + 1))):
-            placed = self._place_one(ids, group)
-            if placed is None:
-                break
-            x0, y0, x1, y1 = placed
-            group = placed if group is None else (min(group[0], x0), min(group[1], y0), max(group[2], x1),
-                                                  max(group[3], y1))
-        return group is not None
-
-    def _place_one(self, ids: list[int], group: tuple[int, int, int, int] | None) -> tuple[int, int, int, int] | None:
-        """Place the best of `CANDIDATES` instances (near `group`, when given); its footprint's box, or None."""
         best: tuple[float, int, int, bool, int, int] | None = None
         for _ in range(CANDIDATES):
             i = ids[int(self.rng.integers(len(ids)))]
             k, flip = int(self.rng.integers(4)), bool(self.rng.integers(2))
-            spot = self._instance_spot(i, k, flip, group)
+            spot = self._instance_spot(i, k, flip)
             if spot is None:
                 continue
             y, x = spot
@@ -349,21 +335,18 @@ class _Simulator:
             if self.image is None:
                 break
         if best is None:
-            return None
+            return False
         _, i, k, flip, x, y = best
         inst = self.bank.instances[i]
         fp = inst.turned(k, flip)[1]
         ys, xs = slice(y, y + fp.shape[0]), slice(x, x + fp.shape[1])
         extra = {"instance": {"bank_index": i, "rot90": k, "flip": flip, "at": [x, y]}, "source": inst.source,
                  "source_xy": [inst.x, inst.y]}
-        if not self._apply("add", fp, ys, xs, inst.cls, **extra):
-            return None
-        return x, y, x + fp.shape[1], y + fp.shape[0]
+        return self._apply("add", fp, ys, xs, inst.cls, **extra)
 
-    def _instance_spot(self, i: int, k: int, flip: bool, group: tuple[int, int, int, int] | None = None,
-                       ) -> tuple[int, int] | None:
-        """(y, x) of the window where instance `i` (turned, flipped) fits: within `NEAR_PX` of `group` (a box),
-        else preferring places near its class."""
+    def _instance_spot(self, i: int, k: int, flip: bool) -> tuple[int, int] | None:
+        """(y, x) of a window where instance `i` (turned, flipped) fits near its class (anywhere when the map has
+        none of it), or None."""
         inst = self.bank.instances[i]
         _, fp, ring = inst.turned(k, flip)
         h, w = fp.shape
@@ -371,27 +354,18 @@ class _Simulator:
         compatible = self._sources(inst.cls)
         if h > height or w > width or not compatible[inst.ring_class]:
             return None
-        if group is None:
-            near = self.near.get(inst.cls)
-            if near is None:
-                same = (self.before == inst.cls).astype(np.uint8)
-                near = cv2.dilate(same, np.ones((2 * NEAR_PX + 1, 2 * NEAR_PX + 1), np.uint8)).astype(bool)
-                self.near[inst.cls] = near
-            ylo, yhi, xlo, xhi = 0, height - h, 0, width - w
-        else:  # windows whose box lies within NEAR_PX of the group's box
-            near = None
-            ylo, yhi = max(group[1] - h - NEAR_PX, 0), min(group[3] + NEAR_PX, height - h)
-            xlo, xhi = max(group[0] - w - NEAR_PX, 0), min(group[2] + NEAR_PX, width - w)
-            if ylo > yhi or xlo > xhi:
-                return None
+        near = self.near.get(inst.cls)
+        if near is None:
+            same = (self.before == inst.cls).astype(np.uint8)
+            near = cv2.dilate(same, np.ones((2 * NEAR_PX + 1, 2 * NEAR_PX + 1), np.uint8)).astype(bool)
+            self.near[inst.cls] = near
         for _ in range(self.max_tries):
-            y, x = int(self.rng.integers(ylo, yhi + 1)), int(self.rng.integers(xlo, xhi + 1))
+            y, x = int(self.rng.integers(0, height - h + 1)), int(self.rng.integers(0, width - w + 1))
             ys, xs = slice(y, y + h), slice(x, x + w)
             win = self.after[ys, xs]
             if (compatible[win[fp]].all() and (win[ring] == inst.ring_class).all()
-                    and self.unchanged[ys, xs][fp | ring].all()):
-                if near is None or near[ys, xs][fp].any() or not near.any():
-                    return y, x
+                    and self.unchanged[ys, xs][fp | ring].all() and (near[ys, xs][fp].any() or not near.any())):
+                return y, x
         return None
 
     def _ring_distance(self, i: int, k: int, flip: bool, x: int, y: int) -> float:
