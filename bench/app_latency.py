@@ -144,7 +144,7 @@ def main() -> None:
         models.cd_model = build_cd_model("changerex-r18").to(args.device).eval()
         stand_ins.append("CD: untrained changerex-r18 (no weights found)")
     own_scheduler = models.pipe.scheduler
-    own_interval = models.pipe.resolve_guidance_interval(None)
+    own_interval = models.pipe.resolve()[0].guidance_interval
     backend = resolve_backend(args.backend, args.device)
     samplers = {spec: parse_sampler(spec, models.default_steps, backend) for spec in args.steps}
     forwards = {"torch": None}

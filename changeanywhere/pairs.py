@@ -19,7 +19,6 @@ from .classes import ClassSet
 from .config_fields import arg
 from .errors import ParameterError
 from .events import EVENT_TYPES, ChangeResult, change_type_legend, simulate_changes
-from .generator.nonchange import NonChangeSettings
 from .generator.settings import SamplerSettings
 from .image_utils import load_rgb, tensor_to_uint8, uint8_to_tensor
 from .labels import IGNORE_INDEX
@@ -35,14 +34,9 @@ CONTENT_SOURCES = ("bank", "diffusion")
 
 @dataclass(frozen=True)
 class PairSettings(SamplerSettings):
-    """How a pair is made from a before tile: the sampler settings (`SamplerSettings`, with a pair's own
-    defaults for the content scale and non-change), then the change events."""
+    """How a pair is made from a before tile: the sampler settings (`SamplerSettings`), then the change events
+    and what fills them."""
 
-    content_scale: tuple[float, float] = arg((1.0, 1.0), "S or LO:HI, drawn per pair (default 1: unchanged "
-                                             "latents anchored to the end; the paper: 0.7:1 with --blend latent)")
-    nonchange: float = arg(1.0, "strength of realistic non-change: unchanged objects re-rendered under the same "
-                           "map, scene appearance, misregistration, blur, noise, JPEG (0: off, unchanged pixels "
-                           "copy A; default 1)")
     num_events: tuple[int, int] = arg((1, 6), "N or LO:HI change events per pair, drawn per pair (default 1:6)")
     event_types: tuple[str, ...] = arg(EVENT_TYPES, f"comma-separated event types (default {','.join(EVENT_TYPES)})")
     min_area: int = arg(64, "smallest object an event may pick, px (default 64)")
@@ -66,17 +60,15 @@ class PairSettings(SamplerSettings):
         `ParameterError`."""
         return None if self.change_classes is None else change_class_ids(self.change_classes, class_set)
 
-    def resolved(self, pipe: ChangeAnywherePipeline) -> PairSettings:
-        """These settings with the sampler's filled in and checked by the pipeline (`pipe.resolve`)."""
+    def resolved(self, pipe: ChangeAnywherePipeline | None) -> PairSettings:
+        """These settings resolved once: the sampler's filled in and every field checked by the pipeline
+        (`pipe.resolve`); without a model only checked. Resolved settings pass through."""
+        if self.is_resolved:
+            return self
+        if pipe is None:
+            self.check()
+            return self.mark_resolved()
         return pipe.resolve(self)[0]
-
-    def nonchange_settings(self, pipe: ChangeAnywherePipeline) -> NonChangeSettings | None:
-        """The pipeline's non-change settings for this strength: re-rendering needs an inpainting UNet, so a
-        plain (v2) model gets the appearance and acquisition parts only."""
-        if self.nonchange <= 0:
-            return None
-        rerender = NonChangeSettings.rerender if pipe.is_inpainting else (0.0, 0.0)
-        return NonChangeSettings(strength=self.nonchange, rerender=rerender)
 
     def check(self) -> None:
         """Validate the settings once, before a long run starts (errors name the parameters): the sampler's
@@ -223,12 +215,12 @@ def unrefined(
 ) -> ChangeOutput:
     """After images without the model (a class set it was not trained on): the pasted content, then the
     appearance and acquisition parts of non-change (nothing re-rendered), each from the pair's own stream."""
-    from .generator.nonchange import apply_nonchange, draw_nonchange, nonchange_rng
+    from .generator.nonchange import apply_nonchange, as_nonchange_settings, draw_nonchange, nonchange_rng
     from .generator.outputs import ChangeOutput
 
     kinds = [class_set.kind_of(i) for i in range(class_set.num_classes)]
     refs = list(references) if references is not None else [None] * len(starts)
-    nc = NonChangeSettings(strength=settings.nonchange, rerender=(0.0, 0.0)) if settings.nonchange > 0 else None
+    nc = as_nonchange_settings(settings.nonchange, inpainting=False)
     images, records = [], []
     for start, change, seed, ref in zip(starts, changes, seeds, refs, strict=True):
         params = draw_nonchange(nonchange_rng(derive_seed(seed, DIFFUSION)), nc, ref) if nc else None
@@ -274,7 +266,7 @@ def build_pairs(
     drift, when on) pulls B towards (`drift.colour_stats`). With `content="bank"` (the default) the change gets
     real content from `bank` (`paste_content`), which the model refines at `content_strength`.
     """
-    settings.check()
+    settings = settings.resolved(pipe)  # checked once (passed through when the caller resolved them)
     settings.change_class_ids(class_set)  # unknown class names fail before any sampling
     images = [None if im is None else load_rgb(im) for im in before_images]
     missing = [i for i, im in enumerate(images) if im is None]
@@ -290,14 +282,15 @@ def build_pairs(
         for c in content:
             c["refinement"] = "none: the model draws other classes (ring matching and Poisson blending only)"
     else:
+        # with bank content the sampler's strength is `content_strength` (checked with the pair settings)
+        run = replace(settings, strength=settings.content_strength).mark_resolved() if settings.content == "bank" \
+            else settings
         out = pipe.change(
-            starts, [c.before for c in changes], [c.after for c in changes], settings=settings,
+            starts, [c.before for c in changes], [c.after for c in changes], settings=run,
             drift_reference=list(drift_references) if drift_references is not None and settings.drift > 0 else None,
-            nonchange=settings.nonchange_settings(pipe) or False,
             nonchange_reference=list(drift_references) if drift_references is not None else None,
             seed=[derive_seed(s, DIFFUSION) for s in seeds], output_type="pt",
-            callback_on_step_end=callback_on_step_end,
-            **({"strength": settings.content_strength, "start_from": "image"} if settings.content == "bank" else {}),
+            callback_on_step_end=callback_on_step_end, start_from="image" if settings.content == "bank" else "texture",
         )
         for c in content:
             if c["source"] == "bank":

@@ -59,7 +59,8 @@ def main() -> None:
     pipe.register_to_config(default_guidance_scale=float(args.guidance_scale),
                             default_num_inference_steps=int(args.steps))
     if args.guidance_interval is not None:
-        pipe.register_to_config(default_guidance_interval=list(pipe.resolve_guidance_interval(args.guidance_interval)))
+        interval = pipe.resolve(guidance_interval=args.guidance_interval)[0].guidance_interval  # checked there
+        pipe.register_to_config(default_guidance_interval=list(interval))
     # same schedule and prediction type; the sampling-time x0 clipping (DDIM) and the solver are set here
     base = build_scheduler(args.clip_sample_range or None, pipe.scheduler.config.prediction_type)
     pipe.scheduler = make_scheduler(args.scheduler, base.config)

@@ -50,10 +50,11 @@ def test_default_change_keeps_before_latent_to_the_end(tiny_pipe, before_pair):
 
 
 def test_default_change_keeps_before_pixels(tiny_pipe, before_pair):
-    """Pixel blend: unchanged pixels at least `feather` px from a change are the real before image."""
+    """Pixel blend (non-change off): unchanged pixels at least `feather` px from a change are the real before
+    image."""
     img, m = before_pair
     after = _after(m)
-    out = tiny_pipe.change(img, m, after, num_inference_steps=STEPS, seed=2, output_type="np")
+    out = tiny_pipe.change(img, m, after, num_inference_steps=STEPS, seed=2, output_type="np", nonchange=0)
     b = (out.images[0] * 255).round().astype(np.uint8)
     far = distance_from(out.change_masks[0]) >= 6
     assert far.any()

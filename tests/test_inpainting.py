@@ -65,7 +65,7 @@ def test_inpainting_pipeline_defaults_and_context(inpaint_pipe, tiny_pipe, befor
     img, m = before_pair
     after = simulate_changes(m, inpaint_pipe.class_set, seed=3, num_events=2).after
     assert inpaint_pipe.is_inpainting and not tiny_pipe.is_inpainting
-    assert inpaint_pipe.resolve_sampler(None) == "inpaint" and tiny_pipe.resolve_sampler(None) == "anchored"
+    assert inpaint_pipe.resolve()[0].sampler == "inpaint" and tiny_pipe.resolve()[0].sampler == "anchored"
     out = inpaint_pipe.change(img, m, after, seed=0, output_type="np", guidance_scale=1.0)
     assert out.sampler["change_sampler"] == "inpaint" and out.mix_steps == [0]
     # the before image is the network's context: another before image gives other painted pixels
@@ -92,7 +92,7 @@ def test_nonchange_never_touches_the_label(inpaint_pipe, before_pair):
     img, m = before_pair
     after = simulate_changes(m, inpaint_pipe.class_set, seed=5, num_events=2).after
     kw = dict(seed=[4, 5], output_type="np")
-    off = inpaint_pipe.change([img, img], [m, m], [after, after], **kw)
+    off = inpaint_pipe.change([img, img], [m, m], [after, after], nonchange=0, **kw)
     on = inpaint_pipe.change([img, img], [m, m], [after, after], nonchange=NonChangeSettings(rerender=(0.3, 0.3)),
                              **kw)
     np.testing.assert_array_equal(on.change_masks, off.change_masks)

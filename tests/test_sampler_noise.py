@@ -13,7 +13,8 @@ from changeanywhere.generator.schedulers import make_scheduler
 from changeanywhere.runtime import resolve_noise_source
 
 SCHEDULERS = ["ddim", "dpm++2m", "dpm++2m-sde", "unipc"]  # dpm++2m-sde: the embedded default's
-RANGE = dict(content_scale=(0.3, 1.0), blend="latent", num_inference_steps=8, output_type="pt")
+# the sampler alone: non-change off
+RANGE = dict(content_scale=(0.3, 1.0), blend="latent", num_inference_steps=8, output_type="pt", nonchange=0)
 
 
 def _pipe(tiny_pipe, scheduler: str = "ddim", source: str = "auto"):

@@ -70,7 +70,7 @@ def add_config_args(p: argparse.ArgumentParser, cls: type, skip: tuple[str, ...]
     replace a field's help for this command."""
     hints = typing.get_type_hints(cls)
     for f in fields(cls):
-        if f.name in skip:
+        if f.name in skip or not f.init:  # a field set by the library (e.g. `is_resolved`) is no flag
             continue
         kw: dict[str, Any] = {"dest": f.name, "help": helps.get(f.name, f.metadata.get("help"))}
         if "metavar" in f.metadata:
@@ -108,7 +108,7 @@ def _value_type(hint: Any) -> Any:
 
 def config_from_args(cls: type, args: argparse.Namespace, **overrides: Any) -> Any:
     """A config dataclass from the parsed arguments whose names are its fields (and `overrides`)."""
-    values = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}
+    values = {f.name: getattr(args, f.name) for f in fields(cls) if f.init and hasattr(args, f.name)}
     return cls(**{**values, **overrides})
 
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -114,12 +114,13 @@ def _generate(
     use_scheduler(pipe, cfg.scheduler)
     dtype = pipe.unet.dtype  # as loaded (a pipeline passed in keeps its own)
     check_model(pipe, class_set, cfg.size, cfg.pair.content)
+    cfg = replace(cfg, pair=cfg.pair.resolved(pipe))  # the model's defaults filled in once, for every stage below
     cache = SourceCache(sources, class_set, cfg.size, cfg.snap_colors, bands=cfg.bands, resample=cfg.resample)
     bank = _on_main(state, lambda: sources_bank(cfg, class_set, sources, cache)) if cfg.pair.content == "bank" else None
-    settings = dataset_settings(cfg, pipe, class_set, sources, dtype, cfg.output_format(sources), bank)
+    record = dataset_settings(cfg, pipe, class_set, sources, dtype, cfg.output_format(sources), bank)
 
     def prepare() -> tuple[dict[str, Any], list[int]]:
-        return prepare_folder(out, settings, sources, class_set, cfg, cache)
+        return prepare_folder(out, record, sources, class_set, cfg, cache)
 
     merged, done = _on_main(state, prepare)
     plan = make_plan(cfg.num, cfg.batch_size, done, state.num_processes)
@@ -152,13 +153,14 @@ def sources_bank(cfg: GenerateConfig, class_set: ClassSet, sources: Sequence[Sou
 
 
 def prepare_folder(
-    out: Path, settings: dict[str, Any], sources: Sequence[Source], class_set: ClassSet, cfg: GenerateConfig,
+    out: Path, record: dict[str, Any], sources: Sequence[Source], class_set: ClassSet, cfg: GenerateConfig,
     cache: SourceCache,
 ) -> tuple[dict[str, Any], list[int]]:
-    """Check the settings against the folder's and every source map; unless a dry run, create the folders,
-    clear a killed run's temp files and write generation.json. Returns (settings, finished samples)."""
+    """Check the dataset's record (generation.json's contents) against the folder's and every source map;
+    unless a dry run, create the folders, clear a killed run's temp files and write generation.json. Returns
+    (the merged record, finished samples)."""
     old = read_settings(out)
-    merged = merge_settings(old, settings, out)
+    merged = merge_settings(old, record, out)
     validate_sources(sources, class_set, cfg.snap_colors, cache)
     if cfg.dry_run:
         return merged, scan_done(out) if out.is_dir() else []

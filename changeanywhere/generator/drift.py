@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..errors import ChangeAnywhereError
+from ..errors import ParameterError
 
 
 @dataclass(frozen=True)
@@ -28,22 +28,23 @@ class DriftSettings:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.strength <= 3.0:
-            raise ChangeAnywhereError(f"drift strength must lie in [0, 3], got {self.strength}")
+            raise ParameterError(f"`drift` must lie in [0, 3] (0: off), got {self.strength}", "drift")
         if self.field_grid < 1:
-            raise ChangeAnywhereError(f"drift field grid must be at least 1, got {self.field_grid}")
+            raise ParameterError(f"drift `field_grid` must be at least 1, got {self.field_grid}", "field_grid")
 
 
 def as_drift_settings(drift: DriftSettings | float | bool | None) -> DriftSettings | None:
-    """None/False/0 -> no drift; True -> default; a float -> that strength; settings pass through."""
+    """None/False/0 -> no drift; True -> default; a float -> that strength; settings pass through. Checks the
+    strength."""
     if drift is None or drift is False:
         return None
-    if drift is True:
-        return DriftSettings()
-    if isinstance(drift, int | float):
-        return DriftSettings(strength=float(drift)) if drift > 0 else None
+    if drift is True or isinstance(drift, int | float):
+        settings = DriftSettings(strength=float(drift))
+        return settings if settings.strength > 0 else None
     if isinstance(drift, DriftSettings):
         return drift if drift.strength > 0 else None
-    raise ChangeAnywhereError(f"drift must be None, a bool, a strength or DriftSettings, got {type(drift).__name__}")
+    raise ParameterError(f"`drift` must be None, a bool, a strength or DriftSettings, got {type(drift).__name__}",
+                         "drift")
 
 
 def colour_stats(image: np.ndarray, label_map: np.ndarray | None = None, num_classes: int = 0,

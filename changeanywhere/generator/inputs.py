@@ -16,7 +16,7 @@ import torch
 from ..errors import ChangeAnywhereError, MapSizeError, ParameterError
 from ..image_utils import images_to_tensor, maps_to_tensor
 from .sampler_defaults import SAMPLER_DEFAULTS
-from .settings import CHANGE_SAMPLERS, ContentScale, SamplerSettings, check_interval
+from .settings import CHANGE_SAMPLERS, ContentScale, SamplerSettings
 
 __all__ = ["CHANGE_SAMPLERS", "ContentScale", "PipelineInputs"]
 
@@ -55,37 +55,37 @@ class PipelineInputs:
 
     def resolve(self, settings: SamplerSettings | None = None, **overrides: Any) -> tuple[SamplerSettings, dict]:
         """(resolved settings, their one record): `settings` (default `SamplerSettings()`) with the keyword
-        `overrides` that are not None, checked once (`SamplerSettings.check`), the steps, guidance, guidance
-        interval and change sampler left open filled from the model (its config, else `SAMPLER_DEFAULTS`). The
-        record is `SamplerSettings.record` plus the scheduler (class, algorithm, prediction type, whether it
-        takes an eta)."""
+        `overrides` that are not None, the steps, guidance, guidance interval and change sampler left open filled
+        from the model (its config, else `SAMPLER_DEFAULTS`), then every field checked once
+        (`SamplerSettings.check`) and the sampler against the model. Settings this returned pass through as they
+        are. The record is `SamplerSettings.record` plus the scheduler (class, algorithm, prediction type,
+        whether it takes an eta)."""
         s = (settings if settings is not None else SamplerSettings()).with_(**overrides)
-        s.check()
-        resolved = replace(
-            s,
-            num_inference_steps=int(s.num_inference_steps if s.num_inference_steps is not None
-                                    else self.config.default_num_inference_steps),
-            guidance_scale=float(s.guidance_scale if s.guidance_scale is not None
-                                 else self.config.default_guidance_scale),
-            guidance_interval=self.resolve_guidance_interval(s.guidance_interval),
-            eta=float(s.eta),
-            sampler=self.resolve_sampler(s.sampler),
-        )
-        resolved.check()  # the model's own defaults too
-        return resolved, {**resolved.record(), **self.scheduler_record()}
+        if not s.is_resolved:
+            s = replace(
+                s,
+                num_inference_steps=(s.num_inference_steps if s.num_inference_steps is not None
+                                     else self.config.default_num_inference_steps),
+                guidance_scale=s.guidance_scale if s.guidance_scale is not None else self.config.default_guidance_scale,
+                guidance_interval=(s.guidance_interval if s.guidance_interval is not None
+                                   else getattr(self.config, "default_guidance_interval", None)
+                                   or SAMPLER_DEFAULTS.guidance_interval),
+                sampler=s.sampler or ("inpaint" if self.is_inpainting else "anchored"),
+            )
+            s.check()
+            if s.sampler == "inpaint" and not self.is_inpainting:
+                raise ParameterError("`sampler` 'inpaint' needs an inpainting UNet; this model has a plain UNet: use "
+                                     "'anchored'", "sampler")
+            s = replace(s, num_inference_steps=int(s.num_inference_steps), guidance_scale=float(s.guidance_scale),
+                        guidance_interval=tuple(float(v) for v in s.guidance_interval),
+                        eta=float(s.eta)).mark_resolved()
+        return s, {**s.record(), **self.scheduler_record()}
 
     @staticmethod
     def check_output_type(output_type: str) -> None:
         if output_type not in ("pil", "np", "pt", "latent"):
             raise ParameterError(f"`output_type` must be 'pil', 'np', 'pt' or 'latent', got {output_type!r}",
                                  "output_type")
-
-    def resolve_guidance_interval(self, guidance_interval: Sequence[float] | None) -> tuple[float, float]:
-        """[start, stop) share of the steps that use classifier-free guidance (None: the model's default)."""
-        if guidance_interval is None:
-            model_default = getattr(self.config, "default_guidance_interval", None)
-            guidance_interval = model_default or SAMPLER_DEFAULTS.guidance_interval
-        return check_interval(guidance_interval)
 
     def scheduler_takes_eta(self) -> bool:
         """Whether the scheduler's `step` has an `eta` (DDIM); DPM-Solver, UniPC and Euler have none."""
@@ -101,16 +101,6 @@ class PipelineInputs:
             "prediction_type": self.scheduler.config.get("prediction_type"),
             "scheduler_takes_eta": self.scheduler_takes_eta(),
         }
-
-    def resolve_sampler(self, sampler: str | None) -> str:
-        """The change sampler: "inpaint" (default for an inpainting UNet) or "anchored" (latent mixing)."""
-        sampler = sampler or ("inpaint" if self.is_inpainting else "anchored")
-        if sampler not in CHANGE_SAMPLERS:
-            raise ParameterError(f"`sampler` must be one of {', '.join(CHANGE_SAMPLERS)}, got {sampler!r}", "sampler")
-        if sampler == "inpaint" and not self.is_inpainting:
-            raise ParameterError("`sampler` 'inpaint' needs an inpainting UNet (generator v3 weights); this model "
-                                 "has a plain UNet: use 'anchored'", "sampler")
-        return sampler
 
     def _change_inputs(self, before_image: Any, before_map: Any, after_map: Any):
         """(images in [-1, 1], before maps, after maps) as tensors, checked to match in batch and size."""

@@ -53,7 +53,7 @@ class NonChangeSettings:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.strength <= 3.0:
-            raise ParameterError(f"`nonchange` strength must lie in [0, 3], got {self.strength}", "nonchange")
+            raise ParameterError(f"`nonchange` must lie in [0, 3] (0: off), got {self.strength}", "nonchange")
         lo, hi = self.rerender
         if not 0.0 <= lo <= hi <= 0.9:
             raise ParameterError(f"`rerender` share must satisfy 0 ≤ low ≤ high ≤ 0.9, got {self.rerender}",
@@ -69,14 +69,16 @@ class NonChangeSettings:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
-def as_nonchange_settings(value: NonChangeSettings | float | bool | None) -> NonChangeSettings | None:
-    """None/False/0 -> off; True -> the default; a float -> that strength; settings pass through."""
+def as_nonchange_settings(value: NonChangeSettings | float | bool | None, inpainting: bool = True
+                          ) -> NonChangeSettings | None:
+    """None/False/0 -> off; True -> the default; a float -> that strength, re-rendering only for an `inpainting`
+    UNet (a plain one gets the appearance and acquisition parts); settings pass through. Checks the strength."""
     if value is None or value is False:
         return None
-    if value is True:
-        return NonChangeSettings()
-    if isinstance(value, int | float):
-        return NonChangeSettings(strength=float(value)) if value > 0 else None
+    if value is True or isinstance(value, int | float):
+        settings = NonChangeSettings(strength=float(value), rerender=NonChangeSettings.rerender if inpainting
+                                     else (0.0, 0.0))
+        return settings if settings.strength > 0 else None
     if isinstance(value, NonChangeSettings):
         return value if value.strength > 0 or value.rerender[1] > 0 else None
     raise ParameterError(f"`nonchange` must be None, a bool, a strength or NonChangeSettings, got "

@@ -384,7 +384,8 @@ class ChangeAnywherePipeline(PipelineInputs, DiffusionPipeline):
                                  "start_from")
         if strength == 0 and start_from != "image":
             raise ParameterError("`strength` 0 keeps the change as given: only with start_from='image'", "strength")
-        drift_settings, nonchange_settings = as_drift_settings(s.drift), as_nonchange_settings(s.nonchange)
+        drift_settings, nonchange_settings = as_drift_settings(s.drift), as_nonchange_settings(
+            s.nonchange, self.is_inpainting)
         images, before, after = self._change_inputs(before_image, before_map, after_map)
         references = self._per_sample(drift_reference, len(before), "drift_reference")
         nc_references = self._per_sample(nonchange_reference, len(before), "nonchange_reference")
@@ -471,7 +472,7 @@ class ChangeAnywherePipeline(PipelineInputs, DiffusionPipeline):
         if settings is None:
             return [{}] * len(generators)
         if settings.rerender[1] > 0 and not self.is_inpainting:
-            raise ParameterError("re-rendering unchanged regions needs an inpainting UNet (generator v3 weights); "
+            raise ParameterError("re-rendering unchanged regions needs an inpainting UNet; "
                                  "pass NonChangeSettings(rerender=(0, 0)) with this model", "nonchange")
         skip = self.class_set.classes_of_kind(*settings.rerender_skip) if self.class_set is not None else ()
         out = []

@@ -9,13 +9,13 @@ A call's settings may leave the steps, guidance, guidance interval and change sa
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
 from ..config_fields import arg
 from ..errors import ParameterError
-from .drift import DriftSettings
-from .nonchange import NonChangeSettings
+from .drift import DriftSettings, as_drift_settings
+from .nonchange import NonChangeSettings, as_nonchange_settings
 
 ContentScale = float | tuple[float, float]
 CHANGE_SAMPLERS = ("inpaint", "anchored")
@@ -32,27 +32,34 @@ class SamplerSettings:
     # [start, stop) share of the steps that are guided (default: the model's own)
     guidance_interval: tuple[float, float] | None = None
     eta: float = arg(1.0, "DDIM eta, where the scheduler takes one (default 1)")
-    content_scale: ContentScale = arg(1.0, "S or LO:HI, drawn per pair (default 1: unchanged latents anchored to "
-                                      "the end; the paper: 0.7:1 with --blend latent)")
+    content_scale: ContentScale = arg((1.0, 1.0), "S or LO:HI, drawn per pair (default 1: unchanged latents "
+                                      "anchored to the end; the paper: 0.7:1 with --blend latent)")
     blend: Literal["pixel", "latent"] = arg("pixel", "pixel: keep the real before image outside the change, "
                                             "feathered (default); latent: decode the whole latent (the paper)")
     feather: int = arg(6, "seam width in px of the pixel blend (default 6)")
     free_band: int = 1  # latent cells around the change painted freely
     # < 1: free cells start from copied texture of their new class, or from the given image (SDEdit); 0: as given
     strength: float = 1.0
-    drift: float | DriftSettings = arg(0.0, "strength of the older global radiometric drift of B (0: off, the "
-                                       "default)")
+    drift: float | DriftSettings = arg(0.0, "strength of a global radiometric drift of B: white balance, "
+                                       "exposure, gamma, haze (0: off, the default)")
     sampler: Literal["inpaint", "anchored"] | None = arg(
         None, "change sampler (default: the model's: inpaint for an inpainting UNet, else anchored)")
-    nonchange: float | NonChangeSettings = arg(0.0, "strength of realistic non-change: unchanged objects "
-                                               "re-rendered under the same map, scene appearance, misregistration, "
-                                               "blur, noise, JPEG (0: off, unchanged pixels copy A)")
+    nonchange: float | NonChangeSettings = arg(
+        1.0, "strength of realistic non-change: unchanged objects re-rendered under the same map (with an inpainting "
+        "UNet), scene appearance, misregistration, blur, noise, JPEG (0: off, unchanged pixels copy A; default 1)")
+    # set by `ChangeAnywherePipeline.resolve`: every open field filled from the model and every field checked once
+    is_resolved: bool = field(default=False, init=False, repr=False, compare=False)
 
     def with_(self, **overrides: Any) -> SamplerSettings:
         """These settings with the fields given (not None) replaced: keyword arguments as sugar over `settings=`."""
-        names = {f.name for f in fields(SamplerSettings)}
+        names = {f.name for f in fields(SamplerSettings) if f.init}
         given = {k: v for k, v in overrides.items() if v is not None and k in names}
         return replace(self, **given) if given else self
+
+    def mark_resolved(self) -> SamplerSettings:
+        """These settings, marked as resolved: `ChangeAnywherePipeline.resolve` passes them through unchecked."""
+        object.__setattr__(self, "is_resolved", True)
+        return self
 
     def check(self) -> None:
         """Validate every setting (errors name the parameter, `ParameterError`; the CLI shows its flag)."""
@@ -76,10 +83,8 @@ class SamplerSettings:
                                  "feather", "free_band")
         if not 0.0 <= self.strength <= 1.0:
             raise ParameterError(f"`strength` must lie in [0, 1], got {self.strength}", "strength")
-        for name in ("drift", "nonchange"):
-            value = getattr(self, name)
-            if isinstance(value, int | float) and not 0.0 <= value <= 3.0:
-                raise ParameterError(f"`{name}` must lie in [0, 3] (0: off), got {value}", name)
+        as_drift_settings(self.drift)  # each validates its own strength (`DriftSettings`, `NonChangeSettings`)
+        as_nonchange_settings(self.nonchange)
         if self.sampler not in (None, *CHANGE_SAMPLERS):
             raise ParameterError(f"`sampler` must be one of {', '.join(CHANGE_SAMPLERS)}, got {self.sampler!r}",
                                  "sampler")
