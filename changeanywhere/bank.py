@@ -95,7 +95,23 @@ class Texture:
 
 
 class ObjectBank:
-    """Instances and textures per class of one class set, with where they were cut from (`origin`)."""
+    """Instances and textures per class of one class set, with where they were cut from (`origin`).
+
+    Made by `build` (from labelled tiles), `from_folders` (from image and map folders) or `load` (a saved bank);
+    `content.paste_changes` and the `add` events paste from it.
+
+    Args:
+        class_set (`ClassSet`):
+            The class set the instances' and textures' class indices refer to.
+        instances (`Sequence[Instance]`):
+            The real objects with their ring of context, in the order given (`instance_ids` indexes them).
+        textures (`Sequence[Texture]`):
+            The square windows of one stuff class each, in the order given (`texture_ids` indexes them).
+        settings (`BankSettings`, *optional*, defaults to `BankSettings()`):
+            The settings the bank was built with (recorded in `bank.json`).
+        origin (`str`, *optional*, defaults to `""`):
+            Where the content was cut from, for error messages and a dataset's record; "" when unknown.
+    """
 
     def __init__(self, class_set: ClassSet, instances: Sequence[Instance], textures: Sequence[Texture],
                  settings: BankSettings = BankSettings(), origin: str = ""):
@@ -115,15 +131,26 @@ class ObjectBank:
         return f"ObjectBank({self.class_set.name!r}, {self.summary()})"
 
     def instance_ids(self, cls: int) -> list[int]:
-        """Indices (into `instances`) of the instances of class `cls`."""
+        """Indices (into `instances`) of the instances of class index `cls`; [] when it has none."""
         return self._by_class.get(cls, [])
 
     def texture_ids(self, cls: int) -> list[int]:
+        """Indices (into `textures`) of the textures of class index `cls`; [] when it has none."""
         return self._tex_by_class.get(cls, [])
 
     def require(self, cls: int, what: str) -> list[int]:
-        """The instance ("instances") or texture ("textures") ids of class `cls`, or a `BankError` naming the class
-        and the data the bank was built from."""
+        """The instance or texture ids of a class, or a `BankError` naming the class and the data the bank was
+        built from.
+
+        Args:
+            cls (`int`):
+                A class index of the bank's class set (outside it: `BankError`).
+            what (`str`):
+                "instances" for `instance_ids`; any other value (by convention "textures") for `texture_ids`.
+
+        Returns:
+            `list[int]`: the ids, never empty (a class without any raises `BankError`).
+        """
         if not 0 <= cls < self.class_set.num_classes:
             raise BankError(f"class index {cls} is not in class set {self.class_set.name!r}")
         ids = self.instance_ids(cls) if what == "instances" else self.texture_ids(cls)
@@ -134,14 +161,15 @@ class ObjectBank:
         return ids
 
     def summary(self) -> dict[str, dict[str, int]]:
-        """Per class name: how many instances and textures."""
+        """Per class name, for the classes that have any: {"instances": count, "textures": count}."""
         names = self.class_set.names
         return {names[c]: {"instances": len(self.instance_ids(c)), "textures": len(self.texture_ids(c))}
                 for c in range(self.class_set.num_classes)
                 if self.instance_ids(c) or self.texture_ids(c)}
 
     def fingerprint(self) -> dict[str, Any]:
-        """What the bank is, for a dataset's record: where it came from, its counts, and a hash of its content."""
+        """What the bank is, for a dataset's record: {"origin", "instances" (count), "textures" (count),
+        "sha256" (of every instance's and texture's class, source, position and pixels, in order)}."""
         h = hashlib.sha256()
         for i in self.instances:
             h.update(f"{i.cls}|{i.source}|{i.x}|{i.y}|{i.area}\n".encode())
@@ -157,8 +185,27 @@ class ObjectBank:
     @classmethod
     def build(cls, tiles: Iterable[tuple[str, np.ndarray, np.ndarray]], class_set: ClassSet,
               settings: BankSettings = BankSettings(), origin: str = "") -> ObjectBank:
-        """A bank from (source name, HxWx3 uint8 image, HxW index map[, (x, y) of the window in the source]) tuples,
-        in the order given."""
+        """A bank cut from labelled tiles, in the order given.
+
+        Instances are the connected components of each object class (kind "object" in the class set) within the
+        size range of `settings` whose ring is mostly other classes; textures are the windows of the largest
+        `TEXTURE_SIZES` size a stuff class has, each at least `texture_purity` of its class. Per class, at most
+        `max_instances` / `max_textures` are kept, spread evenly over the tiles.
+
+        Args:
+            tiles (`Iterable[tuple]`):
+                (source name, HxWx3 uint8 image, HxW uint8 index map) tuples, optionally with a fourth item, the
+                (x, y) of the tile in its source image (positions are recorded in source coordinates).
+            class_set (`ClassSet`):
+                The classes of the maps; its kinds decide which classes give instances and which textures.
+            settings (`BankSettings`, *optional*, defaults to `BankSettings()`):
+                The instance size range and ring, and the texture windows.
+            origin (`str`, *optional*, defaults to `""`):
+                Where the tiles come from (the bank's `origin`).
+
+        Returns:
+            `ObjectBank`: the bank (the same tiles and settings give the same bank).
+        """
         objects = set(class_set.object_classes)
         found: dict[int, list[Instance]] = {}
         windows: dict[int, list[Texture]] = {}
@@ -179,7 +226,25 @@ class ObjectBank:
     def from_folders(cls, images: str | os.PathLike, labels: str | os.PathLike, class_set: ClassSet,
                      split: str | None = None, settings: BankSettings = BankSettings(),
                      **split_kw: Any) -> ObjectBank:
-        """A bank from the image and map folders `generate` takes (pairs by file stem; `split` "train"/"val")."""
+        """A bank from the image and map folders `generate` takes, paired by file stem (`data.pair_folders`).
+
+        Args:
+            images (`str` or `os.PathLike`):
+                The folder of source images.
+            labels (`str` or `os.PathLike`):
+                The folder of land-cover maps (same file stems), read with `class_set`.
+            class_set (`ClassSet`):
+                The classes of the maps.
+            split (`str`, *optional*):
+                "train" or "val": only that split's pairs (`data.pair_folders`). None: all pairs.
+            settings (`BankSettings`, *optional*, defaults to `BankSettings()`):
+                What goes into the bank (see `build`).
+            **split_kw:
+                `val_pattern` and `split_file` of `data.pair_folders` (which pairs are the validation split).
+
+        Returns:
+            `ObjectBank`: the bank, its `origin` "<parent>/<images folder>" (plus " (<split> split)").
+        """
         pairs = pair_folders(images, labels, split, **split_kw)
         loaded = load_pairs(pairs, class_set)
         origin = f"{Path(images).resolve().parent.name}/{Path(images).name}" + (f" ({split} split)" if split else "")
@@ -190,7 +255,15 @@ class ObjectBank:
 
     def save(self, folder: str | os.PathLike) -> Path:
         """Write `instances.png` (RGBA: each instance's window stacked downwards, alpha 255 footprint, 128 ring),
-        `textures.png` (the windows stacked downwards) and `bank.json` into `folder`, each atomically."""
+        `textures.png` (the windows stacked downwards) and `bank.json` into `folder`, each atomically.
+
+        Args:
+            folder (`str` or `os.PathLike`):
+                The bank folder; created (with its parents) if missing, its three files replaced.
+
+        Returns:
+            `Path`: `folder`.
+        """
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         record = {
@@ -215,7 +288,16 @@ class ObjectBank:
 
     @classmethod
     def load(cls, folder: str | os.PathLike) -> ObjectBank:
-        """Read a bank written by `save` (PNG and JSON only)."""
+        """Read a bank written by `save` (PNG and JSON only).
+
+        Args:
+            folder (`str` or `os.PathLike`):
+                A folder holding `bank.json`, `instances.png` and `textures.png` of this bank format
+                (`BANK_FORMAT`).
+
+        Returns:
+            `ObjectBank`: the bank; a missing, damaged or other-format folder raises `BankError`.
+        """
         folder = Path(folder)
         try:
             record = json.loads((folder / "bank.json").read_text(encoding="utf-8"))
@@ -331,7 +413,20 @@ def _textures(name: str, image: np.ndarray, label: np.ndarray, k: int, objects: 
 
 
 def bank_cache_key(paths: Sequence[Path], class_set: ClassSet, settings: BankSettings) -> str:
-    """A key for a bank built on the fly: the files (name, size, time), the class set and the settings."""
+    """A key for a bank built on the fly: 16 hex digits of a hash of the files (resolved path, size, modification
+    time), the class set, the settings and `BANK_FORMAT`.
+
+    Args:
+        paths (`Sequence[Path]`):
+            The source files (images and maps), in any order.
+        class_set (`ClassSet`):
+            The classes the bank is built with.
+        settings (`BankSettings`):
+            The settings it is built with.
+
+    Returns:
+        `str`: the key (a file changed in size or time gives another).
+    """
     h = hashlib.sha256()
     for p in sorted(paths):
         st = p.stat()
@@ -343,7 +438,19 @@ def bank_cache_key(paths: Sequence[Path], class_set: ClassSet, settings: BankSet
 
 
 def cached(key: str, build: Callable[[], ObjectBank], cache_dir: str | os.PathLike | None = None) -> ObjectBank:
-    """The bank stored under `key` in the cache (default `runtime.cache_dir()/banks`), else `build()`, stored."""
+    """The bank stored under `key` in the cache, else `build()`, then stored there.
+
+    Args:
+        key (`str`):
+            The cache entry, e.g. `bank_cache_key(...)`; the bank lives in `<cache>/banks/<key>/`.
+        build (`Callable[[], ObjectBank]`):
+            Makes the bank when the entry is missing or cannot be read (a damaged entry is rebuilt).
+        cache_dir (`str` or `os.PathLike`, *optional*):
+            The cache root. None: `runtime.cache_dir()` ($CHANGEANYWHERE_CACHE, else ~/.cache/changeanywhere).
+
+    Returns:
+        `ObjectBank`: the cached or built bank (an unwritable cache is not an error: the bank is then not stored).
+    """
     from .runtime import cache_dir as default_cache
 
     folder = Path(cache_dir or default_cache()) / "banks" / key
@@ -363,7 +470,28 @@ def cached(key: str, build: Callable[[], ObjectBank], cache_dir: str | os.PathLi
 def cached_bank(images: str | os.PathLike, labels: str | os.PathLike, class_set: ClassSet, split: str | None = None,
                 settings: BankSettings = BankSettings(), cache_dir: str | os.PathLike | None = None,
                 **split_kw: Any) -> ObjectBank:
-    """The bank of these folders (`split`: None for all pairs, "train" or "val"), built once and cached."""
+    """The bank of these folders, built once (`ObjectBank.from_folders`) and cached under a key of their files,
+    the class set and the settings (`bank_cache_key`, `cached`).
+
+    Args:
+        images (`str` or `os.PathLike`):
+            The folder of source images.
+        labels (`str` or `os.PathLike`):
+            The folder of land-cover maps (same file stems).
+        class_set (`ClassSet`):
+            The classes of the maps.
+        split (`str`, *optional*):
+            "train" or "val": only that split's pairs. None: all pairs.
+        settings (`BankSettings`, *optional*, defaults to `BankSettings()`):
+            What goes into the bank.
+        cache_dir (`str` or `os.PathLike`, *optional*):
+            The cache root. None: `runtime.cache_dir()`.
+        **split_kw:
+            `val_pattern` and `split_file` of `data.pair_folders`.
+
+    Returns:
+        `ObjectBank`: the bank (rebuilt when a file's size or modification time changes).
+    """
     pairs = pair_folders(images, labels, split, **split_kw)
     key = bank_cache_key([p for pair in pairs for p in pair], class_set, settings)
     return cached(key, lambda: ObjectBank.from_folders(images, labels, class_set, split, settings, **split_kw),
@@ -373,7 +501,20 @@ def cached_bank(images: str | os.PathLike, labels: str | os.PathLike, class_set:
 def resolve_bank(bank: str | os.PathLike | ObjectBank | None, class_set: ClassSet,
                  build: Callable[[], ObjectBank] | None = None) -> ObjectBank:
     """The bank to paste from: a bank or a bank folder as given; else `build()` (e.g. a `cached` bank of the
-    user's own imagery); else the embedded bank. A bank of other classes than `class_set`'s is refused."""
+    user's own imagery); else the embedded bank. A bank of other classes than `class_set`'s is refused.
+
+    Args:
+        bank (`ObjectBank`, `str` or `os.PathLike`, *optional*):
+            A bank, or a bank folder (`ObjectBank.load`). None: `build()`, else the embedded bank
+            (`runtime.DEFAULT_BANK`).
+        class_set (`ClassSet`):
+            The classes the bank must hold: the same class names in the same order (case-insensitive).
+        build (`Callable[[], ObjectBank]`, *optional*):
+            Makes the bank when `bank` is None. None: the embedded bank is used.
+
+    Returns:
+        `ObjectBank`: the bank; one of other classes raises a `BankError` that says how to build one.
+    """
     from .runtime import DEFAULT_BANK
 
     if isinstance(bank, ObjectBank):

@@ -454,8 +454,8 @@ def _colour_names(cs: ClassSet) -> str:
 
 
 def _kinds_of(d: Mapping[str, Any]) -> dict[str, str]:
-    """The `kinds` of a class-set description; one without them (written before the field) that has a built-in
-    set's name and classes takes that set's kinds."""
+    """The `kinds` of a class-set description; one without a `kinds` field that has a built-in set's name and
+    classes takes that set's kinds, any other none."""
     if "kinds" in d:
         return {str(a): str(b) for a, b in (d.get("kinds") or {}).items()}
     spec = BUILTIN_SPECS.get(str(d.get("name", "")).strip().lower().replace("_", "-"))

@@ -173,7 +173,7 @@ def _synthesis_report(
 def _change_report(
     segmenter: LandCoverSegmenter, eval_tiles: EvalTiles, class_set: ClassSet, out: dict[str, np.ndarray], seed: int
 ) -> dict[str, Any]:
-    """How well the after images keep the before image (non-change off; the older drift on), show the new
+    """How well the after images keep the before image (non-change off; the global drift on), show the new
     class, and, with realistic non-change at the default, how they differ from A where nothing changed."""
     real, maps = eval_tiles.images, eval_tiles.maps
     after_imgs, after_maps = out["after_images"], out["after_maps"]

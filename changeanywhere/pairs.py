@@ -259,12 +259,52 @@ def build_pairs(
 ) -> list[ChangePair]:
     """Make the after images of a batch of changes: one `ChangePair` per (before image, change, seed).
 
-    A before image may be None: it is then synthesized from the change's before map with the pair's seed.
     The diffusion noise derives from the pair's seed, so a pair does not depend on the rest of its batch (up
-    to float rounding). `meta`: extra JSON fields per pair (e.g. where its tile came from);
-    `drift_references`: per pair, colour statistics of another real image that the non-change style (and the
-    drift, when on) pulls B towards (`drift.colour_stats`). With `content="bank"` (the default) the change gets
-    real content from `bank` (`paste_content`), which the model refines at `content_strength`.
+    to float rounding). With `content="bank"` (the default) each change first gets real content from the bank
+    (`paste_content`), which the model then refines at `content_strength`; with `content="diffusion"` the model
+    paints the change (`ChangeAnywherePipeline.change`).
+
+    Args:
+        pipe (`ChangeAnywherePipeline`):
+            The model that draws the after images (`pipe.change`) and any missing before images
+            (`pipe.synthesize`). With `content="bank"` and a model that draws other classes than `class_set`'s
+            (`draws`), the after images are made without it: the pasted content plus the appearance and
+            acquisition parts of non-change, nothing re-rendered (`unrefined`).
+        before_images (`Sequence`):
+            Per pair, the before image A (a path, PIL image, HxWx3 uint8 array or 3xHxW tensor in [-1, 1], read
+            by `image_utils.load_rgb`), or None: A is then synthesized from the change's before map with the
+            pair's seed.
+        changes (`Sequence[ChangeResult]`):
+            Per pair, the change events applied to the before map (`simulate_events`, or
+            `events.simulate_changes` with user edits): both maps, the change mask, change type and events.
+            With `content="bank"` the after map becomes exactly what was pasted.
+        seeds (`Sequence[int]`):
+            Per pair, its seed; the content and diffusion streams derive from it (`seeds.derive_seed`).
+        class_set (`ClassSet`):
+            The classes of the maps; `settings.change_classes` and the bank's classes are checked against it.
+        settings (`PairSettings`):
+            The sampler settings (`SamplerSettings` fields, passed to `pipe.change`; non-change re-renders only
+            with an inpainting UNet), the content source and strength, and `change_classes`. Resolved first
+            (`PairSettings.resolved`: checked once, passed through when already resolved); unknown
+            `change_classes` names raise a `ParameterError` before any sampling.
+        meta (`Sequence[Mapping[str, Any]]`, *optional*):
+            Per pair, extra JSON fields merged last into its `meta` (e.g. where its tile came from). None: none.
+        drift_references (`Sequence[dict | None]`, *optional*):
+            Per pair, colour statistics of another real image (`drift.colour_stats`) that the non-change style
+            (and the drift, when `settings.drift` > 0) pulls B towards. None: no reference.
+        callback_on_step_end (`Callable`, *optional*):
+            Passed to `pipe.change` (not to the synthesis of missing before images). None: no callback.
+        bank (`ObjectBank`, *optional*):
+            The object bank of `content="bank"` (unused with `content="diffusion"`). None: the embedded bank
+            (`runtime.DEFAULT_BANK`), which holds only its own class set's classes (`bank.resolve_bank` refuses
+            others with a `BankError`).
+
+    Returns:
+        `list[ChangePair]`: one per pair, in input order: the before image (as given or synthesized, without
+        pasted content), the after image, both maps, the change mask (only the counted changes with
+        `change_classes`), the change type, `meta` (seeds, content scale, anchored steps, change sampler, drift,
+        non-change, content record, events, pixel statistics, then the given `meta`) and the re-rendered
+        unchanged pixels (None when non-change is off).
     """
     settings = settings.resolved(pipe)  # checked once (passed through when the caller resolved them)
     settings.change_class_ids(class_set)  # unknown class names fail before any sampling

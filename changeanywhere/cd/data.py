@@ -120,10 +120,23 @@ class ChangeFolderDataset(Dataset):
     """A change-detection folder (`A/`, `B/`, `label/`: the output of `changeanywhere generate`, or LEVIR-CD
     style data) as a torch `Dataset`, with torchgeo's sample dict (its `LEVIRCD`, torchgeo ≥ 0.8).
 
-    Sample i: `image` (2x3xHxW float, the two dates, values 0-255), `mask` (1xHxW long: 1 change, 0 no change,
-    255 ignore, `labels.IGNORE_INDEX`) and `stem`; with a `class_set`, also `maps` (2xHxW long land-cover maps of
-    both dates, from `label_A/`, `label_B/`). `split`: only the pairs listed in `list/<split>.txt` (written by
-    `generate --splits`). `transforms` is applied to each sample dict (e.g. `Normalize()`: values in [-1, 1]).
+    Sample i (pairs sorted by stem): `image` (2x3xHxW float, the two dates, values 0-255), `mask` (1xHxW long:
+    1 change, 0 no change, 255 ignore, `labels.IGNORE_INDEX`) and `stem`; with a `class_set`, also `maps` (2xHxW
+    long land-cover maps of both dates, from `label_A/`, `label_B/`). Files are read when a sample is asked for.
+
+    Args:
+        root (`str` or `Path`):
+            The folder: `A/`, `B/` and `label/` (or `labels/`), files paired by stem (`find_cd_pairs`; missing
+            folders and unpaired files raise `ChangeAnywhereError`). Labels are decoded by
+            `labels.decode_change_label` (0/255 with 127 ignore, or 0/1 with 255 ignore).
+        class_set (`ClassSet`, *optional*):
+            The classes of the folder's land-cover maps: samples then hold `maps`, read from `label_A/` and
+            `label_B/` (which must exist). None: no maps.
+        split (`str`, *optional*):
+            Only the pairs whose stems `list/<split>.txt` lists (written by `generate --splits`: "train", "val",
+            "test"); a missing list raises `ChangeAnywhereError`. None: every pair of the folder.
+        transforms (`Callable[[dict], dict]`, *optional*):
+            Applied to each sample dict (e.g. `Normalize()`: image values in [-1, 1]). None: samples as read.
     """
 
     def __init__(self, root: str | Path, class_set: ClassSet | None = None, split: str | None = None,

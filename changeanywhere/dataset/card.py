@@ -321,12 +321,12 @@ def format_summary(result: GenerateResult) -> str:
 
 
 def _scheduler(settings: dict[str, Any]) -> str:
-    """The scheduler named in generation.json (folders from before it was recorded used DDIM)."""
+    """The scheduler named in generation.json; "DDIMScheduler (not recorded)" where it names none."""
     return settings[INFO_KEY].get("scheduler", "DDIMScheduler (not recorded)")
 
 
 def _eta(settings: dict[str, Any]) -> str:
-    """' eta 1,' where the scheduler takes an eta (DDIM), '' where it has none (folders from before: shown)."""
+    """' eta 1,' where the scheduler takes an eta (DDIM) or generation.json does not say, '' where it has none."""
     return f" eta {settings['sampler']['eta']:g}," if settings[INFO_KEY].get("scheduler_takes_eta", True) else ""
 
 
@@ -346,7 +346,7 @@ def _interval(settings: dict[str, Any]) -> str:
 
 
 def _nonchange(sampler: dict) -> str:
-    """The non-change setting in words (older runs recorded none)."""
+    """The non-change setting in words: its strength, or off (0, or no `nonchange` in the sampler record)."""
     strength = sampler.get("nonchange", 0.0)
     if not strength:
         return "off: unchanged pixels are the before image (up to the feathered seam)" + (

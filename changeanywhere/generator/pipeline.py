@@ -1,10 +1,14 @@
-"""`ChangeAnywherePipeline`: semantic synthesis and change synthesis by latent mixing (docs/method.md §1, §3).
+"""`ChangeAnywherePipeline`: semantic synthesis and change synthesis with one semantic latent diffusion model
+(docs/method.md §1, §3).
 
 Two entry points share one denoising loop:
 
 - `synthesize(label_map)`: land-cover map -> image (pure noise, never mixed);
-- `change(before_image, before_map, after_map)`: the "after" image under the edited map, with the
-  unchanged region anchored to the forward-noised before-latent for the first `s·N` steps, then free.
+- `change(before_image, before_map, after_map)`: the "after" image under the edited map. With an inpainting
+  UNet (sampler "inpaint", its default) the model paints the changed latent cells and a band around them from
+  the masked before latent, and every other cell is the before latent; with a plain UNet (sampler "anchored",
+  the paper's latent mixing) the unchanged region is anchored to the forward-noised before latent for the
+  first `s·N` steps, then free.
 
 Every random draw of a sample (its content scale, start noise, the fresh q-sample noise and the DDIM noise
 of every step) comes from that sample's own generator, so a sample's result does not depend on its batch.
@@ -307,8 +311,53 @@ class ChangeAnywherePipeline(PipelineInputs, DiffusionPipeline):
         return_dict: bool = True,
         callback_on_step_end: Callable | None = None,
     ) -> SynthesisOutput | tuple:
-        """Land-cover map(s) -> image(s): plain semantic synthesis from pure noise. `settings`
-        (`SamplerSettings`; its steps, eta, guidance and interval apply); the keyword arguments replace its fields."""
+        """Land-cover map(s) -> image(s): plain semantic synthesis from pure noise.
+
+        Args:
+            label_map (`np.ndarray`, `torch.Tensor`, `PIL.Image.Image`, `str`/`Path`, or a list of them):
+                The land-cover map(s) to draw: an HxW index map of class indices (0..K-1, `labels.IGNORE_INDEX`
+                255 = ignore), a (B,H,W) batch, or colour maps (paths, PIL images, HxWx3 arrays) read with the
+                model's class set (`pipe.class_set`). Height and width must be multiples of `pipe.size_multiple`;
+                all maps of a batch have one size.
+            settings (`SamplerSettings`, *optional*):
+                Every sampler setting in one value; of its fields `synthesize` uses the steps, eta, guidance scale
+                and guidance interval. None: `SamplerSettings()`. Its fields left None are filled from the model
+                (`pipe.resolve`).
+            num_inference_steps (`int`, *optional*):
+                The number of denoising steps (1..1000). None: the value in `settings`, else the model's
+                `default_num_inference_steps` (its config; `SAMPLER_DEFAULTS` 50 when the config has none).
+            eta (`float`, *optional*):
+                DDIM's eta (≥ 0); schedulers whose `step` takes no eta ignore it. None: the value in `settings`
+                (`SamplerSettings` default 1.0).
+            guidance_scale (`float`, *optional*):
+                Classifier-free guidance scale in [0, 30]; 1 runs the conditional branch alone. The unconditional
+                branch gets the map's condition zeroed. None: the value in `settings`, else the model's
+                `default_guidance_scale`.
+            guidance_interval (`Sequence[float]`, *optional*):
+                (start, stop) with 0 ≤ start < stop ≤ 1: guidance applies on the steps i with
+                int(start·N) ≤ i < int(stop·N) (diffusers' guider convention); the other steps run the conditional
+                branch alone. None: the value in `settings`, else the model's `default_guidance_interval` (else
+                every step).
+            seed (`int` or `Sequence[int]`, *optional*):
+                An int seeds sample i with `seed + i`; a sequence gives one seed per sample. None: fresh random
+                seeds (returned in `seeds`). Ignored when `generator` is given.
+            generator (`torch.Generator` or `list[torch.Generator]`, *optional*):
+                One CPU generator per sample (a single one only for a batch of one); every random draw of a sample
+                comes from its own generator. None: generators seeded from `seed`.
+            output_type (`str`, *optional*, defaults to `"pil"`):
+                "pil" (a list of `PIL.Image.Image`), "np" ((B,H,W,3) float32 in [0, 1]), "pt" ((B,3,H,W) tensor in
+                [-1, 1]) or "latent" (the normalised latents, not decoded).
+            return_dict (`bool`, *optional*, defaults to `True`):
+                Whether to return a `SynthesisOutput` instead of a plain tuple.
+            callback_on_step_end (`Callable`, *optional*):
+                Called after every denoising step as `callback_on_step_end(pipe, i, t, {"latents": latents})`;
+                its return value is not used. None: no callback.
+
+        Returns:
+            `SynthesisOutput` or `tuple`: with `return_dict`, a `SynthesisOutput` holding `images` (as
+            `output_type` says), `seeds` (one per sample; None where a `generator` was given) and `sampler` (the
+            resolved settings' record plus the scheduler); else the tuple `(images, seeds, sampler)`.
+        """
         s, record = self.resolve(settings, num_inference_steps=num_inference_steps, eta=eta,
                                  guidance_scale=guidance_scale, guidance_interval=guidance_interval)
         self.check_output_type(output_type)
@@ -361,16 +410,99 @@ class ChangeAnywherePipeline(PipelineInputs, DiffusionPipeline):
     ) -> ChangeOutput | tuple:
         """Before image + before map + after map -> after image (user edits: `simulate_changes(..., edits=)`).
 
-        `sampler` "inpaint" (an inpainting UNet's default) paints the change and a `free_band` of latent cells
-        around it from the masked before latent; "anchored" is docs/method.md §3's latent mixing: other cells stay
-        anchored to the noised before latent for `int(s·N)` steps (`content_scale` s, or a per-sample (low, high)
-        range; the paper's: `content_scale=(0.7, 1.0), blend="latent", free_band=0`). `blend="pixel"` keeps the
-        real before image outside the change (feathered over `feather` px); `strength` < 1 starts the free cells
-        from copied texture of their new class (SDEdit). `drift` and `nonchange` (`generator.nonchange`; their
-        `*_reference`: another image's `colour_stats`) make B differ as another date would, seeded per sample,
-        never in the label. `start_from="image"`: the before image given already holds the new content inside the
-        change (real objects pasted by `content.paste_changes`); `strength` s re-noises the change and its band
-        to level s and denoises it under the after map (SDEdit), 0 keeps it as pasted. docs/library.md says more.
+        The changed pixels are where `before_map` and `after_map` differ. `sampler` "inpaint" (an inpainting UNet's
+        default) paints the change and a `free_band` of latent cells around it from the masked before latent,
+        and every other cell is the before latent; "anchored" is docs/method.md §3's latent mixing: the other
+        cells stay anchored to the noised before latent for `int(s·N)` steps (`content_scale` s), then run free
+        (to the end when s = 1: they are then the before latent). The paper's setting is
+        `sampler="anchored", content_scale=(0.7, 1.0), blend="latent", free_band=0`. Every random draw of a
+        sample comes from its own generator. docs/library.md says more.
+
+        Args:
+            before_image (`PIL.Image.Image`, `np.ndarray`, `torch.Tensor`, `str`/`Path`, or a list of them):
+                The before image(s), A: paths, PIL images, HxWx3 uint8 arrays or 3xHxW tensors in [-1, 1], one
+                per sample, or a (B,3,H,W) tensor in [-1, 1]. Same size as the maps. With `start_from="image"`
+                it already holds the new content inside the change.
+            before_map (`np.ndarray`, `torch.Tensor`, `PIL.Image.Image`, `str`/`Path`, or a list of them):
+                The land-cover map(s) of A, as `label_map` of `synthesize` (index or colour maps; sides multiples
+                of `pipe.size_multiple`).
+            after_map (same types as `before_map`):
+                The edited map(s) B is drawn under, same batch and size as `before_map`. Required (None raises
+                a `ParameterError` naming it).
+            settings (`SamplerSettings`, *optional*):
+                Every sampler setting in one value (a `pairs.PairSettings` too). None: `SamplerSettings()`. Its
+                fields left None (steps, guidance, guidance interval, sampler) are filled from the model
+                (`pipe.resolve`); the keyword arguments below that are not None replace single fields.
+            content_scale (`float` or `tuple[float, float]`, *optional*):
+                s in [0, 1] for the "anchored" sampler: the unchanged cells stay anchored for `int(s·N)` of the N
+                steps; a (low, high) range draws s per sample (recorded in `content_scales`). The "inpaint"
+                sampler draws it too but does not use it. None: the value in `settings` (default 1.0).
+            blend (`str`, *optional*):
+                "pixel": the output is the real before image outside the painted pixels, the decoded image inside,
+                feathered over `feather` px; "latent": the whole decoded latent. None: the value in `settings`
+                (default "pixel").
+            feather (`int`, *optional*):
+                Width in px (≥ 0) of the seam of the pixel blend. None: the value in `settings` (default 6).
+            free_band (`int`, *optional*):
+                Latent cells (≥ 0) around the painted pixels that are painted too rather than kept from A. None:
+                the value in `settings` (default 1).
+            strength (`float`, *optional*):
+                In [0, 1]. 1: the painted cells start from pure noise. Below 1 they start at step `(1-strength)·N`
+                (SDEdit) from copied texture of their new class (`start_from="texture"`) or from the given image
+                (`start_from="image"`); 0 keeps the change as given (only with `start_from="image"`). None: the
+                value in `settings` (default 1.0).
+            drift (`DriftSettings`, `float` or `bool`, *optional*):
+                A global radiometric drift of B (gain, offset, exposure, gamma, haze, a smooth illumination
+                field), drawn per sample, never in the label: a strength in [0, 3] (0 or False: off; True:
+                strength 1) or `DriftSettings`. None: the value in `settings` (default 0, off).
+            drift_reference (`dict` or `Sequence[dict | None]`, *optional*):
+                Colour statistics of another real image (`drift.colour_stats`) that the drift pulls B's colours
+                towards: one for every sample or one per sample. None: no reference. Used only with `drift` on.
+            sampler (`str`, *optional*):
+                "inpaint" (needs an inpainting UNet) or "anchored". None: the value in `settings`, else the
+                model's: "inpaint" for an inpainting UNet, "anchored" for a plain one.
+            nonchange (`NonChangeSettings`, `float` or `bool`, *optional*):
+                Realistic non-change (`generator.nonchange`): unchanged objects re-rendered under the same map
+                (inpainting UNet only), scene appearance, misregistration, blur, noise, JPEG; drawn per sample,
+                never in the label: a strength in [0, 3] (0 or False: off; True: strength 1) or
+                `NonChangeSettings`. None: the value in `settings` (`SamplerSettings` default 0, off).
+            nonchange_reference (`dict` or `Sequence[dict | None]`, *optional*):
+                Colour statistics of another real image (`drift.colour_stats`, per class when given a map) whose
+                appearance the non-change style transfers: one for every sample or one per sample. None: no
+                reference.
+            start_from (`str`, *optional*, defaults to `"texture"`):
+                Where the painted cells start when `strength` < 1: "texture" (copied texture of each cell's new
+                class from the same before image) or "image" (the before image as given, e.g. with real objects
+                pasted by `content.paste_changes`).
+            num_inference_steps (`int`, *optional*):
+                As in `synthesize`: the number of denoising steps (1..1000); None: `settings`, else the model's.
+            eta (`float`, *optional*):
+                As in `synthesize`: DDIM's eta; None: the value in `settings` (default 1.0).
+            guidance_scale (`float`, *optional*):
+                As in `synthesize`: classifier-free guidance scale; None: `settings`, else the model's. An
+                inpainting UNet keeps the image context in both guidance branches; only the map is dropped.
+            guidance_interval (`Sequence[float]`, *optional*):
+                As in `synthesize`: the guided (start, stop) share of the steps; None: `settings`, else the model's.
+            seed (`int` or `Sequence[int]`, *optional*):
+                As in `synthesize`: `seed + i` for sample i, or one seed per sample; None: fresh random seeds.
+            generator (`torch.Generator` or `list[torch.Generator]`, *optional*):
+                As in `synthesize`: one CPU generator per sample; replaces `seed`.
+            output_type (`str`, *optional*, defaults to `"pil"`):
+                "pil", "np", "pt" or "latent", as in `synthesize`. With "latent" the latents are returned before
+                decoding, so the pixel blend, drift and non-change appearance are not applied.
+            return_dict (`bool`, *optional*, defaults to `True`):
+                Whether to return a `ChangeOutput` instead of a plain tuple.
+            callback_on_step_end (`Callable`, *optional*):
+                As in `synthesize`: `callback_on_step_end(pipe, i, t, {"latents": latents})` after every step.
+
+        Returns:
+            `ChangeOutput` or `tuple`: with `return_dict`, a `ChangeOutput` holding `images` (the after images, as
+            `output_type` says), `change_masks` ((B,H,W) bool, before ≠ after), `after_maps` ((B,H,W) uint8),
+            per sample `content_scales`, `seeds` (None where a `generator` was given), `mix_steps` (anchored
+            steps; 0 with "inpaint") and `drifts` (the drawn parameters; None where drift is off), `sampler` (the
+            resolved settings' record plus the scheduler), per sample `nonchange` (the drawn parameters; None
+            where non-change is off) and `rerendered` (bool masks of the re-rendered unchanged pixels; None when
+            non-change is off); else the tuple of these fields in this order, without `rerendered` when None.
         """
         s, record = self.resolve(settings, content_scale=content_scale, blend=blend, feather=feather,
                                  free_band=free_band, strength=strength, drift=drift, sampler=sampler,

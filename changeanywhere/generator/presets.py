@@ -18,7 +18,7 @@ from .pipeline import ChangeAnywherePipeline
 from .sampling import latent_channels_of
 from .semantic_encoder import SemanticEncoder
 
-CPU_LATENT_CHANNELS = 6  # 3 colour + 3 detail channels (generator v2, see autoencoder.py)
+CPU_LATENT_CHANNELS = 6  # the `cpu` preset's colour autoencoder: 3 colour + 3 detail channels (autoencoder.py)
 
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {
