@@ -12,10 +12,11 @@ sample's bytes do not depend on how a run was interrupted, resumed, grown or spl
 file goes through a temp file + rename; a sample is finished when its meta/<id>.json exists.
 """
 
-from .card import dataset_card, dataset_stats, finalize, format_plan, format_summary
+from .card import dataset_card, dataset_stats, finalize
 from .config import GenerateConfig, dataset_settings, merge_settings
 from .layout import IMAGE_DIRS, META_DIR, sample_id, write_pair
 from .plan import Plan, make_plan
+from .report import format_plan, format_summary
 from .result import GenerateResult
 from .run import generate, run_batches
 from .sources import Source, SourceCache, TilePicker, find_sources

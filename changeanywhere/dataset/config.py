@@ -147,11 +147,10 @@ def dataset_settings(
             "split": cfg.split or "all",
             "val_pattern": list(cfg.val_pattern) if cfg.split else None,
             "snap_colors": bool(cfg.snap_colors),
-            # recorded only when set, so that folders made before these options existed still resume
-            **({"bands": list(cfg.bands)} if cfg.bands else {}),
-            **({"resample": cfg.resample} if cfg.resample else {}),
+            "bands": list(cfg.bands) if cfg.bands else None,
+            "resample": cfg.resample,
         },
-        **({"file_format": file_format} if file_format != "png" else {}),
+        "file_format": file_format,
         "size": int(cfg.size),
         "tiling": cfg.tiling,
         "seed": int(cfg.seed),
@@ -164,9 +163,8 @@ def dataset_settings(
             "event_types": list(p.event_types),
             "min_area": int(p.min_area),
             "max_event_tries": int(p.max_event_tries),
-            # recorded only when set, so that folders made before this option existed still resume
-            **({"change_classes": [class_set.names[i] for i in p.change_class_ids(class_set)]}
-               if p.change_classes else {}),
+            "change_classes": ([class_set.names[i] for i in p.change_class_ids(class_set)] if p.change_classes
+                               else None),
         },
         "num": int(cfg.num),
         "splits": normalise_splits(cfg.splits),

@@ -1,4 +1,4 @@
-"""What a call of `generate` did: read by the console reports (`card.format_plan`, `card.format_summary`)."""
+"""What a call of `generate` did: read by the console reports (`report.format_plan`, `report.format_summary`)."""
 
 from __future__ import annotations
 
