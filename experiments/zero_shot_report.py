@@ -10,7 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from zero_shot import ARMS, EXPORTS, FEWSHOT_TEST, FEWSHOT_TRAIN, GATE_SETS, REAL_SETS, ROOT, cli, model_dir, run_dir
+from zero_shot_setup import (
+    ARMS,
+    EXPORTS,
+    FEWSHOT_TEST,
+    FEWSHOT_TRAIN,
+    GATE_SETS,
+    REAL_SETS,
+    ROOT,
+    cli,
+    model_dir,
+    run_dir,
+)
 
 METRICS = ("precision", "recall", "f1", "iou", "kappa")
 PICTURE_TILES = {"levir-test10": 6, "dsifn-test10": 3}  # the first tiles with change, by name (fixed in advance)

@@ -4,8 +4,11 @@ Every `import` and `from ... import` counts: at module level, inside a function 
 dependency) and under `if TYPE_CHECKING:` (so is a type used in a signature). A cycle is a strongly connected
 component of more than one module.
 
-    python scripts/import_cycles.py                 # the changeanywhere package beside this script
-    python scripts/import_cycles.py PACKAGE_DIR
+    python scripts/import_cycles.py                 # changeanywhere/, experiments/, bench/ and scripts/
+    python scripts/import_cycles.py DIR [DIR ...]
+
+A folder with an `__init__.py` is a package (modules `pkg.sub.mod`); a folder without one is a folder of scripts
+that import one another by file name (`experiments/zero_shot.py` importing `zero_shot_report`).
 """
 
 from __future__ import annotations
@@ -17,7 +20,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+FOLDERS = ("changeanywhere", "experiments", "bench", "scripts")
+
+
 def module_name(path: Path, package_dir: Path) -> str:
+    if not (package_dir / "__init__.py").is_file():  # a folder of scripts: modules by file name
+        return path.stem
     parts = [package_dir.name, *path.relative_to(package_dir).with_suffix("").parts]
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
@@ -47,7 +55,8 @@ def imports_of(path: Path, name: str, modules: set[str]) -> set[str]:
 
 
 def import_graph(package_dir: Path) -> dict[str, set[str]]:
-    files = {module_name(p, package_dir): p for p in sorted(package_dir.rglob("*.py"))}
+    pattern = "*.py" if not (package_dir / "__init__.py").is_file() else "**/*.py"  # scripts: the folder's own
+    files = {module_name(p, package_dir): p for p in sorted(package_dir.glob(pattern))}
     return {name: imports_of(path, name, set(files)) for name, path in files.items()}
 
 
@@ -89,17 +98,22 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    package_dir = Path(args[0]) if args else ROOT / "changeanywhere"
-    graph = import_graph(package_dir)
-    found = cycles(graph)
-    for component in found:
-        inside = set(component)
-        edges = [f"{a} -> {b}" for a in component for b in sorted(graph[a] & inside)]
-        print(f"cycle of {len(component)} modules: {', '.join(component)}")
-        for edge in edges:
-            print(f"    {edge}")
-    print(f"{len(graph)} modules, {sum(map(len, graph.values()))} imports, {len(found)} import cycle(s)")
-    return 1 if found else 0
+    folders = [Path(a) for a in args] if args else [ROOT / f for f in FOLDERS]
+    total = 0
+    for folder in folders:
+        graph = import_graph(folder)
+        found = cycles(graph)
+        total += len(found)
+        for component in found:
+            inside = set(component)
+            edges = [f"{a} -> {b}" for a in component for b in sorted(graph[a] & inside)]
+            print(f"cycle of {len(component)} modules: {', '.join(component)}")
+            for edge in edges:
+                print(f"    {edge}")
+        print(f"{folder.name}/: {len(graph)} modules, {sum(map(len, graph.values()))} imports, {len(found)} import "
+              "cycle(s)")
+    print(f"{total} import cycle(s) in {len(folders)} folder(s)")
+    return 1 if total else 0
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""`scripts/import_cycles.py`: no import cycle among the `changeanywhere` modules, and the script sees one."""
+"""`scripts/import_cycles.py`: no import cycle among the modules of `changeanywhere/`, `experiments/`, `bench/` and
+`scripts/`, and the script sees one in a package and in a folder of scripts."""
 
 import subprocess
 import sys
@@ -12,10 +13,21 @@ def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=60)
 
 
-def test_changeanywhere_has_no_import_cycle():
+def test_no_import_cycle_in_the_package_or_the_script_folders():
     res = run()
     assert res.returncode == 0, res.stdout
-    assert res.stdout.strip().endswith("0 import cycle(s)")
+    for folder in ("changeanywhere", "experiments", "bench", "scripts"):
+        assert f"{folder}/: " in res.stdout
+    assert res.stdout.strip().endswith("0 import cycle(s) in 4 folder(s)")
+
+
+def test_a_cycle_between_scripts_is_found(tmp_path):
+    (tmp_path / "run.py").write_text("def main():\n    import report\n")
+    (tmp_path / "report.py").write_text("from run import ARMS\n")
+    (tmp_path / "other.py").write_text("import run\n")
+    res = run(str(tmp_path))
+    assert res.returncode == 1
+    assert "cycle of 2 modules: report, run" in res.stdout and "other" not in res.stdout.split("cycle")[1]
 
 
 def test_a_cycle_is_found_even_through_deferred_and_type_only_imports(tmp_path):
