@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from .classes import ClassSet
+from .config_fields import arg
 from .errors import ChangeAnywhereError, MapSizeError
 from .labels import IGNORE_INDEX, change_mask
 
@@ -67,14 +68,24 @@ def change_type_legend(class_set: ClassSet) -> dict[int, str]:
     return {1 + a * k + b: f"{names[a]}->{names[b]}" for a in range(k) for b in range(k) if a != b}
 
 
+@dataclass(frozen=True)
+class EventSettings:
+    """How many change events a map gets, of which types, and the smallest object they pick: one home for
+    `generate` (`pairs.PairSettings`), `simulate` and `simulate_changes`' defaults."""
+
+    num_events: tuple[int, int] = arg((1, 6), "N or LO:HI change events, drawn per map (default 1:6)")
+    event_types: tuple[str, ...] = arg(EVENT_TYPES, f"comma-separated event types (default {','.join(EVENT_TYPES)})")
+    min_area: int = arg(64, "smallest object an event may pick, px (default 64)")
+
+
 def simulate_changes(
     before: np.ndarray,
     class_set: ClassSet,
     *,
     seed: int | None = 0,
-    num_events: int | tuple[int, int] = (1, 6),
-    event_types: Sequence[str] = EVENT_TYPES,
-    min_area: int = 64,
+    num_events: int | tuple[int, int] = EventSettings.num_events,
+    event_types: Sequence[str] = EventSettings.event_types,
+    min_area: int = EventSettings.min_area,
     max_area_fraction: float = 0.25,
     neighbourhood: int = 15,
     max_tries: int = 50,

@@ -18,7 +18,7 @@ from .change_classes import change_class_ids, counted_change
 from .classes import ClassSet
 from .config_fields import arg
 from .errors import ParameterError
-from .events import EVENT_TYPES, ChangeResult, change_type_legend, simulate_changes
+from .events import EVENT_TYPES, ChangeResult, EventSettings, change_type_legend, simulate_changes
 from .generator.settings import SamplerSettings
 from .image_utils import load_rgb, tensor_to_uint8, uint8_to_tensor
 from .labels import IGNORE_INDEX
@@ -33,13 +33,10 @@ CONTENT_SOURCES = ("bank", "diffusion")
 
 
 @dataclass(frozen=True)
-class PairSettings(SamplerSettings):
-    """How a pair is made from a before tile: the sampler settings (`SamplerSettings`), then the change events
-    and what fills them."""
+class PairSettings(EventSettings, SamplerSettings):
+    """How a pair is made from a before tile: the sampler settings (`SamplerSettings`), the change events
+    (`events.EventSettings`) and what fills them."""
 
-    num_events: tuple[int, int] = arg((1, 6), "N or LO:HI change events per pair, drawn per pair (default 1:6)")
-    event_types: tuple[str, ...] = arg(EVENT_TYPES, f"comma-separated event types (default {','.join(EVENT_TYPES)})")
-    min_area: int = arg(64, "smallest object an event may pick, px (default 64)")
     max_event_tries: int = 10  # re-draw the events (next derived seed) while they change nothing
     # the change that counts: the label marks only changes to or from these classes (None: every change); the
     # other simulated changes still happen in B, labelled no change and recorded in meta as of no interest

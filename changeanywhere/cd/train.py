@@ -101,8 +101,6 @@ def checked(config: CDTrainConfig) -> CDTrainConfig:
                        "log_steps", "gradient_accumulation_steps", "tile_size")
     if not 0 < config.ohem_ratio <= 1:
         raise ParameterError("`ohem_ratio` must be in (0, 1] (1 = plain cross-entropy)", "ohem_ratio")
-    if config.pretrained and config.arch != "effnet-lite0" and not config.init:
-        raise ParameterError(f"`pretrained` weights exist for effnet-lite0 only, not {config.arch}", "pretrained")
     for name in ("jitter", "gamma", "blur", "noise", "shadow", "tone", "haze", "scale"):
         if getattr(config, name) < 0:
             raise ParameterError(f"`{name}` must be ≥ 0 (0 = off), got {getattr(config, name)}", name)

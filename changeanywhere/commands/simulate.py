@@ -10,7 +10,7 @@ from pathlib import Path
 from ..classes import BUILTIN_CLASS_SETS, ClassSet
 from ..config_fields import arg
 from ..errors import ChangeAnywhereError
-from ..events import EVENT_TYPES, change_type_legend, simulate_changes
+from ..events import EventSettings, change_type_legend, simulate_changes
 from ..geo import rasterio_module, read_grid, reads_with_rasterio, write_raster
 from ..io import atomic_write_text
 from ..labels import change_label_image
@@ -18,18 +18,16 @@ from ..maps import read_map, write_map
 from .options import add_config_args, add_geo_args, config_from_args, parse_range, split_list
 
 
-@dataclass
-class SimulateConfig:
-    """What `simulate` needs (one flag per field)."""
+@dataclass(frozen=True, kw_only=True)
+class SimulateConfig(EventSettings):
+    """What `simulate` needs (one flag per field): the map, the class set, the output, and the events
+    (`events.EventSettings`)."""
 
     before_map: Path = arg(help="before land-cover map (colour or index PNG, or a GeoTIFF: one band of class "
                            "indices)")
     classes: str = arg(help=f"built-in class set or a JSON file ({', '.join(BUILTIN_CLASS_SETS)})")
     out: Path = arg(help="output folder (created if missing)")
     seed: int = arg(0, "random seed; the same seed gives identical files (default 0)")
-    num_events: tuple[int, int] = arg((1, 6), "N or LO:HI change events (default 1:6)")
-    event_types: tuple[str, ...] = arg(EVENT_TYPES, f"comma-separated event types (default {','.join(EVENT_TYPES)})")
-    min_area: int = arg(64, "smallest object an event may pick, px (default 64)")
     snap_colors: bool = arg(False, "map colours not in the class set to the nearest class")
 
 

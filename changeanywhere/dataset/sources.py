@@ -170,8 +170,6 @@ class TilePicker:
     of the grid of non-overlapping tiles (cycled)."""
 
     def __init__(self, sources: Sequence[Source], size: int, tiling: str = "random"):
-        if tiling not in ("random", "grid"):
-            raise ParameterError(f"`tiling` must be 'random' or 'grid', got {tiling!r}", "tiling")
         self.size = int(size)
         self.tiling = tiling
         self.dims = [(max(s.height, size), max(s.width, size)) for s in sources]

@@ -45,8 +45,9 @@ class SamplerSettings:
     sampler: Literal["inpaint", "anchored"] | None = arg(
         None, "change sampler (default: the model's: inpaint for an inpainting UNet, else anchored)")
     nonchange: float | NonChangeSettings = arg(
-        1.0, "strength of realistic non-change: unchanged objects re-rendered under the same map (with an inpainting "
-        "UNet), scene appearance, misregistration, blur, noise, JPEG (0: off, unchanged pixels copy A; default 1)")
+        NonChangeSettings.strength, "strength of realistic non-change: unchanged objects re-rendered under the same "
+        "map (with an inpainting UNet), scene appearance, misregistration, blur, noise, JPEG (0: off, unchanged pixels "
+        "copy A; default 1)")
     # set by `ChangeAnywherePipeline.resolve`: every open field filled from the model and every field checked once
     is_resolved: bool = field(default=False, init=False, repr=False, compare=False)
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from ..cd.augment import DEFAULT_AUGMENT as AUGMENT
 from ..config_fields import arg
 from ..data import DEFAULT_VAL_PATTERN
 
@@ -131,20 +132,20 @@ class CDTrainConfig(LoopConfig):
         "cannot fall to 'no change' on few, sparse labels (default ohem)")
     freeze_bn: bool = arg(False, "keep every BatchNorm layer in eval mode, its statistics as loaded (fine-tuning on "
                           "a few pairs)", negatable=True)
-    # bi-temporal augmentations (changeanywhere.cd.augment.BitemporalAugment; 0 turns one off)
-    jitter: float = arg(0.2, "colour jitter strength per date (0 = off)")
-    gamma: float = arg(0.25, "per-date gamma range exp(±g) (0 = off)")
-    blur: float = arg(1.0, "per-date blur sigma up to this, px, on half of the images (0 = off)")
-    noise: float = arg(0.02, "per-date noise std up to this, [0, 1] scale (0 = off)")
-    shadow: float = arg(0.0, "per-date cast shadows on half of the images, darkening up to this (0 = off, the "
-                        "default)")
-    tone: float = arg(0.0, "per-date random tone curve, strength (0 = off, the default; 0.5 is strong)")
-    haze: float = arg(0.0, "per-date fog / haze on half of the images, density up to this (0 = off, the default)")
-    shift: int = arg(2, "misregistration of B up to this, px (0 = off)")
-    scale: float = arg(0.2, "crop scale range exp(±s) (0 = off)")
-    swap_prob: float = arg(0.5, "probability of swapping A and B")
+    # bi-temporal augmentations: their defaults are `cd.augment.BitemporalAugment`'s (0 turns one off)
+    jitter: float = arg(AUGMENT.jitter, "colour jitter strength per date (0 = off)")
+    gamma: float = arg(AUGMENT.gamma, "per-date gamma range exp(±g) (0 = off)")
+    blur: float = arg(AUGMENT.blur, "per-date blur sigma up to this, px, on half of the images (0 = off)")
+    noise: float = arg(AUGMENT.noise, "per-date noise std up to this, [0, 1] scale (0 = off)")
+    shadow: float = arg(AUGMENT.shadow, "per-date cast shadows on half of the images, darkening up to this (0 = "
+                        "off, the default)")
+    tone: float = arg(AUGMENT.tone, "per-date random tone curve, strength (0 = off, the default; 0.5 is strong)")
+    haze: float = arg(AUGMENT.haze, "per-date fog / haze on half of the images, density up to this (0 = off, the "
+                      "default)")
+    shift: int = arg(AUGMENT.shift, "misregistration of B up to this, px (0 = off)")
+    scale: float = arg(AUGMENT.scale, "crop scale range exp(±s) (0 = off)")
+    swap_prob: float = arg(AUGMENT.swap_prob, "probability of swapping A and B")
     val_steps: int = arg(500, "evaluate --val every N steps")
     tile_size: int = arg(256, "validation tile size")
     overlap: int = arg(32, "validation tile overlap")
-    checkpoints_total_limit: int = arg(2, "keep at most this many checkpoints")
     log_steps: int = 20
