@@ -7,7 +7,6 @@ zero-shot prediction. UI only: the logic lives in `changeanywhere.demo`.
 
 from __future__ import annotations
 
-import argparse
 import atexit
 import functools
 import logging
@@ -29,6 +28,7 @@ import gradio as gr  # noqa: E402
 
 from changeanywhere import demo  # noqa: E402
 from changeanywhere.classes import BUILTIN_CLASS_SETS, ClassSet, rgb_to_hex  # noqa: E402
+from changeanywhere.demo.config import CACHE_MAX_AGE_S, parse_app_args  # noqa: E402
 from changeanywhere.errors import ChangeAnywhereError  # noqa: E402
 from changeanywhere.events import EVENT_TYPES  # noqa: E402
 from changeanywhere.labels import change_label_image  # noqa: E402
@@ -53,7 +53,6 @@ COUNTS_CHOICES = [("any land-cover change", "any"), ("building change", "buildin
 CONTENT_CHOICES = [("real objects (bank)", "bank"), ("painted (diffusion)", "diffusion")]
 IMAGE_HEIGHT = 300
 MAP_VIEW = ["grow-image", "pixel-map"]  # CSS classes of the images that show maps (no smoothing)
-CACHE_MAX_AGE_S = 3600  # served files (Gradio's cache, the app's outputs and zips) are deleted after this
 # small maps are shown enlarged; maps and masks with hard pixel edges (no smoothing)
 CSS = """
 .grow-image .image-frame img { object-fit: contain !important; }
@@ -409,45 +408,20 @@ def launch(blocks: gr.Blocks, *, host: str | None = None, port: int | None = Non
                          prevent_thread_lock=prevent_thread_lock, footer_links=["api", "gradio"], css=css)
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description="The ChangeAnywhere demo: paint a change, generate the pair, see the "
-                                "zero-shot prediction.")
-    p.add_argument("--model", help=f"generator: Hub repo id or folder (default: ${demo.MODEL_ENV}, else the "
-                   "embedded checkpoints/changeanywhere-dubai-256)")
-    p.add_argument("--cd-model", help=f"change-detection model: Hub repo id or folder (default: "
-                   f"${demo.CD_MODEL_ENV}, else the embedded checkpoints/cd-changeanywhere-dubai)")
-    p.add_argument("--cd-building-model", help=f"building-change CD model: Hub repo id or folder (default: "
-                   f"${demo.CD_BUILDING_MODEL_ENV}, else the embedded checkpoints/cd-changeanywhere-dubai-building)")
-    p.add_argument("--device", default="auto", help="auto (CUDA with fp16 when available, else CPU), cpu, cuda")
-    p.add_argument("--host", help="address to listen on (default $GRADIO_SERVER_NAME or 127.0.0.1)")
-    p.add_argument("--port", type=int, help="port (default $GRADIO_SERVER_PORT or 7860)")
-    p.add_argument("--share", action="store_true", help="also serve through a public Gradio link (needs internet)")
-    p.add_argument("--backend", choices=["auto", "torch", "onnx"], default=None,
-                   help="UNet and autoencoder: auto (default, $CHANGEANYWHERE_BACKEND): ONNX Runtime on a CPU when "
-                   "ONNX Runtime is installed (by default; 1.5-2.4x faster), else PyTorch")
-    p.add_argument("--cache-max-age", type=int, default=CACHE_MAX_AGE_S,
-                   help=f"seconds after which served files (images, zips) are deleted (default {CACHE_MAX_AGE_S})")
-    p.add_argument("--no-warm-up", action="store_true",
-                   help="skip the small generation at start that takes the first call's set-up cost off users")
-    p.add_argument("--no-fallback", action="store_true",
-                   help="do not fall back to the embedded weights when --model / --cd-model cannot be loaded")
-    return p.parse_args(argv)
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     # our INFO lines only: the ONNX exporter's libraries log hundreds of INFO lines on the first start
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("changeanywhere").setLevel(logging.INFO)
-    args = parse_args(argv)
-    fallback = {"fallback": None, "cd_fallback": None, "cd_building_fallback": None} if args.no_fallback else {}
-    models = demo.load_models(args.model, args.cd_model, device=args.device, backend=args.backend,
-                              cd_building_model=args.cd_building_model, **fallback)
+    cfg = parse_app_args(argv)
+    fallback = {"fallback": None, "cd_fallback": None, "cd_building_fallback": None} if cfg.no_fallback else {}
+    models = demo.load_models(cfg.model, cfg.cd_model, device=cfg.device, backend=cfg.backend,
+                              cd_building_model=cfg.cd_building_model, **fallback)
     for notice in models.notices:
         log.warning(notice)
-    if not args.no_warm_up and models.pipe is not None:
+    if not cfg.no_warm_up and models.pipe is not None:
         log.info("warmed up in %.1f s (one small generation: the first Generate pays no set-up)",
                  demo.warm_up(models))
-    launch(build_demo(models, cache_max_age=args.cache_max_age), host=args.host, port=args.port, share=args.share)
+    launch(build_demo(models, cache_max_age=cfg.cache_max_age), host=cfg.host, port=cfg.port, share=cfg.share)
 
 
 if __name__ == "__main__":

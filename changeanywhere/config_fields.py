@@ -1,6 +1,7 @@
-"""`arg`: a config dataclass field with what its command-line flag needs. The commands build their flags from
-the typed configs (`commands.options.add_config_args`): the training configs, `dataset.config.GenerateConfig`,
-`pairs.PairSettings` and `generator.settings.SamplerSettings`."""
+"""`arg`: a config dataclass field with what its command-line flag needs. The commands and the app build their
+flags from typed configs (`commands.options.add_config_args`): the training configs, `dataset.config.GenerateConfig`,
+`pairs.PairSettings`, `generator.settings.SamplerSettings`, each command's own (e.g. `commands.eval_cd.EvalCDConfig`)
+and `demo.config.AppConfig`."""
 
 from __future__ import annotations
 

@@ -442,6 +442,45 @@ def test_progress_shows_before_any_work(models, dubai, before_map):
 # the tests below launch a server: marked `slow` (left out of the quick loop, `pytest -m "not slow"`)
 
 
+def test_app_flags_are_built_from_its_config():
+    from dataclasses import fields
+
+    from changeanywhere.demo.config import AppConfig, app_parser, parse_app_args
+
+    flags = {a.dest: a.default for a in app_parser()._actions if a.option_strings and a.dest != "help"}
+    assert flags == {f.name: f.default for f in fields(AppConfig)}  # a flag per field, same default, no other
+    assert parse_app_args([]) == AppConfig()
+    argv = ["--model", "M", "--cd-model", "C", "--cd-building-model", "B", "--device", "cpu", "--host", "0.0.0.0",
+            "--port", "7861", "--share", "--backend", "onnx", "--cache-max-age", "120", "--no-warm-up",
+            "--no-fallback"]
+    assert parse_app_args(argv) == AppConfig(
+        model="M", cd_model="C", cd_building_model="B", device="cpu", host="0.0.0.0", port=7861, share=True,
+        backend="onnx", cache_max_age=120, no_warm_up=True, no_fallback=True)
+    with pytest.raises(SystemExit):
+        parse_app_args(["--backend", "tensorflow"])
+
+
+def test_app_main_runs_on_its_config(monkeypatch):
+    """`python app.py` hands the parsed config to the model loader, the page and the server (none started here)."""
+    app = load_app_module()
+    calls = {}
+    models = demo.Models(None, None, ClassSet.builtin("dubai-landcover"), "none", "cva")
+
+    def load_models(model, cd_model, **kw):
+        calls["load"] = (model, cd_model, kw)
+        return models
+
+    monkeypatch.setattr(app.demo, "load_models", load_models)
+    monkeypatch.setattr(app, "build_demo", lambda m, cache_max_age: calls.setdefault("build", (m, cache_max_age)))
+    monkeypatch.setattr(app, "launch", lambda blocks, **kw: calls.setdefault("launch", kw))
+    app.main(["--model", "M", "--device", "cpu", "--backend", "torch", "--no-fallback", "--cache-max-age", "60",
+              "--port", "7862"])
+    assert calls["load"] == ("M", None, {"device": "cpu", "backend": "torch", "cd_building_model": None,
+                                         "fallback": None, "cd_fallback": None, "cd_building_fallback": None})
+    assert calls["build"] == (models, 60)
+    assert calls["launch"] == {"host": None, "port": 7862, "share": False}
+
+
 @pytest.fixture(scope="module")
 def app_url(models):
     blocks, url = start_app(models)

@@ -384,7 +384,7 @@ def test_train_cd_resume_and_eval_cd(tmp_path):
 
     js = tmp_path / "m.json"
     preds = tmp_path / "preds"
-    argv = ["eval-cd", "--model", str(out / "final"), "--data", str(data), "--json", str(js), "--quiet",
+    argv = ["eval-cd", "--model", str(out / "final"), "--data", str(data), "--json", str(js), "--no-progress",
             "--tile-size", "32", "--overlap", "8", "--save-predictions", str(preds)]
     assert main(argv) == 0
     result = json.loads(js.read_text())
@@ -393,7 +393,7 @@ def test_train_cd_resume_and_eval_cd(tmp_path):
     assert result["tp"] + result["fp"] + result["fn"] + result["tn"] == 4 * 64 * 64
     assert (preds / "data" / "p0_pred.png").is_file() and (preds / "data" / "p0_errors.png").is_file()
     # several folders + CVA: per dataset and pooled
-    assert main(["eval-cd", "--method", "cva", "--data", str(data), str(data), "--json", str(js), "--quiet"]) == 0
+    assert main(["eval-cd", "--method", "cva", "--data", str(data), str(data), "--json", str(js), "--no-progress"]) == 0
     result = json.loads(js.read_text())
     assert set(result["datasets"]) == {"data", "data-2"} and result["pooled"]["pairs"] == 8
     assert result["f1"] == pytest.approx(result["datasets"]["data"]["f1"])
@@ -404,7 +404,7 @@ def test_eval_cd_missing_default_model(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(models, "DEFAULT_CD_MODEL", tmp_path / "absent")
     data = make_cd_folder(tmp_path / "data", n=1)
-    assert main(["eval-cd", "--data", str(data), "--quiet"]) == 2
+    assert main(["eval-cd", "--data", str(data), "--no-progress"]) == 2
     assert "--model" in capsys.readouterr().err
 
 

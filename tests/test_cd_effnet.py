@@ -198,7 +198,7 @@ def test_deep_cva_finds_a_new_block_with_imagenet_features():
 def test_eval_cd_deep_cva(tmp_path):
     data = make_cd_folder(tmp_path / "data", n=3)
     js = tmp_path / "m.json"
-    assert main(["eval-cd", "--method", "deep-cva", "--data", str(data), "--json", str(js), "--quiet"]) == 0
+    assert main(["eval-cd", "--method", "deep-cva", "--data", str(data), "--json", str(js), "--no-progress"]) == 0
     result = json.loads(js.read_text())
     assert result["method"] == "deep-cva" and 0 < result["threshold"] < 2
     assert result["f1"] > result["all_change"]["f1"]
@@ -206,5 +206,5 @@ def test_eval_cd_deep_cva(tmp_path):
 
 def test_eval_cd_deep_cva_without_the_extra(tmp_path, no_weights, capsys):
     data = make_cd_folder(tmp_path / "data", n=1)
-    assert main(["eval-cd", "--method", "deep-cva", "--data", str(data), "--quiet"]) == 2
+    assert main(["eval-cd", "--method", "deep-cva", "--data", str(data), "--no-progress"]) == 2
     assert "imagenet" in capsys.readouterr().err

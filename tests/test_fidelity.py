@@ -167,3 +167,15 @@ def test_the_change_renders_get_every_sampler_setting_of_the_pair(fake_dataset, 
     evaluate_generator(tiny_pipe, seg, tiles, dubai, num_inference_steps=2, batch_size=2, settings=settings)
     assert seen and all((s.strength, s.free_band, s.feather, s.blend) == (0.5, 2, 3, "latent") for s in seen)
     assert all(s.nonchange == 0.0 and s.drift == 0.0 for s in seen)  # the "off" render; non-change is passed apart
+
+
+def test_train_segmenter_cli(tmp_path, fake_dataset, capsys):
+    out = tmp_path / "seg"
+    assert main(["train-segmenter", "--data", str(fake_dataset), "--classes", "dubai-landcover", "--out", str(out),
+                 "--split", "all", "--crop-size", "32", "--batch-size", "2", "--max-steps", "2", "--seed", "1"]) == 0
+    info = json.loads((out / "training.json").read_text())
+    assert (info["split"], info["crop_size"], info["batch_size"], info["max_steps"], info["seed"], info["steps"]) == \
+        ("all", 32, 2, 2, 1, 2)
+    assert info["color_jitter"] == SegmenterTrainConfig().color_jitter and info["num_pairs"] > 0
+    assert load_segmenter(out).num_classes == 5
+    assert "saved segmenter to" in capsys.readouterr().out

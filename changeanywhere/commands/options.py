@@ -65,9 +65,9 @@ def flags(parser: argparse.ArgumentParser) -> dict[str, str]:
 def add_config_args(p: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = (),
                     parsers: dict[str, Callable[[str], Any]] | None = None, **helps: str) -> None:
     """One flag per field of the config dataclass `cls` but `skip` (`--crop-size` for `crop_size`, plus the
-    field's `aliases`), with its default (required without one), type, choices (a `Literal`), help and metavar
-    from `config_fields.arg`; `parsers` read a field's one value their own way (e.g. `split_list`), `helps`
-    replace a field's help for this command."""
+    field's `aliases`), with its default (required without one), type, choices (a `Literal`), number of values (a
+    tuple or list), help and metavar from `config_fields.arg`; `parsers` read a field's one value their own way
+    (e.g. `split_list`), `helps` replace a field's help for this command."""
     hints = typing.get_type_hints(cls)
     for f in fields(cls):
         if f.name in skip or not f.init:  # a field set by the library (e.g. `is_resolved`) is no flag
@@ -89,9 +89,11 @@ def add_config_args(p: argparse.ArgumentParser, cls: type, skip: tuple[str, ...]
         elif typing.get_origin(kind) is Literal:
             kw["choices"] = typing.get_args(kind)
         elif typing.get_origin(kind) in (tuple, list):
-            kw["nargs"] = "+"
-            item = _value_type(typing.get_args(kind)[0])
-            if item in (int, float):
+            items = typing.get_args(kind)
+            # tuple[X, X] takes exactly two values; tuple[X, ...] and list[X] one or more
+            kw["nargs"] = len(items) if typing.get_origin(kind) is tuple and Ellipsis not in items else "+"
+            item = _value_type(items[0])
+            if item in (int, float, Path):
                 kw["type"] = item
         elif kind in (int, float, Path):
             kw["type"] = kind
