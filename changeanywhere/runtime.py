@@ -48,6 +48,7 @@ def cache_dir() -> Path:
 
 # ------------------------------------------------------------------------------------------- "auto" choices
 
+DEVICE_DEFAULT = "auto"  # every command's --device default: CUDA when available, else the CPU
 NOISE_SOURCES = ("auto", "step", "predrawn", "device")
 
 

@@ -21,7 +21,7 @@ SETTINGS_SUFFIXES = ("Settings", "Config", "Augment")  # the typed settings: wha
 # one name, different settings: each command or object has its own (they are not copies of one another); any
 # other class writing the same default is a copy and fails
 DIFFERENT_SETTINGS = {
-    "seed": ({"commands.simulate.SimulateConfig", "dataset.config.GenerateConfig", "segmenter.SegmenterTrainConfig",
+    "seed": ({"commands.eval_generator.EvalGeneratorConfig", "commands.simulate.SimulateConfig", "dataset.config.GenerateConfig", "segmenter.SegmenterTrainConfig",
               "training.config.LoopConfig"}, "each command's own seed"),
     "batch_size": ({"dataset.config.GenerateConfig", "segmenter.SegmenterTrainConfig",
                     "training.config.CDTrainConfig", "commands.eval_generator.EvalGeneratorConfig",
@@ -35,6 +35,8 @@ DIFFERENT_SETTINGS = {
     "split": ({"commands.build_bank.BuildBankConfig", "segmenter.SegmenterTrainConfig",
                "commands.train_segmenter.TrainSegmenterConfig", "commands.eval_generator.EvalGeneratorConfig"},
               "each command reads its own split of the sources (all, train, val)"),
+    "progress": ({"commands.eval_cd.EvalCDConfig", "dataset.config.GenerateConfig"},
+                 "each command's own progress bars (a switch, on by default)"),
     "min_area": ({"bank.BankSettings", "events.EventSettings"},
                  "the bank's smallest instance is not the smallest object an event picks"),
     "strength": ({"generator.drift.DriftSettings", "generator.nonchange.NonChangeSettings",

@@ -15,6 +15,8 @@ import torch.nn.functional as F
 PairFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+TILE_SIZE, TILE_OVERLAP = 256, 32  # the window and overlap of tiled CD inference (eval-cd, train-cd's val)
+
 def window_starts(length: int, tile: int, overlap: int = 0) -> list[int]:
     """Start offsets of windows of size `tile` covering [0, length) with at least `overlap` pixels shared."""
     if tile < 1:
@@ -44,8 +46,8 @@ def sliding_window(
     fn: PairFn,
     a: torch.Tensor,
     b: torch.Tensor,
-    tile: int = 256,
-    overlap: int = 32,
+    tile: int = TILE_SIZE,
+    overlap: int = TILE_OVERLAP,
     batch_size: int = 8,
 ) -> torch.Tensor:
     """Run `fn(a_windows, b_windows) -> (N, C, tile, tile)` over windows of two (3, H, W) images.

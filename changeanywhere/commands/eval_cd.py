@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from ..cd.tiling import TILE_OVERLAP, TILE_SIZE
 from ..config_fields import arg
 from ..errors import ParameterError
+from ..runtime import DEVICE_DEFAULT
 from .options import add_config_args, config_from_args
 
 HELP = "evaluate a change-detection model (or --method cva / deep-cva) on A/ B/ label/ folders"
@@ -31,10 +33,10 @@ class EvalCDConfig:
     json: Path | None = arg(None, "write the metrics to this JSON file")
     save_predictions: Path | None = arg(None, "write DIR/<folder>/<stem>_pred.png (0/255) and <stem>_errors.png "
                                         "(after image darkened; TP white, FP red, FN green)", metavar="DIR")
-    tile_size: int = 256
-    overlap: int = arg(32, "pixels shared by neighbouring tiles")
+    tile_size: int = TILE_SIZE
+    overlap: int = arg(TILE_OVERLAP, "pixels shared by neighbouring tiles")
     batch_size: int = arg(8, "tiles per forward pass")
-    device: str = arg("auto", "'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1', ...")
+    device: str = arg(DEVICE_DEFAULT, "'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1', ...")
     progress: bool = arg(True, "progress bars (default; --no-progress: none)", negatable=True)
 
     def check(self) -> None:

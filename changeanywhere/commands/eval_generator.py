@@ -17,7 +17,7 @@ from ..generator.schedulers import use_scheduler
 from ..hub import load_pipeline
 from ..io import atomic_write_text
 from ..pairs import PairSettings
-from ..runtime import DEFAULT_SEGMENTER
+from ..runtime import DEFAULT_SEGMENTER, DEVICE_DEFAULT
 from ..segmenter import load_segmenter
 from .options import add_config_args, add_scheduler_arg, config_from_args
 
@@ -57,7 +57,7 @@ class EvalGeneratorConfig:
     batch_size: int = 4
     seed: int = 0
     no_change: bool = arg(False, "skip the change-mode measurements")
-    device: str = "auto"
+    device: str = DEVICE_DEFAULT
     json: Path | None = arg(None, "write the figures to this JSON file")
 
     def pair_settings(self) -> PairSettings:

@@ -18,6 +18,7 @@ from ..config_fields import arg
 from ..data import DEFAULT_VAL_PATTERN, listing
 from ..errors import GenerationError, ParameterError, SettingsMismatchError
 from ..pairs import PairSettings
+from ..runtime import DEVICE_DEFAULT
 from .layout import SPLIT_NAMES
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ class GenerateConfig:
     pair: PairSettings = field(default_factory=PairSettings)
     batch_size: int = arg(8, "pairs per batch and process (default 8)")
     seed: int = arg(0, "global seed; pair i's seed derives from (seed, i)")
-    device: str = arg("auto", "auto, cpu, cuda (under a launcher: each process's GPU)")
+    device: str = arg(DEVICE_DEFAULT, "auto, cpu, cuda (under a launcher: each process's GPU)")
     dtype: str = arg("auto", "auto (fp16 on CUDA, else fp32), fp32, fp16, bf16")
     tiling: Literal["random", "grid"] = arg("random", "random crops (source drawn by area; default) or the grid of "
                                             "non-overlapping tiles, cycled")

@@ -9,7 +9,7 @@ from typing import Literal
 
 from ..commands.options import add_config_args, config_from_args
 from ..config_fields import arg
-from ..runtime import CD_BUILDING_MODEL_ENV, CD_MODEL_ENV, MODEL_ENV
+from ..runtime import CD_BUILDING_MODEL_ENV, CD_MODEL_ENV, DEVICE_DEFAULT, MODEL_ENV
 
 CACHE_MAX_AGE_S = 3600  # served files (Gradio's cache, the app's outputs and zips) are deleted after this
 DESCRIPTION = "The ChangeAnywhere demo: paint a change, generate the pair, see the zero-shot prediction."
@@ -26,7 +26,7 @@ class AppConfig:
     cd_building_model: str | None = arg(None, f"building-change CD model: Hub repo id or folder (default: "
                                         f"${CD_BUILDING_MODEL_ENV}, else the embedded "
                                         "checkpoints/cd-changeanywhere-dubai-building)")
-    device: str = arg("auto", "auto (CUDA with fp16 when available, else CPU), cpu, cuda")
+    device: str = arg(DEVICE_DEFAULT, "auto (CUDA with fp16 when available, else CPU), cpu, cuda")
     host: str | None = arg(None, "address to listen on (default $GRADIO_SERVER_NAME or 127.0.0.1)")
     port: int | None = arg(None, "port (default $GRADIO_SERVER_PORT or 7860)")
     share: bool = arg(False, "also serve through a public Gradio link (needs internet)")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..cd.augment import DEFAULT_AUGMENT as AUGMENT
+from ..cd.tiling import TILE_OVERLAP, TILE_SIZE
 from ..config_fields import arg
 from ..data import DEFAULT_VAL_PATTERN
 
@@ -146,6 +147,6 @@ class CDTrainConfig(LoopConfig):
     scale: float = arg(AUGMENT.scale, "crop scale range exp(±s) (0 = off)")
     swap_prob: float = arg(AUGMENT.swap_prob, "probability of swapping A and B")
     val_steps: int = arg(500, "evaluate --val every N steps")
-    tile_size: int = arg(256, "validation tile size")
-    overlap: int = arg(32, "validation tile overlap")
+    tile_size: int = arg(TILE_SIZE, "validation tile size")
+    overlap: int = arg(TILE_OVERLAP, "validation tile overlap")
     log_steps: int = 20
