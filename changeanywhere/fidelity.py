@@ -113,8 +113,8 @@ def _render(
     tile), and the same pairs with non-change and drift off; with their after maps and re-rendered pixels."""
     real, maps = eval_tiles.images, eval_tiles.maps
     n = len(maps)
-    base = SamplerSettings(**{f.name: getattr(settings, f.name) for f in fields(SamplerSettings)
-                              if f.name not in ("nonchange", "drift")})
+    base = SamplerSettings(**{f.name: getattr(settings, f.name) for f in fields(SamplerSettings) if f.init
+                              and f.name not in ("nonchange", "drift")})
     off = replace(settings, nonchange=0.0, drift=0.0)
     wants_on = settings.nonchange > 0 or settings.drift > 0
     references = [colour_stats(real[(i + 1) % n], maps[(i + 1) % n], class_set.num_classes) for i in range(n)]
