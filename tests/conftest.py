@@ -1,4 +1,5 @@
-"""Test set-up: offline Hub, deterministic CPU torch, shared tiny fixtures."""
+"""Test set-up: offline Hub, deterministic CPU torch, the fixtures shared by test files (their plain helpers are in
+tests/helpers.py)."""
 
 import os
 
@@ -15,6 +16,17 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+
+from tests.helpers import (  # noqa: E402
+    DUBAI,
+    SIZE,
+    make_fake_dataset,
+    make_folder,
+    make_tiny_pipe,
+    saved_model_and_data,
+    start_app,
+    town,
+)
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -43,21 +55,6 @@ def dubai():
     return ClassSet.builtin("dubai-landcover")
 
 
-def make_tiny_pipe(class_set):
-    """A tiny random pipeline (32×32 images, 8×8 latents), the same weights on every call (seeded)."""
-    from changeanywhere.generator.presets import build_pipeline
-
-    torch.manual_seed(0)
-    pipe = build_pipeline(class_set, preset="tiny")
-    # untrained encoders give tiny latents: scale them to unit std like a trained model's scaling_factor
-    x = torch.rand(1, 3, 32, 32) * 2 - 1
-    with torch.no_grad():
-        std = pipe.encode_images(x).std().item()
-        pipe.vae.register_to_config(scaling_factor=pipe.vae.config.scaling_factor / std)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
 @pytest.fixture(scope="session")
 def tiny_pipe(dubai):
     """A tiny random pipeline (32×32 images, 8×8 latents) for the Dubai class set."""
@@ -75,34 +72,113 @@ def before_pair():
     return img, m
 
 
-def make_fake_dataset(root: Path, class_set, n: int = 3, shape: tuple[int, int] = (48, 64)) -> Path:
-    """A tiny `images/` + `labels/` folder: blocky colour maps and images whose colour follows the class."""
-    from PIL import Image
-
-    from changeanywhere.maps import write_map
-
-    rng = np.random.default_rng(0)
-    (root / "images").mkdir(parents=True)
-    (root / "labels").mkdir()
-    for i in range(n):
-        m = rng.integers(0, class_set.num_classes, (shape[0] // 8, shape[1] // 8)).repeat(8, 0).repeat(8, 1)
-        m = m.astype(np.uint8)
-        img = class_set.palette[m].astype(np.int16) + rng.integers(-20, 21, (*shape, 3))
-        Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(root / "images" / f"tile_{i:03d}.png")
-        write_map(root / "labels" / f"tile_{i:03d}.png", m, class_set)
-    return root
-
-
 @pytest.fixture
 def fake_dataset(tmp_path, dubai) -> Path:
     return make_fake_dataset(tmp_path / "data", dubai)
 
 
-def saved_model_and_data(tmp_path_factory, pipe, name: str, class_set):
-    """(root, data): `pipe` saved to root/model and a fake Dubai-like dataset in root/data, for CLI tests."""
-    root = tmp_path_factory.mktemp(name)
-    pipe.save_pretrained(root / "model")
-    return root, make_fake_dataset(root / "data", class_set)
+# ---------------------------------------------------------------- the app's tiny models (tests/test_app.py, demo/)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dirs(tiny_pipe, tmp_path_factory):
+    """Folders holding the tiny generator and a fresh tiny CD model, as `save_pretrained` writes them."""
+    import torch
+
+    from changeanywhere.cd import build_cd_model
+
+    root = tmp_path_factory.mktemp("models")
+    tiny_pipe.save_pretrained(root / "generator")
+    torch.manual_seed(0)
+    build_cd_model("tiny").save_pretrained(root / "cd")
+    return root / "generator", root / "cd"
+
+
+@pytest.fixture(scope="session")
+def models(tiny_model_dirs):
+    from changeanywhere import demo
+
+    gen, cd = tiny_model_dirs
+    return demo.load_models(gen, cd, device="cpu", fallback=None, cd_building_fallback=None)
+
+
+@pytest.fixture
+def before_map(dubai):
+    """The 64×64 example map of the tiny app (seed 3)."""
+    from changeanywhere.examples import make_example_map
+
+    return make_example_map(dubai, size=SIZE, seed=3)
+
+
+@pytest.fixture(scope="module")
+def app_url(models):
+    """The app launched in this process on the tiny models, one server per test module."""
+    blocks, url = start_app(models)
+    yield url
+    blocks.close()
+
+
+@pytest.fixture
+def client(app_url):
+    from gradio_client import Client
+
+    return Client(app_url, verbose=False)
+
+
+# ------------------------------------------------------------------------------------------------ the rest
+
+
+@pytest.fixture
+def bank():
+    """A bank cut from three test towns."""
+    from changeanywhere.bank import ObjectBank
+
+    return ObjectBank.build([(f"tile{i}.png", *town(i)) for i in range(3)], DUBAI, origin="three towns")
+
+
+@pytest.fixture
+def no_weights(monkeypatch):
+    """As if the `imagenet` extra were not installed."""
+    import changeanywhere.features as features
+
+    monkeypatch.setattr(features, "WEIGHTS_PACKAGE", "no_such_weights_package_xyz")
+
+
+@pytest.fixture(scope="module")
+def change_classes_setup(tmp_path_factory, tiny_pipe):
+    """(root, data) for the change-class `generate` runs: the tiny model and a fake Dubai-like dataset."""
+    return saved_model_and_data(tmp_path_factory, tiny_pipe, "change_classes", DUBAI)
+
+
+@pytest.fixture(scope="module")
+def inpaint_pipe(dubai):
+    """The tiny pipeline with its UNet widened for inpainting and the new channels given random weights (so a
+    test can see that the context reaches the network)."""
+    from changeanywhere.generator.inpainting import inpaint_channels, widen_for_inpainting
+
+    pipe = make_tiny_pipe(dubai)
+    latent = pipe.vae.config.latent_channels
+    wide = widen_for_inpainting(pipe.unet, latent)
+    with torch.no_grad():
+        torch.manual_seed(1)
+        w = wide.conv_in.weight
+        w[:, -inpaint_channels(latent):] = torch.randn_like(w[:, -inpaint_channels(latent):]) * 0.1
+    pipe.register_modules(unet=wide)
+    return pipe
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """Three Dubai-like tiles for the training commands (`a_008` is val by the Dubai convention)."""
+    return make_folder(tmp_path_factory.mktemp("data"), ["a_001", "a_002", "a_008"])
+
+
+@pytest.fixture
+def restore_threads():
+    """The commands run with --num-threads 1 in-process; give the session its thread count back."""
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
 
 
 def skip_reasons(reports) -> Counter:

@@ -51,11 +51,10 @@ def run_golden() -> dict[str, dict[str, str]]:
     """Run the tiny generate commands (one thread, in this process); md5 of each file, temp paths replaced."""
     import torch
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from conftest import make_fake_dataset, make_tiny_pipe
-
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: `tests` is a package
     from changeanywhere.classes import ClassSet
     from changeanywhere.cli import main
+    from tests.conftest import make_fake_dataset, make_tiny_pipe  # the tests' set-up too (offline Hub, temp cache)
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -9,15 +9,15 @@ import sys
 import time
 
 import pytest
-import test_app
 
-models, tiny_model_dirs = test_app.models, test_app.tiny_model_dirs
+from tests.helpers import ROOT
+
 pytestmark = pytest.mark.slow  # app.py started as a server
 MAX_RSS_MB = 1500  # the tiny models' server: 537 MB measured (torch + gradio dominate)
 
 
 def load_bench():
-    spec = importlib.util.spec_from_file_location("app_load", test_app.ROOT / "bench" / "app_load.py")
+    spec = importlib.util.spec_from_file_location("app_load", ROOT / "bench" / "app_load.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)

@@ -14,15 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import test_app
 from PIL import Image
 
 from changeanywhere import demo
 from changeanywhere.examples import real_examples
-
-# the tiny models and the app launcher of the API tests
-start_app = test_app.start_app
-models, tiny_model_dirs = test_app.models, test_app.tiny_model_dirs
+from tests.helpers import start_app  # the app launcher of the API tests (tests/test_app.py)
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"

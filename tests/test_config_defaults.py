@@ -21,8 +21,9 @@ SETTINGS_SUFFIXES = ("Settings", "Config", "Augment")  # the typed settings: wha
 # one name, different settings: each command or object has its own (they are not copies of one another); any
 # other class writing the same default is a copy and fails
 DIFFERENT_SETTINGS = {
-    "seed": ({"commands.eval_generator.EvalGeneratorConfig", "commands.simulate.SimulateConfig", "dataset.config.GenerateConfig", "segmenter.SegmenterTrainConfig",
-              "training.config.LoopConfig"}, "each command's own seed"),
+    "seed": ({"commands.eval_generator.EvalGeneratorConfig", "commands.simulate.SimulateConfig",
+              "dataset.config.GenerateConfig", "segmenter.SegmenterTrainConfig", "training.config.LoopConfig"},
+             "each command's own seed"),
     "batch_size": ({"dataset.config.GenerateConfig", "segmenter.SegmenterTrainConfig",
                     "training.config.CDTrainConfig", "commands.eval_generator.EvalGeneratorConfig",
                     "commands.eval_cd.EvalCDConfig"}, "a dataset run's, a segmenter's and a CD model's batches differ"),

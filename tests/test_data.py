@@ -15,22 +15,7 @@ from changeanywhere.data import (
     load_pairs,
     tiles,
 )
-
-
-def make_folder(root, names, size=(48, 64), cs=None, seed=0):
-    """images/NAME.jpg + labels/NAME.png (colour maps of the Dubai set, 8-px blocks, one ignore pixel)."""
-    cs = cs or ClassSet.builtin("dubai-landcover")
-    rng = np.random.default_rng(seed)
-    (root / "images").mkdir(parents=True, exist_ok=True)
-    (root / "labels").mkdir(parents=True, exist_ok=True)
-    h, w = size
-    for name in names:
-        m = rng.integers(0, cs.num_classes, (h // 8 + 1, w // 8 + 1)).repeat(8, 0).repeat(8, 1)[:h, :w]
-        m = m.astype(np.uint8)
-        m[0, 0] = 255
-        Image.fromarray(cs.indices_to_colors(m)).save(root / "labels" / f"{name}.png")
-        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(root / "images" / f"{name}.png")
-    return root
+from tests.helpers import make_folder
 
 
 @pytest.fixture

@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import saved_model_and_data
 from PIL import Image
 
 from changeanywhere.classes import ClassSet
 from changeanywhere.cli import main
 from changeanywhere.dataset import IMAGE_DIRS
+from tests.helpers import saved_model_and_data
 
 DUBAI = ClassSet.builtin("dubai-landcover")
 NUM = 6

@@ -6,7 +6,8 @@ When the generator changes on purpose, regenerate the values: `python tests/gold
 import json
 
 import pytest
-from golden_generate import GOLDEN, environment, run_golden
+
+from tests.golden_generate import GOLDEN, environment, run_golden
 
 
 def test_generate_output_is_byte_identical_to_the_golden_run():

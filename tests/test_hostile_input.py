@@ -12,16 +12,13 @@ import zlib
 import cv2
 import numpy as np
 import pytest
-import test_app
 from PIL import Image
 
 from changeanywhere import demo
 from changeanywhere.errors import ChangeAnywhereError, MapSizeError
 from changeanywhere.examples import make_example_map
 from changeanywhere.maps import read_map
-
-SIZE = test_app.SIZE
-models, tiny_model_dirs, app_url, client = test_app.models, test_app.tiny_model_dirs, test_app.app_url, test_app.client
+from tests.helpers import LOAD_NOTICE, SIZE, call_generate, editor_input
 
 
 @pytest.fixture
@@ -206,11 +203,11 @@ def test_odd_file_name_in_the_upload_and_the_zip(client, tmp_path, dubai, before
     path = tmp_path / ODD_NAME
     Image.fromarray(dubai.indices_to_colors(before_map)).save(path, format="PNG")
     loaded = client.predict(handle_file(str(path)), demo.AUTO, False, None, api_name="/load_map")
-    notice = loaded[test_app.LOAD_NOTICE]
+    notice = loaded[LOAD_NOTICE]
     assert "⚠️" not in notice and "64×64 px" in notice
     assert "évil ünï 名前" in notice and "bold" in notice, notice
     assert not re.search(r"(?<!\\)[*<>]|\\\\|/", notice.split("**")[1]), notice  # no separator, no live markup
-    out = test_app.call_generate(client, test_app.editor_input(), n_events=3, ev_seed=1)
+    out = call_generate(client, editor_input(), n_events=3, ev_seed=1)
     with zipfile.ZipFile(out[-2]) as zf:
         names = zf.namelist()
         meta = json.loads(zf.read("metadata.json"))

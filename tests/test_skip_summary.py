@@ -2,7 +2,7 @@
 
 from types import SimpleNamespace
 
-from conftest import pytest_terminal_summary
+from tests.conftest import pytest_terminal_summary
 
 
 class FakeReporter:

@@ -1,5 +1,7 @@
-"""`changeanywhere generate` on a tiny model and tiny data: layout, statistics, determinism, resume, 2 processes."""
+"""`changeanywhere generate` on a tiny model and tiny data: layout, statistics, determinism, resume, 2 processes,
+a failing output disk, the change that counts."""
 
+import errno
 import json
 import os
 import re
@@ -7,27 +9,30 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import saved_model_and_data
 from PIL import Image
 
 from changeanywhere.bank import ObjectBank
+from changeanywhere.change_classes import counted_target
 from changeanywhere.classes import ClassSet
 from changeanywhere.cli import main
-from changeanywhere.dataset import IMAGE_DIRS, make_plan
+from changeanywhere.dataset import IMAGE_DIRS
 from changeanywhere.dataset.sources import SourceCache, find_sources, source_windows
 from changeanywhere.events import change_type_legend
 from changeanywhere.maps import read_map
 from changeanywhere.pairs import PairSettings, build_pairs, simulate_events
-from changeanywhere.seeds import derive_seed, sample_seed
+from changeanywhere.seeds import sample_seed
+from tests.helpers import ROOT, generate_change_classes, saved_model_and_data
 
-ROOT = Path(__file__).resolve().parents[1]
 DUBAI = ClassSet.builtin("dubai-landcover")
+BUILDING = DUBAI.index_of("building")
 NUM = 24  # 6 batches of 4
 SMALL = ["--size", "32", "--num-inference-steps", "5", "--batch-size", "4", "--min-area", "16", "--no-progress"]
 
@@ -74,9 +79,6 @@ def env() -> dict[str, str]:
 
 def png(path: Path) -> np.ndarray:
     return np.asarray(Image.open(path))
-
-
-# --------------------------------------------------------------------------------------------------- layout
 
 
 def test_layout_manifest_and_card_match_the_files(reference):
@@ -185,20 +187,6 @@ def test_generated_folder_is_a_torch_dataset(reference):
     assert batch["stem"] == ["000000", "000001", "000002", "000003"]
 
 
-# --------------------------------------------------------------------------------------------------- determinism
-
-
-def test_seeds_and_plan_are_independent_of_ranks_and_batches():
-    assert sample_seed(0, 5) == sample_seed(0, 5) != sample_seed(1, 5) != sample_seed(0, 6)
-    assert 0 <= derive_seed(2**40, 7) < 2**63
-    done = [0, 1, 2, 3, 9, 17]
-    for world in (1, 2, 3, 4):
-        plan = make_plan(21, 4, done, world)
-        made = [i for share in plan.shares for i in plan.to_make(share)]
-        assert sorted(made) == sorted(set(range(21)) - set(done))  # no duplicates, no gaps
-        assert plan.pending == [1, 2, 3, 4, 5] and sorted(sum(plan.shares, [])) == plan.pending
-
-
 def test_growing_num_gives_the_same_dataset(setup, reference, tmp_path):
     out = tmp_path / "grown"
     assert main(args_for(setup, out, 10)) == 0
@@ -242,9 +230,6 @@ def test_two_processes_match_one(setup, reference, tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     assert "on 2 process(es)" in res.stdout
     assert_same_tree(out, reference)
-
-
-# --------------------------------------------------------------------------------------------------- errors
 
 
 def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
@@ -334,18 +319,161 @@ def test_grid_tiling_cycles_the_tiles(setup, tmp_path):
     assert tiles[6:] == tiles[:2]
 
 
-def test_card_sampler_line_names_eta_and_guidance_interval_only_where_they_apply():
-    """The card says what the sampler did: eta only for schedulers that take one, the guided steps when the
-    model guides part of the run (the embedded default: the last 3 of 8)."""
-    from changeanywhere.dataset.report import _eta, _interval
+# ------------------------------------------------------------------------------------------- a failing disk
+# When the output disk fails: full (a small tmpfs, or a writer that runs out of bytes) or read-only (a read-only
+# tmpfs, or a temp-file call that says so). Each run must stop with a clear error, leave no partial sample, and a
+# rerun after the fault is gone must complete to the same bytes as a clean run.
+# The tmpfs variants need root and `mount` (as in CI); the patched variants run anywhere.
 
-    sde = {"sampler": {"steps": 8, "eta": 1.0, "guidance_scale": 2.0},
-           "info": {"scheduler_takes_eta": False, "guidance_interval": [0.625, 1.0]}}
-    assert _eta(sde) == "" and _interval(sde) == " on steps 6–8 of 8 (guidance interval 0.625–1)"
-    ddim = {"sampler": {"steps": 20, "eta": 0.5, "guidance_scale": 2.0},
-            "info": {"scheduler_takes_eta": True, "guidance_interval": [0, 1]}}
-    assert _eta(ddim) == " eta 0.5," and _interval(ddim) == ""
-    assert _interval({"sampler": {"steps": 8, "guidance_scale": 1.0}, "info": sde["info"]}) == ""  # unguided
-    assert _interval({"sampler": {"steps": 8, "guidance_scale": 2.0},
-                      "info": {"guidance_interval": [0.0, 0.1]}}) == \
-        " on no step of 8 (guidance interval 0–0.1)"
+
+SAMPLE_FILES = (*IMAGE_DIRS, "meta")
+
+
+@contextmanager
+def tmpfs(path: Path, options: str):
+    """`path` as a fresh tmpfs mounted with `options`; skips the test where mounting is not allowed."""
+    path.mkdir(parents=True, exist_ok=True)
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True)
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({res.stderr.decode().strip() or 'not root'})")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def remount(path: Path, options: str) -> None:
+    subprocess.run(["mount", "-o", f"remount,{options}", str(path)], check=True)
+
+
+def check_no_partial_sample(out: Path) -> int:
+    """Every sample id has all its files or none, and no temp file is left; returns the finished count."""
+    assert not [p for p in out.rglob("*.tmp")], "temp files left behind"
+    ids: dict[str, set[str]] = {}
+    for folder in SAMPLE_FILES:
+        for p in (out / folder).glob("*") if (out / folder).is_dir() else ():
+            ids.setdefault(p.stem, set()).add(folder)
+    partial = {i: sorted(set(SAMPLE_FILES) - have) for i, have in ids.items() if have != set(SAMPLE_FILES)}
+    assert not partial, f"partial samples (missing files): {partial}"
+    return len(ids)
+
+
+def run_and_fail(setup_, out: Path, capsys, what: str) -> None:
+    code = main(args_for(setup_, out))
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert f"cannot write to the output folder {out}" in err and what in err, err
+    assert "rerun the same command" in err and "Traceback" not in err
+
+
+class ShortDisk:
+    """A disk with `budget` bytes left: `os.fdopen` files (the atomic writer's) raise ENOSPC past it."""
+
+    def __init__(self, budget: int):
+        self.budget = budget
+        self.real_fdopen = os.fdopen
+
+    def fdopen(self, fd, *args, **kwargs):
+        f = self.real_fdopen(fd, *args, **kwargs)
+        disk, write = self, f.write
+
+        def limited(data):
+            disk.budget -= len(data)
+            if disk.budget < 0:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return write(data)
+
+        f.write = limited
+        return f
+
+
+def test_disk_full_via_patched_writer(setup, reference, tmp_path, capsys, monkeypatch):
+    """Feeds a disk that fills up after about a third of the samples (a patched writer); expects the ENOSPC
+    error, whole samples only, and a rerun with space again that ends byte-identical to a clean run."""
+    out = tmp_path / "full"
+    disk = ShortDisk(sum(p.stat().st_size for p in reference.rglob("*") if p.is_file()) // 3)
+    monkeypatch.setattr(os, "fdopen", disk.fdopen)
+    run_and_fail(setup, out, capsys, "No space left on device")
+    monkeypatch.undo()
+    made = check_no_partial_sample(out)
+    assert 0 < made < NUM and not (out / "manifest.jsonl").exists()
+    assert main(args_for(setup, out)) == 0
+    assert_same_tree(out, reference)
+
+
+def test_disk_full_on_a_small_tmpfs(setup, reference, tmp_path, capsys):
+    """Feeds a 192 KiB tmpfs as the output disk; expects ENOSPC, whole samples only; after remounting it at
+    8 MiB, the rerun completes byte-identical to a clean run."""
+    with tmpfs(tmp_path / "disk", "size=192k") as disk:
+        out = disk / "out"
+        run_and_fail(setup, out, capsys, "No space left on device")
+        made = check_no_partial_sample(out)
+        assert made < NUM
+        remount(disk, "size=8m")
+        assert main(args_for(setup, out)) == 0
+        assert_same_tree(out, reference)
+
+
+def test_read_only_output_folder_via_patched_temp_files(setup, reference, tmp_path, capsys, monkeypatch):
+    """Feeds an output folder where creating any file fails with EROFS; expects the read-only error before any
+    sample, nothing written; a rerun once it is writable completes byte-identical to a clean run."""
+    out = tmp_path / "ro"
+    out.mkdir()
+    real = tempfile.mkstemp
+
+    def read_only(*args, dir=None, **kwargs):  # noqa: A002 - mkstemp's own parameter name
+        if dir is not None and Path(dir).is_relative_to(out):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(dir))
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    run_and_fail(setup, out, capsys, "Read-only file system")
+    monkeypatch.undo()
+    assert list(out.iterdir()) == []
+    assert main(args_for(setup, out)) == 0
+    assert_same_tree(out, reference)
+
+
+def test_read_only_tmpfs(setup, reference, tmp_path, capsys):
+    """Feeds a tmpfs mounted read-only; expects the read-only error (even as root); after remounting it
+    read-write, the rerun completes byte-identical to a clean run."""
+    with tmpfs(tmp_path / "disk", "ro,size=8m") as disk:
+        run_and_fail(setup, disk, capsys, "Read-only file system")
+        remount(disk, "rw")
+        assert list(disk.iterdir()) == []
+        assert main(args_for(setup, disk)) == 0
+        assert_same_tree(disk, reference)
+
+
+# ------------------------------------------------------------------------------------ the change that counts
+
+
+def test_generate_change_classes_building(change_classes_setup, capsys):
+    out = change_classes_setup[0] / "building"
+    assert generate_change_classes(change_classes_setup, out, "--change-classes", "building") == 0
+    settings = json.loads((out / "generation.json").read_text())
+    assert settings["events"]["change_classes"] == ["building"]
+    no_interest = 0
+    for meta_file in sorted((out / "meta").glob("*.json")):
+        meta = json.loads(meta_file.read_text())
+        stem = meta_file.stem
+        label = np.asarray(Image.open(out / "label" / f"{stem}.png"))
+        assert set(np.unique(label)) <= {0, 255}  # on disk 0/255, as every label
+        a_map, b_map = (read_map(out / d / f"{stem}.png", DUBAI) for d in ("label_A", "label_B"))
+        np.testing.assert_array_equal(label == 255, counted_target(a_map, b_map, (BUILDING,)) == 1)
+        assert meta["changed_pixels"] == int((label == 255).sum()) and meta["change_classes"] == ["building"]
+        assert all("building" in t.split("->") for t in meta["transitions"])
+        assert not any("building" in t.split("->") for t in meta["no_interest"]["transitions"])
+        no_interest += meta["no_interest"]["changed_pixels"]
+    assert no_interest > 0  # the test data has other changes, labelled no change
+    # rerunning without the option is another dataset: refused, not silently mixed
+    assert generate_change_classes(change_classes_setup, out) == 2
+    assert "change_classes" in capsys.readouterr().err
+
+
+def test_generate_unknown_change_class_is_refused(change_classes_setup, capsys):
+    assert generate_change_classes(change_classes_setup, change_classes_setup[0] / "bad",
+                                   "--change-classes", "building,castle") == 2
+    err = capsys.readouterr().err
+    assert "--change-classes" in err and "castle" in err
+    assert not (change_classes_setup[0] / "bad" / "meta").exists()

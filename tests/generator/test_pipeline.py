@@ -1,19 +1,28 @@
-"""ChangeAnywherePipeline on tiny random components: determinism, latent mixing, labels, I/O, errors."""
+"""ChangeAnywherePipeline on tiny random components: determinism, latent mixing, labels, the change mode
+keeping the before image, strength, the colour and VQ autoencoders, the inpainting UNet's sampler, I/O, errors."""
 
 import json
-import shutil
 
 import cv2
 import numpy as np
 import pytest
 import torch
 
-from changeanywhere import ChangeAnywhereError, ChangeAnywherePipeline, MapSizeError, UnknownColorsError
-from changeanywhere.errors import WeightsNotFoundError
+from changeanywhere import (
+    ChangeAnywhereError,
+    ChangeAnywherePipeline,
+    MapSizeError,
+    UnknownColorsError,
+    simulate_changes,
+)
+from changeanywhere.errors import ParameterError
+from changeanywhere.generator.nonchange import NonChangeSettings
 from changeanywhere.generator.presets import build_pipeline
-from changeanywhere.hub import load_pipeline
+from changeanywhere.image_metrics import distance_from
+from tests.helpers import encode_before, keep_cells, remove_building
 
 STEPS = 8
+CHANGE_STEPS = 6  # the change-mode tests (keeping the before image, strength)
 
 
 def _after(before_map):
@@ -149,35 +158,6 @@ def test_save_load_round_trip_and_class_set(tmp_path, tiny_pipe, before_pair, du
     np.testing.assert_array_equal(a, b)
 
 
-def test_load_by_repo_id_from_offline_hub_cache(tmp_path, tiny_pipe, before_pair):
-    """A repo id resolves through a Hub cache laid out like huggingface_hub's, with HF_HUB_OFFLINE=1."""
-    import os
-
-    assert os.environ["HF_HUB_OFFLINE"] == "1"
-    _, m = before_pair
-    sha = "0123456789abcdef0123456789abcdef01234567"
-    repo = tmp_path / "hub" / "models--changeanywhere--tiny-test"
-    tiny_pipe.save_pretrained(repo / "snapshots" / sha)
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(sha)
-    pipe = load_pipeline("changeanywhere/tiny-test", cache_dir=tmp_path / "hub")
-    a = tiny_pipe.synthesize(m, num_inference_steps=2, seed=2, output_type="np").images
-    b = pipe.synthesize(m, num_inference_steps=2, seed=2, output_type="np").images
-    np.testing.assert_array_equal(a, b)
-    with pytest.raises(WeightsNotFoundError, match="offline"):
-        load_pipeline("changeanywhere/not-there", cache_dir=tmp_path / "hub")
-    shutil.rmtree(repo)
-
-
-def test_missing_or_corrupt_local_folder_is_clear(tmp_path, tiny_pipe):
-    with pytest.raises(WeightsNotFoundError, match="model_index.json"):
-        load_pipeline(tmp_path / "nothing")
-    tiny_pipe.save_pretrained(tmp_path / "broken")
-    next((tmp_path / "broken" / "unet").glob("*.safetensors")).write_bytes(b"not a safetensors file")
-    with pytest.raises(WeightsNotFoundError, match="is the folder complete|Is the folder complete"):
-        load_pipeline(tmp_path / "broken")
-
-
 def test_vq_autoencoder_variant(dubai, before_pair):
     torch.manual_seed(0)
     pipe = build_pipeline(dubai, preset="tiny", autoencoder="vq")
@@ -225,3 +205,104 @@ def test_settings_and_keywords_are_the_same_call(tiny_pipe, before_pair):
     assert by_settings.sampler == record and resolved.guidance_scale == tiny_pipe.config.default_guidance_scale
     assert record["steps"] == 2 and record["guidance_interval"] == [0.25, 0.75]
     assert tiny_pipe.resolve(s, num_inference_steps=3)[0].num_inference_steps == 3  # keywords replace fields
+
+
+def test_default_change_keeps_before_latent_to_the_end(tiny_pipe, before_pair):
+    """Default settings: every anchored latent cell ends exactly on the before latent. The paper's sampler
+    (content scale drawn in 0.7..1, the last steps free) fails this criterion."""
+    img, m = before_pair
+    after = remove_building(m)
+    known, keep = encode_before(tiny_pipe, img)[0], keep_cells(tiny_pipe, m, after)
+    assert keep.any() and not keep.all()
+    ours = tiny_pipe.change(img, m, after, num_inference_steps=CHANGE_STEPS, seed=1, output_type="latent")
+    assert ours.mix_steps == [CHANGE_STEPS]
+    np.testing.assert_allclose(ours.images[0][:, keep].numpy(), known[:, keep].numpy(), atol=1e-6)
+    paper = tiny_pipe.change(img, m, after, content_scale=(0.7, 0.9), blend="latent", free_band=0,
+                             num_inference_steps=CHANGE_STEPS, seed=1, output_type="latent")
+    assert paper.mix_steps[0] < CHANGE_STEPS
+    err = (paper.images[0][:, keep] - known[:, keep]).abs().mean().item()
+    assert err > 0.05, err
+    # the free cells (the change and its band) are painted, not copied
+    assert (ours.images[0][:, ~keep] - known[:, ~keep]).abs().mean().item() > 0.05
+
+
+def test_default_change_keeps_before_pixels(tiny_pipe, before_pair):
+    """Pixel blend (non-change off): unchanged pixels at least `feather` px from a change are the real before
+    image."""
+    img, m = before_pair
+    after = remove_building(m)
+    out = tiny_pipe.change(img, m, after, num_inference_steps=CHANGE_STEPS, seed=2, output_type="np", nonchange=0)
+    b = (out.images[0] * 255).round().astype(np.uint8)
+    far = distance_from(out.change_masks[0]) >= 6
+    assert far.any()
+    np.testing.assert_array_equal(b[far], img[far])
+    changed = out.change_masks[0]
+    assert np.abs(b[changed].astype(int) - img[changed]).mean() > 5  # the change is painted
+
+
+def test_change_option_errors(tiny_pipe, before_pair):
+    img, m = before_pair
+    with pytest.raises(ChangeAnywhereError, match="blend"):
+        tiny_pipe.change(img, m, remove_building(m), blend="nope", num_inference_steps=1)
+    with pytest.raises(ChangeAnywhereError, match="drift"):
+        tiny_pipe.change(img, m, remove_building(m), drift="strong", num_inference_steps=1)
+
+
+def test_pipeline_with_colour_autoencoder(tmp_path, dubai, before_pair):
+    torch.manual_seed(0)
+    pipe = build_pipeline(dubai, preset="tiny", autoencoder="color")
+    pipe.set_progress_bar_config(disable=True)
+    n = pipe.vae.latent_channels
+    pipe.vae.register_to_config(latents_mean=[0.0] * n, latents_std=[0.3] * n)
+    img, m = before_pair
+    known = encode_before(pipe, img)
+    # per-channel normalisation: the colour channels are the block means scaled by 1/std
+    x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 127.5 - 1
+    torch.testing.assert_close(known[:, :3], torch.nn.functional.avg_pool2d(x, 4) / 0.3)
+    out = pipe.change(img, m, remove_building(m), num_inference_steps=2, seed=0, output_type="np")
+    assert out.images.shape == (1, 32, 32, 3)
+    pipe.save_pretrained(tmp_path / "p")
+    from changeanywhere import ChangeAnywherePipeline
+
+    again = ChangeAnywherePipeline.from_pretrained(tmp_path / "p")
+    assert type(again.vae).__name__ == "ColorAutoencoder"
+
+
+def test_strength_starts_from_texture_and_keeps_anchor(tiny_pipe, before_pair):
+    img, m = before_pair
+    after = m.copy()
+    after[4:14, 4:14] = 1  # the building becomes water (present in the image)
+    known, keep = encode_before(tiny_pipe, img)[0], keep_cells(tiny_pipe, m, after)
+    out = tiny_pipe.change(img, m, after, strength=0.5, num_inference_steps=CHANGE_STEPS, seed=1, output_type="latent")
+    np.testing.assert_allclose(out.images[0][:, keep].numpy(), known[:, keep].numpy(), atol=1e-6)
+    full = tiny_pipe.change(img, m, after, num_inference_steps=CHANGE_STEPS, seed=1, output_type="latent")
+    assert (out.images - full.images).abs().max() > 1e-3
+    with pytest.raises(ChangeAnywhereError, match="strength"):
+        tiny_pipe.change(img, m, after, strength=0.0, num_inference_steps=2)
+
+
+def test_inpainting_pipeline_defaults_and_context(inpaint_pipe, tiny_pipe, before_pair):
+    img, m = before_pair
+    after = simulate_changes(m, inpaint_pipe.class_set, seed=3, num_events=2).after
+    assert inpaint_pipe.is_inpainting and not tiny_pipe.is_inpainting
+    assert inpaint_pipe.resolve()[0].sampler == "inpaint" and tiny_pipe.resolve()[0].sampler == "anchored"
+    out = inpaint_pipe.change(img, m, after, seed=0, output_type="np", guidance_scale=1.0)
+    assert out.sampler["change_sampler"] == "inpaint" and out.mix_steps == [0]
+    # the before image is the network's context: another before image gives other painted pixels
+    other = inpaint_pipe.change(255 - img, m, after, seed=0, output_type="np", guidance_scale=1.0)
+    changed = out.change_masks[0]
+    assert not np.allclose(out.images[0][changed], other.images[0][changed])
+    # plain synthesis runs on the inpainting UNet too (nothing known, everything painted)
+    assert inpaint_pipe.synthesize(m, seed=0, output_type="np").images.shape == (1, 32, 32, 3)
+
+
+def test_sampler_errors(inpaint_pipe, tiny_pipe, before_pair):
+    img, m = before_pair
+    with pytest.raises(ParameterError, match="inpainting UNet"):
+        tiny_pipe.change(img, m, m, sampler="inpaint")
+    with pytest.raises(ParameterError, match="`sampler` must be one of"):
+        inpaint_pipe.change(img, m, m, sampler="repaint")
+    with pytest.raises(ParameterError, match="re-rendering"):
+        tiny_pipe.change(img, m, m, nonchange=NonChangeSettings())
+    anchored = inpaint_pipe.change(img, m, m, sampler="anchored", seed=0, output_type="np")
+    assert anchored.sampler["change_sampler"] == "anchored"

@@ -1,4 +1,5 @@
-"""Training commands on tiny fake data (CPU): 2-step runs, outputs, resume, checkpoints, hub push, torchrun."""
+"""`changeanywhere train-diffusion` on tiny fake data (CPU): 2-step runs, outputs, resume, hub push, user errors,
+torchrun."""
 
 import json
 import os
@@ -11,33 +12,14 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
-from test_data import make_folder
 
 from changeanywhere import ChangeAnywherePipeline, ClassSet
 from changeanywhere.cli import main
 from changeanywhere.generator.presets import build_autoencoder
-from changeanywhere.training.checkpoint import (
-    export_compact_state,
-    latest_checkpoint,
-    load_training_state,
-    prune_checkpoints,
-    save_training_state,
-)
+from changeanywhere.training.checkpoint import latest_checkpoint
+from tests.helpers import ROOT, no_pickles, training_args
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(autouse=True)
-def _restore_threads():
-    """The commands run with --num-threads 1 in-process; give the session its thread count back."""
-    n = torch.get_num_threads()
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return make_folder(tmp_path_factory.mktemp("data"), ["a_001", "a_002", "a_008"])
+pytestmark = pytest.mark.usefixtures("restore_threads")  # the commands run with --num-threads 1 in-process
 
 
 @pytest.fixture(scope="module")
@@ -51,51 +33,12 @@ def autoencoder_dir(tmp_path_factory):
     return path
 
 
-def common(data_dir, out, *extra):
-    return ["--data", str(data_dir), "--classes", "dubai-landcover", "--output-dir", str(out), "--preset", "tiny",
-            "--crop-size", "32", "--num-threads", "1", *extra]
-
-
 def diffusion_args(data_dir, ae, out, *extra):
-    return ["train-diffusion", *common(data_dir, out, "--autoencoder", str(ae), *extra)]
+    return ["train-diffusion", *training_args(data_dir, out, "--autoencoder", str(ae), *extra)]
 
 
 def log_records(out):
     return [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
-
-
-def no_pickles(folder):
-    bad = [p for p in folder.rglob("*") if p.suffix in (".bin", ".pkl", ".pt", ".pth", ".ckpt")]
-    assert not bad, bad
-
-
-def test_train_autoencoder_two_steps(data_dir, tmp_path, capsys):
-    out = tmp_path / "ae"
-    assert main(["train-autoencoder", *common(data_dir, out, "--max-steps", "2", "--checkpointing-steps", "1")]) == 0
-    from diffusers import AutoencoderKL
-
-    vae = AutoencoderKL.from_pretrained(out / "autoencoder")
-    metrics = json.loads((out / "autoencoder_metrics.json").read_text())
-    assert metrics["step"] == 2 and np.isfinite(metrics["val_psnr"]) and metrics["split"] == "val"
-    assert vae.config.scaling_factor == pytest.approx(1 / metrics["latent_std"])
-    assert vae.config.shift_factor == pytest.approx(metrics["latent_mean"])
-    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]
-    assert json.loads((out / "checkpoint-2" / "state.json").read_text())["step"] == 2
-    assert sorted(p.name for p in (out / "samples").iterdir()) == ["step-0000001.png", "step-0000002.png"]
-    assert "PSNR" in capsys.readouterr().out
-    no_pickles(out)
-
-
-def test_train_autoencoder_vq_bf16_accumulation(data_dir, tmp_path):
-    out = tmp_path / "vq"
-    argv = common(data_dir, out, "--autoencoder", "vq", "--max-steps", "1", "--mixed-precision", "bf16",
-                  "--gradient-accumulation-steps", "2")
-    assert main(["train-autoencoder", *argv]) == 0
-    from diffusers import VQModel
-
-    assert VQModel.from_pretrained(out / "autoencoder").config.scaling_factor > 0
-    state = json.loads((out / "checkpoint-1" / "state.json").read_text())
-    assert state["step"] == 1 and state["extra"]["args"]["gradient_accumulation_steps"] == 2
 
 
 def test_train_diffusion_two_steps_pipeline_loads_and_pushes(data_dir, autoencoder_dir, tmp_path, monkeypatch):
@@ -163,58 +106,13 @@ def test_resume_continues_step_count_and_ignores_partial_checkpoint(data_dir, au
     assert json.loads((out / "checkpoint-4" / "state.json").read_text())["ema"]["optimization_step"] == 4
 
 
-def test_checkpoint_round_trip_and_pruning(tmp_path):
-    from diffusers.training_utils import EMAModel
-
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    ema = EMAModel(model.parameters(), decay=0.9)
-    for _ in range(3):
-        model(torch.randn(5, 3)).sum().backward()
-        opt.step()
-        opt.zero_grad()
-        ema.step(model.parameters())
-    for step in (1, 2, 3):
-        save_training_state(tmp_path / f"checkpoint-{step}", step, {"m": model}, opt, ema=ema, extra={"x": step})
-    (tmp_path / "checkpoint-9.tmp").mkdir()
-    assert prune_checkpoints(tmp_path, 2) == [tmp_path / "checkpoint-1"]
-    assert latest_checkpoint(tmp_path) == tmp_path / "checkpoint-3"
-    fresh = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
-    opt2 = torch.optim.AdamW(fresh.parameters(), lr=1.0)
-    ema2 = EMAModel(fresh.parameters(), decay=0.5)
-    step, extra = load_training_state(tmp_path / "checkpoint-3", {"m": fresh}, opt2, ema=ema2)
-    assert step == 3 and extra == {"x": 3}
-    for a, b in zip(model.state_dict().values(), fresh.state_dict().values(), strict=True):
-        assert torch.equal(a, b)
-    assert opt2.param_groups[0]["lr"] == 1e-3
-    for k, v in opt.state_dict()["state"][0].items():
-        assert torch.equal(torch.as_tensor(v), torch.as_tensor(opt2.state_dict()["state"][0][k]))
-    assert ema2.decay == 0.9 and ema2.optimization_step == 3
-    for a, b in zip(ema.shadow_params, ema2.shadow_params, strict=True):
-        assert torch.equal(a, b)
-
-    # the compact copy (committed beside released weights) is about half the size and resumes the same run
-    compact = export_compact_state(tmp_path / "checkpoint-3", tmp_path / "resume")
-    t = load_file(str(compact / "state.safetensors"))
-    assert t["model/m/0.weight"].dtype == torch.float16 and t["optim/0/exp_avg_sq"].dtype == torch.bfloat16
-    assert t["optim/0/step"].dtype == torch.float32
-    opt3 = torch.optim.AdamW(fresh.parameters(), lr=1.0)
-    ema3 = EMAModel(fresh.parameters(), decay=0.5)
-    assert load_training_state(compact, {"m": fresh}, opt3, ema=ema3)[0] == 3
-    v = opt3.state_dict()["state"][0]["exp_avg_sq"]
-    assert v.dtype == torch.float32 and torch.allclose(v, opt.state_dict()["state"][0]["exp_avg_sq"], rtol=1e-2)
-    assert all(p.dtype == torch.float32 for p in ema3.shadow_params)
-    assert torch.allclose(fresh[0].weight, model[0].weight, atol=1e-3)
-
-
 def test_user_errors(data_dir, autoencoder_dir, tmp_path, capsys):
     assert main(diffusion_args(data_dir, tmp_path / "nothing", tmp_path / "o")) == 2
     assert "not an autoencoder folder" in capsys.readouterr().err
     assert main(diffusion_args(data_dir, autoencoder_dir, tmp_path / "o", "--crop-size", "36")) == 2
     assert "multiple of 8" in capsys.readouterr().err
     if not torch.cuda.is_available():
-        assert main(["train-autoencoder", *common(data_dir, tmp_path / "o", "--mixed-precision", "fp16")]) == 2
+        assert main(["train-autoencoder", *training_args(data_dir, tmp_path / "o", "--mixed-precision", "fp16")]) == 2
         assert "fp16" in capsys.readouterr().err
     assert main(diffusion_args(data_dir, autoencoder_dir, tmp_path / "o", "--resume", str(tmp_path))) == 2
     assert "not a checkpoint folder" in capsys.readouterr().err

@@ -1,14 +1,62 @@
-"""Per-date training augmentations of the published synthetic-data methods: cast shadows, tone curves, haze."""
+"""`cd.augment`: bi-temporal geometry and radiometry, and the per-date augmentations of the published
+synthetic-data methods (cast shadows, tone curves, haze)."""
 
+
+import numpy as np
 import pytest
 import torch
-from test_cd import make_cd_folder
 
-from changeanywhere.cd.augment import BitemporalAugment, cast_shadows, haze, radiometry, tone_curve
+from changeanywhere.cd.augment import (
+    BitemporalAugment,
+    cast_shadows,
+    crop_pair,
+    gaussian_blur,
+    haze,
+    radiometry,
+    tone_curve,
+)
 from changeanywhere.cd.data import CDTrainData
-from changeanywhere.cli import main
+from tests.helpers import make_cd_folder
 
 NEW = {"shadow": 0.8, "tone": 0.5, "haze": 0.6}
+
+
+def test_augment_geometry_follows_a_and_misregisters_b_within_bounds():
+    """With B = A: no shift and no scale keep the crops equal; a shift of 2 px moves B by at most 2 px."""
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (80, 80, 3), dtype=np.uint8)
+    label = (rng.random((80, 80)) > 0.5).astype(np.uint8)
+    still = BitemporalAugment(shift=0, scale=0)
+    ta, tb, tl = crop_pair(np.random.default_rng(1), img, img, label, 32, still)
+    assert torch.equal(ta, tb) and tl.shape == (32, 32)
+    moved = BitemporalAugment(shift=2, scale=0)
+    offsets = set()
+    for seed in range(12):
+        ta, tb, tl = crop_pair(np.random.default_rng(seed), img, img, label, 32, moved)
+        found = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
+                 if torch.equal(ta[:, 2:-2, 2:-2], tb[:, 2 - dy : 30 - dy, 2 - dx : 30 - dx])]
+        assert len(found) == 1  # B is A's window moved by one offset of at most 2 px
+        offsets.add(found[0])
+        # the label is A's: the crop of A and of the label come from the same window
+        ya, xa = np.argwhere((np.lib.stride_tricks.sliding_window_view(img[..., 0], (32, 32))
+                              == ((ta[0] + 1) * 127.5).round().byte().numpy()).all((2, 3)))[0]
+        assert np.array_equal(tl.numpy(), label[ya : ya + 32, xa : xa + 32])
+    assert len(offsets) > 3
+    scaled = crop_pair(np.random.default_rng(3), img, img, label, 32, BitemporalAugment(shift=0, scale=0.3))
+    assert scaled[0].shape == (3, 32, 32) and set(torch.unique(scaled[2]).tolist()) <= {0, 1}
+
+
+def test_radiometry_is_per_date_seeded_and_in_range():
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+    aug = BitemporalAugment()
+    y1 = radiometry(x, aug, torch.Generator().manual_seed(0))
+    y2 = radiometry(x, aug, torch.Generator().manual_seed(0))
+    assert torch.equal(y1, y2) and not torch.equal(y1, x)
+    assert y1.min() >= -1 and y1.max() <= 1
+    off = BitemporalAugment(jitter=0, gamma=0, blur=0, noise=0)
+    torch.testing.assert_close(radiometry(x, off, torch.Generator().manual_seed(0)), x)
+    blurred = gaussian_blur(x[0], 1.0)
+    assert blurred.shape == x[0].shape and blurred.std() < x[0].std()
 
 
 @pytest.mark.parametrize("fn", [cast_shadows, haze, tone_curve])
@@ -56,12 +104,3 @@ def test_new_augmentations_never_touch_the_label_and_are_off_by_default(tmp_path
                                radiometry(x, BitemporalAugment(shadow=0, tone=0, haze=0),
                                           torch.Generator().manual_seed(0)))
     assert BitemporalAugment().shadow == BitemporalAugment().tone == BitemporalAugment().haze == 0
-
-
-def test_train_cd_takes_the_new_strengths(tmp_path, capsys):
-    data = make_cd_folder(tmp_path / "data", n=2)
-    common = ["train-cd", "--data", str(data), "--output-dir", str(tmp_path / "run"), "--arch", "tiny", "--widths",
-              "8", "8", "8", "8", "--crop-size", "32", "--batch-size", "2", "--max-steps", "1", "--log-steps", "1"]
-    assert main([*common, "--shadow", "0.5", "--tone", "0.3", "--haze", "0.4"]) == 0
-    assert main([*common, "--shadow", "1.5"]) == 2
-    assert "--shadow" in capsys.readouterr().err
