@@ -158,7 +158,7 @@ class Handlers:
         return (
             p.before_image,
             p.after_image,
-            change_label_image(p.before_map, p.after_map, p.change_mask),
+            change_label_image(p.before_map, p.after_map, p.label),
             demo.prediction_overlay(s),
             demo.metrics_markdown(s, gen.settings["cd_method"]),
             self.view.indices_to_colors(p.before_map),
@@ -173,7 +173,7 @@ class Handlers:
         t0 = time.perf_counter()
         change = demo.session_change(session, editor, self.cs, n_events, types, ev_seed, brush=self.view)
         seed = random.randrange(2**31) if randomize else int(seed or 0)
-        gen = demo.generate(
+        gen = demo.generate_variants(
             self.models,
             session.before_map,
             change,

@@ -1,6 +1,6 @@
 """Latency of the app's Generate button: from the click to every output, per step count and before image.
 
-Runs what the `/generate` handler runs (after map from the edit, `demo.generate`: before-image synthesis when
+Runs what the `/generate` handler runs (after map from the edit, `demo.generate_variants`: before-image synthesis when
 there is no real image, the after image, the zero-shot CD prediction; then the overlay and the zip) with three
 random change events, after one warm-up call, and prints the median of `--repeats` calls split into synthesis,
 change, CD and packaging, for every sampler of `--steps` and every before image of `--before`:
@@ -172,7 +172,7 @@ def main() -> None:
         models.pipe._onnx = forwards[backend]
         models.pipe.register_to_config(default_guidance_interval=list(interval or own_interval))
         t0 = time.perf_counter()
-        gen = demo.generate(models, before_map, changes[kind], image, seed=seed, num_inference_steps=steps,
+        gen = demo.generate_variants(models, before_map, changes[kind], image, seed=seed, num_inference_steps=steps,
                             guidance_scale=args.guidance, content=content)
         t1 = time.perf_counter()
         demo.prediction_overlay(gen.samples[0])

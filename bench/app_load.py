@@ -56,7 +56,7 @@ import itertools, runpy, sys, threading, time
 import changeanywhere.demo as demo
 kind, at, app = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 sys.argv = [app, *sys.argv[4:]]
-real, count, lock = demo.generate, itertools.count(1), threading.Lock()
+real, count, lock = demo.generate_variants, itertools.count(1), threading.Lock()
 def generate(*args, **kwargs):
     with lock:
         n = next(count)
@@ -65,7 +65,7 @@ def generate(*args, **kwargs):
             time.sleep(10**6)
         raise RuntimeError(f"fault injected by the load bench into Generate call {n}")
     return real(*args, **kwargs)
-demo.generate = generate
+demo.generate_variants = generate
 runpy.run_path(app, run_name="__main__")
 """
 

@@ -97,15 +97,15 @@ class PairSettings(EventSettings, SamplerSettings):
 @dataclass
 class ChangePair:
     """One change pair: the before image (A) and the generated after image (B), both dates' land-cover maps,
-    the change mask and change type (`events.ChangeResult`), and `meta`: its seeds, events, the sampler's
-    content scale, anchored steps and drift, and pixel statistics (JSON-serialisable). With `change_classes`,
-    the change mask (the label) holds only the counted changes; `change_type` and the maps still hold all."""
+    the label and change type, and `meta`: its seeds, events, the sampler's content scale, anchored steps and
+    drift, and pixel statistics (JSON-serialisable). `label` is the change that counts (what `label/` holds):
+    every change, or with `change_classes` only those; `change_type` and the maps hold every change."""
 
     before_image: np.ndarray  # HxWx3 uint8
     after_image: np.ndarray  # HxWx3 uint8
     before_map: np.ndarray  # HxW uint8 index map
     after_map: np.ndarray  # HxW uint8 index map
-    change_mask: np.ndarray  # HxW bool
+    label: np.ndarray  # HxW bool: the counted change
     change_type: np.ndarray  # HxW uint8: 0 = no change, else 1 + from * K + to
     meta: dict[str, Any]
     rerendered: np.ndarray | None = None  # HxW bool: unchanged pixels the model re-rendered (non-change)
@@ -298,7 +298,7 @@ def build_pairs(
 
     Returns:
         `list[ChangePair]`: one per pair, in input order: the before image (as given or synthesized, without
-        pasted content), the after image, both maps, the change mask (only the counted changes with
+        pasted content), the after image, both maps, the label (only the counted changes with
         `change_classes`), the change type, `meta` (seeds, content scale, anchored steps, change sampler, drift,
         non-change, content record, events, pixel statistics, then the given `meta`) and the re-rendered
         unchanged pixels (None when non-change is off).

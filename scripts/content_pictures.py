@@ -28,7 +28,7 @@ def label_rgb(mask: np.ndarray) -> np.ndarray:
 
 def row(pair, gap: int = 4) -> list[np.ndarray]:
     pad = np.full((pair.before_image.shape[0], gap, 3), 255, np.uint8)
-    return [pair.after_image, pad, label_rgb(pair.change_mask), pad]
+    return [pair.after_image, pad, label_rgb(pair.label), pad]
 
 
 def main() -> int:

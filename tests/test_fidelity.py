@@ -72,7 +72,7 @@ def test_the_change_renders_get_every_sampler_setting_of_the_pair(fake_dataset, 
     monkeypatch.setattr(tiny_pipe, "change", lambda *a, **kw: seen.append(kw["settings"]) or change(*a, **kw))
     tiles = select_tiles(str(fake_dataset), dubai, split=None, size=32, max_tiles=2)
     seg = LandCoverSegmenter(num_classes=dubai.num_classes, widths=(4, 8))
-    settings = PairSettings(strength=0.5, free_band=2, feather=3, blend="latent", nonchange=0.0)
+    settings = PairSettings(strength=0.5, free_band=2, feather=3, blend="latent", nonchange=0.0, content="diffusion")
     evaluate_generator(tiny_pipe, seg, tiles, dubai, num_inference_steps=2, batch_size=2, settings=settings)
     assert seen and all((s.strength, s.free_band, s.feather, s.blend) == (0.5, 2, 3, "latent") for s in seen)
     assert all(s.nonchange == 0.0 and s.drift == 0.0 for s in seen)  # the "off" render; non-change is passed apart

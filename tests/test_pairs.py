@@ -39,8 +39,8 @@ def test_build_pairs_labels_only_the_change_that_counts(tiny_pipe):
     np.testing.assert_array_equal(b_pair.after_image, all_pair.after_image)
     np.testing.assert_array_equal(b_pair.after_map, after)
     np.testing.assert_array_equal(b_pair.change_type, all_pair.change_type)
-    np.testing.assert_array_equal(all_pair.change_mask, change.change_mask)
-    np.testing.assert_array_equal(b_pair.change_mask, counted_change(before, after, change.change_mask, (BUILDING,)))
+    np.testing.assert_array_equal(all_pair.label, change.change_mask)
+    np.testing.assert_array_equal(b_pair.label, counted_change(before, after, change.change_mask, (BUILDING,)))
     m = b_pair.meta
     assert m["change_classes"] == ["building"] and m["changed_pixels"] == 80
     assert m["change_ratio"] == pytest.approx(80 / 1024, abs=1e-6)
@@ -58,7 +58,7 @@ def test_build_pairs_records_nonchange_in_meta(inpaint_pipe, tiny_pipe, before_p
     (pair,) = build_pairs(inpaint_pipe, [img], [change], [2], inpaint_pipe.class_set, settings, meta=[record])
     nc = pair.meta["nonchange"]
     assert pair.meta["sampler"] == "inpaint" and nc["settings"]["strength"] == 1.0 and "misregistration" in nc
-    np.testing.assert_array_equal(pair.change_mask, change.change_mask)
+    np.testing.assert_array_equal(pair.label, change.change_mask)
     # a plain (v2) UNet gets appearance and acquisition only
     (plain,) = build_pairs(tiny_pipe, [img], [change], [2], tiny_pipe.class_set, settings, meta=[record])
     assert plain.meta["nonchange"]["settings"]["rerender"] == [0.0, 0.0] and plain.meta["sampler"] == "anchored"

@@ -46,7 +46,7 @@ def write_pair(out: Path, index: int, pair: ChangePair, class_set: ClassSet, fil
     images = {
         "A": pair.before_image,
         "B": pair.after_image,
-        "label": change_label_image(pair.before_map, pair.after_map, pair.change_mask),
+        "label": change_label_image(pair.before_map, pair.after_map, pair.label),
         "label_A": pair.before_map,
         "label_B": pair.after_map,
         "change_type": pair.change_type,

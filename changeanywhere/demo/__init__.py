@@ -1,9 +1,9 @@
 """The app's logic: plain functions that `app.py` wires to a Gradio UI (and tests call directly).
 
-The flow: `inputs` loads a before land-cover map (a real example with its aerial image, a procedural example,
+The flow: `uploads` reads a before land-cover map (a real example with its aerial image, a procedural example,
 or an upload whose class set is detected from its colours, checked before it is decoded), optionally with its
-real image; `editing` turns painted brush strokes and/or
-random change events into an after map; `session` generates the before image (when there is none) and the
+real image, into a `session`; `editing` turns painted brush strokes and/or
+random change events into an after map; `generation` makes the before image (when there is none) and the
 after image(s) with the dataset generator's builder, and predicts the change with a change-detection model,
 zero-shot, scored against the label; `package` zips the pairs in the layout of `changeanywhere generate`.
 `models` loads what all this runs on; `files` writes the images the app serves, one file per request. Errors
@@ -21,10 +21,26 @@ from .editing import (
     session_change,
 )
 from .files import OUTPUT_FILE_MAX_AGE_S, OutputFiles
-from .inputs import (
+from .generation import (
+    DEFAULT_CONTENT,
+    DEFAULT_CONTENT_SCALE,
+    DEFAULT_DRIFT,
+    DEFAULT_NONCHANGE,
+    MAX_VARIANTS,
+    Generation,
+    Sample,
+    generate_variants,
+    metrics_markdown,
+    pair_metrics,
+    prediction_overlay,
+    zero_shot_prediction,
+)
+from .models import COUNTS, Models, load_models, status_markdown
+from .package import ZIP_MAX_AGE_S, write_sample_zip
+from .session import Session, start_session
+from .uploads import (
     AUTO,
     MAX_SIDE,
-    Session,
     default_brush,
     detect_class_set,
     display_class_set,
@@ -36,24 +52,7 @@ from .inputs import (
     md_escape,
     read_before_image,
     read_uploaded_map,
-    start_session,
     swatch_names_css,
-)
-from .models import COUNTS, Models, load_models, status_markdown
-from .package import ZIP_MAX_AGE_S, write_sample_zip
-from .session import (
-    DEFAULT_CONTENT,
-    DEFAULT_CONTENT_SCALE,
-    DEFAULT_DRIFT,
-    DEFAULT_NONCHANGE,
-    MAX_VARIANTS,
-    Generation,
-    Sample,
-    generate,
-    metrics_markdown,
-    pair_metrics,
-    prediction_overlay,
-    zero_shot_prediction,
 )
 from .warmup import warm_up
 
@@ -84,7 +83,7 @@ __all__ = [
     "editor_value",
     "example_names",
     "fit_to_model",
-    "generate",
+    "generate_variants",
     "legend_html",
     "load_example",
     "load_models",

@@ -10,7 +10,7 @@ import numpy as np
 from ..classes import ClassSet
 from ..errors import ChangeAnywhereError, MapSizeError
 from ..events import EVENT_TYPES, ChangeResult, UserEdit, simulate_changes
-from .inputs import Session
+from .session import Session
 
 ALPHA_THRESHOLD = 128  # a stroke pixel counts as painted from this opacity on (strokes are antialiased)
 

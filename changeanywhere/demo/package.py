@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..classes import ClassSet
 from ..dataset.layout import make_folders, sample_id, write_pair
-from .session import Generation
+from .generation import Generation
 
 ZIP_MAX_AGE_S = 3600  # packaged samples older than this are deleted when a new one is written
 

@@ -6,8 +6,8 @@ import time
 
 from ..examples import make_example_map
 from .editing import make_after_map
+from .generation import generate_variants
 from .models import Models
-from .session import generate
 
 
 def warm_up(models: Models, size: int = 128) -> float:
@@ -22,6 +22,6 @@ def warm_up(models: Models, size: int = 128) -> float:
     for seed in range(10):
         change = make_after_map(before_map, models.class_set, num_events=3, seed=seed)
         if change.change_mask.any():
-            generate(models, before_map, change, seed=0)
+            generate_variants(models, before_map, change, seed=0)
             break
     return time.perf_counter() - t0

@@ -1,4 +1,4 @@
-"""`demo.inputs`: reading uploaded maps and before images, fitting them to the model, the examples, the
+"""`demo.uploads`: reading uploaded maps and before images, fitting them to the model, the examples, the
 display palette."""
 
 

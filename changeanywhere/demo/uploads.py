@@ -1,6 +1,6 @@
-"""The app's inputs: examples (real Dubai crops with their image, and procedural maps), uploaded maps (class set
-detected from their colours) and real before images, fitted to the generator's size rules; the editor's starting
-value and the brush legend.
+"""What the app reads in: examples (real Dubai crops with their image, and procedural maps), uploaded maps (class
+set detected from their colours) and real before images, fitted to the generator's size rules; the editor's
+starting value and the brush legend.
 
 Sizes: an upload claiming more than `MAX_PIXELS` pixels is refused from its header, before decoding (a
 decompression bomb); a map larger than `MAX_SIDE` on its longer side is downscaled (nearest for the map, area
@@ -14,7 +14,6 @@ import dataclasses
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -300,32 +299,3 @@ def swatch_names_css(class_set: ClassSet, editor: str = "#editor") -> str:
         rgb = ", ".join(str(v) for v in c.color)
         rules.append(f'{editor} menu.swatch button.color[style*="rgb({rgb})"]::after {{ content: "{name}"; }}')
     return "\n".join(rules) + "\n"
-
-
-@dataclass
-class Session:
-    """A loaded before map (fitted to the model), its real image if one was given, and what to tell the user."""
-
-    before_map: np.ndarray
-    before_image: np.ndarray | None
-    source: str
-    notices: list[str] = field(default_factory=list)  # all of them; `fit_notices` are the ones to flash
-    fit_notices: list[str] = field(default_factory=list)
-
-    @property
-    def summary(self) -> str:
-        """Markdown: what was loaded."""
-        h, w = self.before_map.shape
-        what = "real image" if self.before_image is not None else "no image: the before image is synthesized"
-        return f"Loaded **{md_escape(self.source)}** ({w}×{h} px, {what})." + "".join(
-            f"  \n{md_escape(n)}" for n in self.notices
-        )
-
-
-def start_session(
-    before_map: np.ndarray, image: np.ndarray | None, source: str, notices: Sequence[str], multiple: int,
-    max_side: int = MAX_SIDE,
-) -> Session:
-    """A session for a map (and optional image), fitted to the generator's size rules (see `fit_to_model`)."""
-    before_map, image, fit_notices = fit_to_model(before_map, image, multiple, max_side)
-    return Session(before_map, image, source, [*notices, *fit_notices], fit_notices)

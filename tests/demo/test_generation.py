@@ -1,4 +1,4 @@
-"""`demo.session`: generating pairs on the tiny models (the packaged zip included), what counts as change, and the
+"""`demo.generation`: generating pairs on the tiny models (the packaged zip included), what counts as change, and the
 refusals."""
 
 import io
@@ -19,7 +19,7 @@ from tests.helpers import SIZE
 def test_generate_and_package(models, dubai, before_map, tmp_path):
     change = demo.make_after_map(before_map, dubai, num_events=3, seed=2)
     steps = []
-    gen = demo.generate(models, before_map, change, seed=7, num_inference_steps=3, variants=2,
+    gen = demo.generate_variants(models, before_map, change, seed=7, num_inference_steps=3, variants=2,
                         progress=lambda f, d: steps.append((f, d)))
     assert [s.pair.seed for s in gen.samples] == [7, 8]
     # bank content at strength 0: the model samples only where non-change re-renders (none with this tiny model)
@@ -29,15 +29,15 @@ def test_generate_and_package(models, dubai, before_map, tmp_path):
     assert all(0 < a <= b <= 1 for (a, _), (b, _) in zip(steps, steps[1:], strict=False))
     for s in gen.samples:
         assert s.pair.before_image.shape == s.pair.after_image.shape == (SIZE, SIZE, 3)
-        np.testing.assert_array_equal(s.pair.change_mask, before_map != s.pair.after_map)  # what was pasted
-        assert not (s.pair.change_mask & (change.after == before_map)).any()  # within the planned change
+        np.testing.assert_array_equal(s.pair.label, before_map != s.pair.after_map)  # what was pasted
+        assert not (s.pair.label & (change.after == before_map)).any()  # within the planned change
         assert s.prediction.shape == (SIZE, SIZE) and 0 <= s.metrics["f1"] <= 1
         assert demo.prediction_overlay(s).shape == (SIZE, SIZE, 3)
     np.testing.assert_array_equal(gen.samples[0].pair.before_image, gen.samples[1].pair.before_image)  # one
     assert gen.settings["before_image"] == "synthesized" and gen.settings["before_seed"] == 7
 
     real = np.full((SIZE, SIZE, 3), 90, np.uint8)
-    gen2 = demo.generate(models, before_map, change, real, seed=1, num_inference_steps=2)
+    gen2 = demo.generate_variants(models, before_map, change, real, seed=1, num_inference_steps=2)
     assert gen2.timings["synthesis"] == 0 and (gen2.samples[0].pair.before_image == real).all()
 
     path = demo.write_sample_zip(gen, dubai, tmp_path, source="test")
@@ -81,32 +81,32 @@ def test_what_counts_as_change_picks_the_label_and_the_model(tiny_model_dirs, du
             change = c
             break
     assert change is not None
-    painted = demo.generate(models, before_map, change, seed=3, num_inference_steps=2, counts="building",
-                            content="diffusion").samples[0].pair
-    np.testing.assert_array_equal(painted.change_mask, counted)  # painting follows the planned map exactly
+    painted = demo.generate_variants(models, before_map, change, seed=3, num_inference_steps=2, counts="building",
+                                     content="diffusion").samples[0].pair
+    np.testing.assert_array_equal(painted.label, counted)  # painting follows the planned map exactly
     np.testing.assert_array_equal(painted.after_map, change.after)
-    gen = demo.generate(models, before_map, change, seed=3, num_inference_steps=2, counts="building")
+    gen = demo.generate_variants(models, before_map, change, seed=3, num_inference_steps=2, counts="building")
     pair = gen.samples[0].pair  # bank content: the map is what was pasted, inside the planned change
     moved = pair.after_map != before_map
     assert moved.any() and not (moved & (change.after == before_map)).any()
     counted = moved & ((before_map == building) | (pair.after_map == building))
-    np.testing.assert_array_equal(pair.change_mask, counted)
+    np.testing.assert_array_equal(pair.label, counted)
     assert gen.settings["counts"] == "building" and gen.settings["cd_model"] == str(tmp_path / "cd-building")
     assert "building-change CD model cd-building" in gen.settings["cd_method"]
-    any_change = demo.generate(models, before_map, change, seed=3, num_inference_steps=2)
-    np.testing.assert_array_equal(any_change.samples[0].pair.change_mask, moved)
+    any_change = demo.generate_variants(models, before_map, change, seed=3, num_inference_steps=2)
+    np.testing.assert_array_equal(any_change.samples[0].pair.label, moved)
     assert any_change.settings["cd_model"] == str(cd_dir)
     alone = demo.load_models(gen_dir, cd_dir, device="cpu", fallback=None, cd_building_fallback=tmp_path / "none")
     assert any("No building-change CD model" in n for n in alone.notices)
-    stand_in = demo.generate(alone, before_map, change, seed=3, num_inference_steps=2, counts="building")
+    stand_in = demo.generate_variants(alone, before_map, change, seed=3, num_inference_steps=2, counts="building")
     assert "no building-change model loaded" in stand_in.settings["cd_method"]
     with pytest.raises(ChangeAnywhereError, match="what counts as change"):
-        demo.generate(models, before_map, change, counts="roads")
+        demo.generate_variants(models, before_map, change, counts="roads")
 
 
 def test_generate_refuses_no_change_and_no_model(models, dubai, before_map, tmp_path):
     with pytest.raises(ChangeAnywhereError, match="changes nothing"):
-        demo.generate(models, before_map, demo.make_after_map(before_map, dubai))
+        demo.generate_variants(models, before_map, demo.make_after_map(before_map, dubai))
     empty = demo.Models(None, None, dubai, "x", "cva", ["Generator: no pipeline at x"])
     with pytest.raises(ChangeAnywhereError, match="no pipeline at x"):
-        demo.generate(empty, before_map, demo.make_after_map(before_map, dubai, num_events=2))
+        demo.generate_variants(empty, before_map, demo.make_after_map(before_map, dubai, num_events=2))
