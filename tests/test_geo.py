@@ -190,7 +190,7 @@ def test_generate_png_with_world_files(geo_setup, tmp_path):
             assert (out / d / f"{rec['id']}.pgw").is_file()
             assert_georeferenced(out / d / f"{rec['id']}.png", rec["source"]["x"], rec["source"]["y"])
     settings = json.loads((out / "generation.json").read_text())
-    assert "file_format" not in settings  # png: recorded as before this option existed
+    assert settings["file_format"] == "png"  # every option is recorded
 
 
 def test_large_scene_is_read_by_windows(geo_setup, tmp_path, monkeypatch):
