@@ -385,7 +385,7 @@ def format_report(report: dict[str, Any]) -> str:
     for name, v in report["per_class"].items():
         lines.append(f"{name:<14}{_fmt(v['real_iou']):>10}{_fmt(v['generated_iou']):>15}")
     lines.append(
-        f"({report['num_tiles']} tiles of {report['tile_size']}², {report['sampler']['steps']} steps, "
+        f"({report['num_tiles']} tiles of {report['tile_size']}², {report['sampler']['num_inference_steps']} steps, "
         f"guidance {report['sampler']['guidance_scale']}, {report['wall_s']} s)"
     )
     return "\n".join(lines)

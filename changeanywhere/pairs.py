@@ -228,7 +228,7 @@ def unrefined(
                         change_masks=np.stack([c.change_mask for c in changes]),
                         after_maps=np.stack([c.after for c in changes]), content_scales=[1.0] * n,
                         seeds=[derive_seed(s, DIFFUSION) for s in seeds], mix_steps=[0] * n, drifts=[None] * n,
-                        sampler={**settings.record(), "change_sampler": None}, nonchange=records)
+                        sampler={**settings.record(), "sampler": None}, nonchange=records)
 
 
 def synthesize_before(
@@ -340,7 +340,7 @@ def build_pairs(
     for i, (c, seed, more) in enumerate(zip(changes, seeds, extra, strict=True)):
         label, stats = counted_stats(c, class_set, class_ids)
         record = {"seed": int(seed), "diffusion_seed": int(out.seeds[i]), "content_scale": float(out.content_scales[i]),
-                  "mix_steps": int(out.mix_steps[i]), "sampler": out.sampler["change_sampler"],
+                  "mix_steps": int(out.mix_steps[i]), "sampler": out.sampler["sampler"],
                   "drift": out.drifts[i], "nonchange": out.nonchange[i], "content": content[i], "events": c.events,
                   **stats, **more}
         pairs.append(ChangePair(np.ascontiguousarray(images[i]), after[i], c.before, c.after, label,

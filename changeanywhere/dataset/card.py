@@ -207,7 +207,7 @@ def _card_settings(settings: dict[str, Any]) -> list[str]:
         f"| sources | {settings['sources']['count']} image/label pairs ({settings['sources']['split']}), "
         f"{settings['tiling']} {settings['size']}² tiles |",
         f"| sampler | {describe_sampler(settings)} |",
-        f"| change sampler | {smp['change_sampler']} |",
+        f"| change sampler | {smp['sampler']} |",
         f"| realistic non-change | {describe_nonchange(smp)} |",
         f"| change events | {ev['num_events'][0]}–{ev['num_events'][1]} per pair "
         f"({', '.join(ev['event_types'])}), objects ≥ {ev['min_area']} px |",

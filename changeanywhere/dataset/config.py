@@ -32,7 +32,7 @@ MUTABLE_KEYS = ("num", "splits")
 INFO_KEY = "info"
 # generation.json's sampler block: these fields of the one record (`SamplerSettings.record`), in this order; the
 # guidance interval and the scheduler go under INFO_KEY (not compared on resume)
-SAMPLER_KEYS = ("steps", "eta", "content_scale", "blend", "feather", "drift", "nonchange", "change_sampler",
+SAMPLER_KEYS = ("num_inference_steps", "eta", "content_scale", "blend", "feather", "drift", "nonchange", "sampler",
                 "guidance_scale")
 
 

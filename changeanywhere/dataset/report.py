@@ -27,7 +27,7 @@ def format_plan(result: GenerateResult) -> str:
         f"  samples    {p.num:,} (ids {sample_id(0)}..{sample_id(p.num - 1)}), global seed {s['seed']}",
         f"  batches    {p.num_batches:,} of {p.batch_size}"
         + (f" (the last one computed in full: {extra} extra sample(s) not written)" if extra else ""),
-        f"  sampler    {describe_sampler(s)}, {smp['change_sampler']} change sampler",
+        f"  sampler    {describe_sampler(s)}, {smp['sampler']} change sampler",
         f"  nonchange  {describe_nonchange(smp)}",
         f"  events     {ev['num_events'][0]}:{ev['num_events'][1]} per pair ({','.join(ev['event_types'])}), "
         f"min area {ev['min_area']} px",
@@ -60,7 +60,7 @@ def describe_sampler(settings: dict[str, Any]) -> str:
     """The sampler of a dataset record (generation.json) in words: scheduler, steps, eta, guidance and the steps
     it applies to, content scale."""
     smp = settings["sampler"]
-    return (f"{settings[INFO_KEY]['scheduler']}, {smp['steps']} steps,{_eta(settings)} guidance "
+    return (f"{settings[INFO_KEY]['scheduler']}, {smp['num_inference_steps']} steps,{_eta(settings)} guidance "
             f"{smp['guidance_scale']:g}{_interval(settings)}, content scale "
             f"{smp['content_scale'][0]:g}–{smp['content_scale'][1]:g}")
 
@@ -75,7 +75,7 @@ def _interval(settings: dict[str, Any]) -> str:
     from ..generator.sampling import guided_steps
 
     start, stop = settings[INFO_KEY]["guidance_interval"]
-    n, scale = settings["sampler"]["steps"], settings["sampler"]["guidance_scale"]
+    n, scale = settings["sampler"]["num_inference_steps"], settings["sampler"]["guidance_scale"]
     steps = guided_steps((start, stop), n, scale)
     if scale == 1.0 or steps == range(n):
         return ""  # no guidance at all (scale 1), or on every step: nothing to add

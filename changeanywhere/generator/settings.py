@@ -95,7 +95,7 @@ class SamplerSettings:
         app's info and `eval-generator`'s report read it. Call it on resolved settings."""
         cs = self.content_scale
         return {
-            "steps": self.num_inference_steps,
+            "num_inference_steps": self.num_inference_steps,
             "eta": float(self.eta),
             "guidance_scale": None if self.guidance_scale is None else float(self.guidance_scale),
             "guidance_interval": None if self.guidance_interval is None else [float(v) for v in self.guidance_interval],
@@ -106,7 +106,7 @@ class SamplerSettings:
             "strength": float(self.strength),
             "drift": _strength(self.drift),
             "nonchange": _strength(self.nonchange),
-            "change_sampler": self.sampler,
+            "sampler": self.sampler,
         }
 
 

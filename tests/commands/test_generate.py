@@ -117,7 +117,7 @@ def test_layout_manifest_and_card_match_the_files(reference):
         # everything needed to regenerate it
         assert m["seed"] == sample_seed(0, m["index"])
         assert {"image", "label", "x", "y", "size"} <= set(m["source"])
-        assert m["generation"]["sampler"]["steps"] == 5 and m["events"] and "content_scale" in m
+        assert m["generation"]["sampler"]["num_inference_steps"] == 5 and m["events"] and "content_scale" in m
         assert m["split"] in ("train", "val", "test")
 
     card = (reference / "README.md").read_text()
@@ -142,7 +142,7 @@ def test_layout_manifest_and_card_match_the_files(reference):
     for s, names in lists.items():
         assert row(s) == len(names)
     settings = json.loads((reference / "generation.json").read_text())
-    assert settings["num"] == NUM and settings["sampler"]["steps"] == 5 and settings["batch_size"] == 4
+    assert settings["num"] == NUM and settings["sampler"]["num_inference_steps"] == 5 and settings["batch_size"] == 4
 
 
 def test_build_pairs_matches_a_generated_sample(setup, reference, tiny_pipe):
@@ -257,7 +257,7 @@ def test_different_settings_are_refused(setup, reference, tmp_path, capsys):
     args[args.index("--num-inference-steps") + 1] = "6"
     args[args.index("--batch-size") + 1] = "8"
     code, _, err = run_cli(args, capsys)
-    assert code == 2 and "different settings" in err and "sampler.steps: 5 in the folder, 6 now" in err
+    assert code == 2 and "different settings" in err and "sampler.num_inference_steps: 5 in the folder, 6 now" in err
     assert "batch_size" in err
     code, _, err = run_cli(args_for(setup, out, NUM - 1), capsys)
     assert code == 2 and "may grow but not shrink" in err

@@ -51,7 +51,7 @@ def test_generate_and_package(models, dubai, before_map, tmp_path):
     expected = {f"{d}/00000{i}.png" for d in folders for i in (0, 1)} | {"meta/000000.json", "meta/000001.json"}
     assert names == expected | {"metadata.json"}
     np.testing.assert_array_equal(label == 255, before_map != after_map)
-    assert [s["seed"] for s in meta["samples"]] == [7, 8] and meta["sampler"]["steps"] == 3
+    assert [s["seed"] for s in meta["samples"]] == [7, 8] and meta["sampler"]["num_inference_steps"] == 3
     assert sample_meta["events"] == change.events and meta["class_set"] == "dubai-landcover"
     assert sample_meta["content_scale"] == pytest.approx(demo.DEFAULT_CONTENT_SCALE)
     assert sample_meta["drift"] is None and demo.DEFAULT_DRIFT == 0  # non-change replaced the global drift

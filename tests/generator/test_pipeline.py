@@ -109,7 +109,7 @@ def test_entry_points_and_return_dict(tiny_pipe, before_pair):
     """diffusers conventions: `pipe(map)` synthesizes, the change has its own entry point; return_dict=False."""
     img, m = before_pair
     images, seeds, sampler = tiny_pipe(m, num_inference_steps=2, seed=4, output_type="np", return_dict=False)
-    assert images.shape == (1, 32, 32, 3) and seeds == [4] and sampler["steps"] == 2
+    assert images.shape == (1, 32, 32, 3) and seeds == [4] and sampler["num_inference_steps"] == 2
     with pytest.raises(ChangeAnywhereError, match="pipe.change"):
         tiny_pipe(m, image=img)
     out = tiny_pipe.change(img, m, m, num_inference_steps=2, seed=1, output_type="np", return_dict=False)
@@ -203,7 +203,7 @@ def test_settings_and_keywords_are_the_same_call(tiny_pipe, before_pair):
     assert np.array_equal(by_settings.images, by_keywords.images)
     resolved, record = tiny_pipe.resolve(s)
     assert by_settings.sampler == record and resolved.guidance_scale == tiny_pipe.config.default_guidance_scale
-    assert record["steps"] == 2 and record["guidance_interval"] == [0.25, 0.75]
+    assert record["num_inference_steps"] == 2 and record["guidance_interval"] == [0.25, 0.75]
     assert tiny_pipe.resolve(s, num_inference_steps=3)[0].num_inference_steps == 3  # keywords replace fields
 
 
@@ -287,7 +287,7 @@ def test_inpainting_pipeline_defaults_and_context(inpaint_pipe, tiny_pipe, befor
     assert inpaint_pipe.is_inpainting and not tiny_pipe.is_inpainting
     assert inpaint_pipe.resolve()[0].sampler == "inpaint" and tiny_pipe.resolve()[0].sampler == "anchored"
     out = inpaint_pipe.change(img, m, after, seed=0, output_type="np", guidance_scale=1.0)
-    assert out.sampler["change_sampler"] == "inpaint" and out.mix_steps == [0]
+    assert out.sampler["sampler"] == "inpaint" and out.mix_steps == [0]
     # the before image is the network's context: another before image gives other painted pixels
     other = inpaint_pipe.change(255 - img, m, after, seed=0, output_type="np", guidance_scale=1.0)
     changed = out.change_masks[0]
@@ -305,4 +305,4 @@ def test_sampler_errors(inpaint_pipe, tiny_pipe, before_pair):
     with pytest.raises(ParameterError, match="re-rendering"):
         tiny_pipe.change(img, m, m, nonchange=NonChangeSettings())
     anchored = inpaint_pipe.change(img, m, m, sampler="anchored", seed=0, output_type="np")
-    assert anchored.sampler["change_sampler"] == "anchored"
+    assert anchored.sampler["sampler"] == "anchored"
