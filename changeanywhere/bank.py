@@ -412,29 +412,29 @@ def _textures(name: str, image: np.ndarray, label: np.ndarray, k: int, objects: 
     return out
 
 
-def bank_cache_key(paths: Sequence[Path], class_set: ClassSet, settings: BankSettings) -> str:
-    """A key for a bank built on the fly: 16 hex digits of a hash of the files (resolved path, size, modification
-    time), the class set, the settings and `BANK_FORMAT`.
+def file_stamps(paths: Sequence[Path]) -> list[str]:
+    """What identifies source files for a cache: resolved path, size and modification time, sorted."""
+    return [f"{p.resolve()}|{p.stat().st_size}|{p.stat().st_mtime_ns}" for p in sorted(paths)]
+
+
+def bank_cache_key(sources: Any, class_set: ClassSet, settings: BankSettings) -> str:
+    """The one key of a bank built on the fly: 16 hex digits of a hash of its sources, the class set, the
+    settings and `BANK_FORMAT`.
 
     Args:
-        paths (`Sequence[Path]`):
-            The source files (images and maps), in any order.
+        sources (JSON-serialisable):
+            What identifies the sources: `file_stamps` of the files, or `generate`'s sources fingerprint and how
+            it reads them.
         class_set (`ClassSet`):
             The classes the bank is built with.
         settings (`BankSettings`):
             The settings it is built with.
 
     Returns:
-        `str`: the key (a file changed in size or time gives another).
+        `str`: the key (other sources, classes or settings give another).
     """
-    h = hashlib.sha256()
-    for p in sorted(paths):
-        st = p.stat()
-        h.update(f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-    h.update(json.dumps(class_set.to_dict(), sort_keys=True).encode())
-    h.update(json.dumps(settings.to_dict(), sort_keys=True).encode())
-    h.update(str(BANK_FORMAT).encode())
-    return h.hexdigest()[:16]
+    record = [sources, class_set.to_dict(), settings.to_dict(), BANK_FORMAT]
+    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def cached(key: str, build: Callable[[], ObjectBank], cache_dir: str | os.PathLike | None = None) -> ObjectBank:
@@ -493,7 +493,7 @@ def cached_bank(images: str | os.PathLike, labels: str | os.PathLike, class_set:
         `ObjectBank`: the bank (rebuilt when a file's size or modification time changes).
     """
     pairs = pair_folders(images, labels, split, **split_kw)
-    key = bank_cache_key([p for pair in pairs for p in pair], class_set, settings)
+    key = bank_cache_key(file_stamps([p for pair in pairs for p in pair]), class_set, settings)
     return cached(key, lambda: ObjectBank.from_folders(images, labels, class_set, split, settings, **split_kw),
                   cache_dir)
 

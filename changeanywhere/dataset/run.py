@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
 import tempfile
@@ -19,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .. import geo
-from ..bank import BankSettings, ObjectBank, cached, resolve_bank
+from ..bank import BankSettings, ObjectBank, bank_cache_key, cached, resolve_bank
 from ..classes import ClassSet
 from ..errors import GenerationError
 from ..events import ChangeResult
@@ -145,10 +144,9 @@ def sources_bank(cfg: GenerateConfig, class_set: ClassSet, sources: Sequence[Sou
     """The object bank of a run: `cfg.bank` when given, else one cut from the sources themselves (read as the run
     reads them), built on the first run and cached by the sources' fingerprint."""
     settings = BankSettings()
-    key = hashlib.sha256(json.dumps([sources_fingerprint(sources), class_set.to_dict(), settings.to_dict(),
-                                     cfg.bands, cfg.resample, cfg.snap_colors], sort_keys=True).encode()).hexdigest()
+    key = bank_cache_key([sources_fingerprint(sources), cfg.bands, cfg.resample, cfg.snap_colors], class_set, settings)
     origin = f"{Path(cfg.images).name} ({len(sources)} images)"
-    return resolve_bank(cfg.bank, class_set, lambda: cached(key[:16], lambda: ObjectBank.build(
+    return resolve_bank(cfg.bank, class_set, lambda: cached(key, lambda: ObjectBank.build(
         source_windows(sources, cache), class_set, settings, origin)))
 
 
