@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     for i, (img, m) in enumerate(zip(t.images, t.maps, strict=True)):
         seed = args.seed + i
         after = simulate_changes(m, cs, seed=seed, num_events=defaults.num_events).after
-        kw = dict(num_inference_steps=args.steps, seed=seed, output_type="np")
+        kw = dict(num_inference_steps=args.steps, seed=seed, output_type="np", nonchange=0)  # the drift alone
         on = pipe.change(img, m, after, drift=defaults.drift, **kw)
         b_on = (on.images[0] * 255).round().astype(np.uint8)
         off = pipe.change(img, m, after, **kw)

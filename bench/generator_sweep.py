@@ -46,6 +46,8 @@ def main() -> int:
     ap.add_argument("--model", default=None, help="pipeline folder (default: the embedded model)")
     ap.add_argument("--json", type=Path, default=None, help="write the whole report here")
     args = ap.parse_args()
+    from dataclasses import replace
+
     from changeanywhere.fidelity import evaluate_generator, select_tiles
     from changeanywhere.generator.nonchange import NonChangeSettings
     from changeanywhere.hub import load_pipeline
@@ -58,10 +60,8 @@ def main() -> int:
         return 1
     over, steps, nc = parse(args.settings)
     settings = PairSettings(**over)
-    if nc:  # this process only: the pair's strength with other non-change settings (the evaluator asks the
-        # pair's class for them, on the resolved copy of the settings)
-        PairSettings.nonchange_settings = (
-            lambda self, pipe: NonChangeSettings(strength=self.nonchange, **nc) if self.nonchange > 0 else None)
+    if nc and settings.nonchange_strength > 0:  # the pair's strength with other non-change settings
+        settings = replace(settings, nonchange=NonChangeSettings(strength=settings.nonchange_strength, **nc))
     pipe = load_pipeline(args.model, device="cpu", dtype="fp32")
     pipe.set_backend("auto")
     tiles = select_tiles(str(DUBAI), pipe.class_set, "val")

@@ -116,7 +116,7 @@ def _render(
     base = SamplerSettings(**{f.name: getattr(settings, f.name) for f in fields(SamplerSettings) if f.init
                               and f.name not in ("nonchange", "drift")})
     off = replace(settings, nonchange=0.0, drift=0.0)
-    wants_on = settings.nonchange > 0 or settings.drift > 0
+    wants_on = settings.nonchange_strength > 0 or settings.drift_strength > 0
     references = [colour_stats(real[(i + 1) % n], maps[(i + 1) % n], class_set.num_classes) for i in range(n)]
     parts: dict[str, list[np.ndarray]] = {"generated": [], "recon": [], "after_images": [], "after_maps": [],
                                           "after_nonchange": [], "rerendered": []}

@@ -324,7 +324,8 @@ def build_pairs(
             else settings
         out = pipe.change(
             starts, [c.before for c in changes], [c.after for c in changes], settings=run,
-            drift_reference=list(drift_references) if drift_references is not None and settings.drift > 0 else None,
+            drift_reference=(list(drift_references) if drift_references is not None and settings.drift_strength > 0
+                             else None),
             nonchange_reference=list(drift_references) if drift_references is not None else None,
             seed=[derive_seed(s, DIFFUSION) for s in seeds], output_type="pt",
             callback_on_step_end=callback_on_step_end, start_from="image" if settings.content == "bank" else "texture",

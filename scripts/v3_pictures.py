@@ -45,10 +45,10 @@ def val_pairs(pipe, out: Path, data: Path, n: int) -> None:
     t = select_tiles(str(data), cs, "val", 256, n)
     afters = [simulate_changes(m, cs, seed=i).after for i, m in enumerate(t.maps)]
     refs = [colour_stats(t.images[(i + 1) % n], t.maps[(i + 1) % n], cs.num_classes) for i in range(n)]
-    nonchange = PairSettings().nonchange_settings(pipe)
+    nonchange = PairSettings().nonchange  # the pipeline fits it to its UNet
     kw = dict(seed=list(range(n)), output_type="np")
     on = pipe.change(list(t.images), list(t.maps), afters, nonchange=nonchange, nonchange_reference=refs, **kw)
-    off = pipe.change(list(t.images), list(t.maps), afters, **kw)
+    off = pipe.change(list(t.images), list(t.maps), afters, nonchange=0, **kw)
     rows = []
     for i in range(n):
         label = (on.change_masks[i] * 255).astype(np.uint8)
@@ -74,7 +74,7 @@ def foreign_scenes(pipe, out: Path, cd_real: Path, segmenter_dir: str) -> None:
         after[40:110, 130:220] = names["building"]  # a new building block
         after[160:230, 30:100] = names["vegetation"] if k % 2 else names["water"]  # a park or a pond
         o = pipe.change(a, before, after, seed=k, output_type="np",
-                        nonchange=PairSettings().nonchange_settings(pipe))
+                        nonchange=PairSettings().nonchange)
         rows.append([a, cs.indices_to_colors(before), cs.indices_to_colors(after),
                      (o.images[0] * 255).round().astype(np.uint8)])
     grid(rows).save(out / "v3_foreign_scenes.jpg", quality=88)

@@ -237,7 +237,7 @@ def sample_input(
     where = {"image": src.image.name, "label": src.label.name, "x": x, "y": y, "size": s,
              "padded": x + s > src.width or y + s > src.height}
     grid = src.tile_grid(x, y, s)
-    wants_reference = settings.drift > 0 or settings.nonchange > 0
+    wants_reference = settings.drift_strength > 0 or settings.nonchange_strength > 0
     reference, ref_meta = (drift_reference(seed, k, sources, cache, s, class_set.num_classes) if wants_reference
                            else (None, None))
     return SampleInput(index, seed, image, change,

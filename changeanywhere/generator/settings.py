@@ -57,6 +57,16 @@ class SamplerSettings:
         given = {k: v for k, v in overrides.items() if v is not None and k in names}
         return replace(self, **given) if given else self
 
+    @property
+    def drift_strength(self) -> float:
+        """The drift's strength (0: off), whether `drift` is a number or `DriftSettings`."""
+        return _strength(self.drift)
+
+    @property
+    def nonchange_strength(self) -> float:
+        """Non-change's strength (0: off), whether `nonchange` is a number or `NonChangeSettings`."""
+        return _strength(self.nonchange)
+
     def mark_resolved(self) -> SamplerSettings:
         """These settings, marked as resolved: `ChangeAnywherePipeline.resolve` passes them through unchecked."""
         object.__setattr__(self, "is_resolved", True)
@@ -104,8 +114,8 @@ class SamplerSettings:
             "feather": int(self.feather),
             "free_band": int(self.free_band),
             "strength": float(self.strength),
-            "drift": _strength(self.drift),
-            "nonchange": _strength(self.nonchange),
+            "drift": self.drift_strength,
+            "nonchange": self.nonchange_strength,
             "sampler": self.sampler,
         }
 
